@@ -1,0 +1,41 @@
+import type { JobRecord } from './record';
+
+export type OutputMode = 'json' | 'table';
+
+/** --json and --table force a mode; otherwise a table on a terminal, records in a pipe. */
+export function outputMode(flags: Record<string, unknown>): OutputMode {
+  if (flags.json) return 'json';
+  if (flags.table) return 'table';
+  return process.stdout.isTTY ? 'table' : 'json';
+}
+
+export function ndjson(records: readonly object[]): string {
+  let out = '';
+  for (const r of records) out += JSON.stringify(r) + '\n';
+  return out;
+}
+
+export function age(from: string | null, to: string | null, now = Date.now()): string {
+  if (!from) return '-';
+  const s = Math.max(0, Math.floor(((to ? Date.parse(to) : now) - Date.parse(from)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+function exitColumn(r: JobRecord): string {
+  if (r.signal) return r.signal;
+  return r.exit_code === null ? '-' : String(r.exit_code);
+}
+
+export function table(records: readonly JobRecord[]): string {
+  const rows = [['NAME', 'STATUS', 'PID', 'AGE', 'EXIT']];
+  for (const r of records) rows.push([r.name, r.status, r.pid === null ? '-' : String(r.pid), age(r.started_at ?? r.created_at, r.ended_at), exitColumn(r)]);
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
+}
+
+export function formatRecords(records: readonly JobRecord[], mode: OutputMode): string {
+  return mode === 'json' ? ndjson(records) : table(records);
+}

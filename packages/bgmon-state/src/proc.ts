@@ -1,0 +1,88 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+
+export interface ProcStat {
+  pid: number;
+  /** R, S, D, Z, T, ... */
+  state: string;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** clock ticks after boot: with the boot id, the identity of a process */
+  starttime: number;
+  /** wait(2) status of a zombie (field 52); 0 for a live process */
+  exitStatus: number;
+}
+
+/** Reads /proc/<pid>/stat; null when there is no such process. */
+export function readStat(pid: number): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // comm may hold spaces and ')' itself: the fields start after the last ')'.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return {
+    pid,
+    state: f[0],
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    session: Number(f[3]),
+    starttime: Number(f[19]),
+    exitStatus: Number(f[49] ?? 0),
+  };
+}
+
+let cachedBootId: string | undefined;
+export function bootId(): string {
+  cachedBootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+  return cachedBootId;
+}
+
+/** True when pid is alive (zombies count as gone) and still the process we recorded. */
+export function isSameProcess(pid: number | null | undefined, starttime: number | null | undefined, boot: string | null | undefined): boolean {
+  if (!pid || boot !== bootId()) return false;
+  const st = readStat(pid);
+  return st !== null && st.state !== 'Z' && st.starttime === starttime;
+}
+
+export function listPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const c = entry.charCodeAt(0);
+    if (c >= 48 && c <= 57) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** True when the process's environment holds exactly `key=value`; false when unreadable (not ours). */
+export function environHas(pid: number, entry: string): boolean {
+  let env: Buffer;
+  try {
+    env = readFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return false;
+  }
+  const needle = Buffer.from(entry + '\0');
+  return env.indexOf(needle) === 0 || env.indexOf(Buffer.from('\0' + entry + '\0')) >= 0;
+}
+
+const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, num]) => [num, name]));
+
+export function signalName(num: number): string {
+  return SIGNAL_NAMES.get(num) ?? (num >= 34 && num <= 64 ? `SIGRTMIN+${num - 34}` : `SIG${num}`);
+}
+
+/** Accepts TERM, SIGTERM, sigterm or a number; returns the signal number, or null. */
+export function parseSignal(text: string): number | null {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    return n >= 1 && n <= 64 ? n : null;
+  }
+  const upper = text.toUpperCase();
+  const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
+  const num = (constants.signals as Record<string, number>)[name];
+  return typeof num === 'number' ? num : null;
+}

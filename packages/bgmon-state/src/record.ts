@@ -1,0 +1,131 @@
+import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { isValidName } from './names';
+import { recordPath, type Home } from './paths';
+
+export const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE'] as const;
+export type Status = (typeof STATUSES)[number];
+const TERMINAL: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE']);
+export const isTerminal = (status: string) => TERMINAL.has(status);
+
+/** One job run, exactly as stored in jobs/<name>.json and printed as NDJSON. */
+export interface JobRecord {
+  v: 1;
+  name: string;
+  id: string;
+  status: Status;
+  cmd: string[];
+  cwd: string;
+  pid: number | null;
+  created_at: string;
+  started_at: string | null;
+  ended_at: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  log: string;
+  previous_log: string | null;
+  after: string[];
+  host: string;
+  boot_id: string | null;
+  starttime: number | null;
+  /** the sh process that waits for the job and records its end */
+  sup_pid: number | null;
+  sup_starttime: number | null;
+}
+
+// Records are tiny; anything this large is not one of ours and is not read into memory.
+const MAX_RECORD_BYTES = 8 * 1024 * 1024;
+
+export class CorruptRecordError extends Error {
+  constructor(readonly file: string, reason: string) {
+    super(`${file}: corrupt record (${reason})`);
+  }
+}
+
+function readCapped(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > MAX_RECORD_BYTES) throw new CorruptRecordError(file, `${size} bytes`);
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.toString('utf8', 0, off);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const isIntOrNull = (x: unknown) => x === null || Number.isSafeInteger(x);
+const isStrOrNull = (x: unknown) => x === null || typeof x === 'string';
+
+function shapeError(r: any, name: string): string | null {
+  if (typeof r !== 'object' || r === null || Array.isArray(r)) return 'not a JSON object';
+  if (r.v !== 1) return 'unknown schema version';
+  if (r.name !== name || !isValidName(r.name)) return 'name does not match the file';
+  if (typeof r.id !== 'string' || !STATUSES.includes(r.status)) return 'bad id or status';
+  if (!Array.isArray(r.cmd) || !r.cmd.every((a: unknown) => typeof a === 'string')) return 'bad cmd';
+  if (!Array.isArray(r.after) || !r.after.every(isValidName)) return 'bad after';
+  if (!isIntOrNull(r.pid) || !isIntOrNull(r.starttime) || !isIntOrNull(r.exit_code)) return 'bad pid, starttime or exit_code';
+  if (!isStrOrNull(r.started_at) || !isStrOrNull(r.ended_at) || !isStrOrNull(r.signal) || !isStrOrNull(r.boot_id)) return 'bad times, signal or boot_id';
+  if (typeof r.log !== 'string' || typeof r.cwd !== 'string') return 'bad log or cwd';
+  return null;
+}
+
+/** Reads and validates one record; null when the file does not exist. */
+export function readRecordFile(file: string, name: string): JobRecord | null {
+  let text: string;
+  try {
+    text = readCapped(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (err instanceof CorruptRecordError) throw err;
+    throw new CorruptRecordError(file, (err as Error).message);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CorruptRecordError(file, text.length === 0 ? 'empty' : 'not JSON');
+  }
+  const problem = shapeError(parsed, name);
+  if (problem) throw new CorruptRecordError(file, problem);
+  return parsed as JobRecord;
+}
+
+export const readRecord = (home: Home, name: string) => readRecordFile(recordPath(home, name), name);
+
+/** Writes a record atomically: a private temp file renamed over the old one. */
+export function writeRecord(home: Home, record: JobRecord): void {
+  const tmp = join(home.jobs, `.${record.name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    writeFileSync(tmp, JSON.stringify(record) + '\n', { mode: 0o600, flag: 'wx' });
+    renameSync(tmp, recordPath(home, record.name));
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {}
+    throw err;
+  }
+}
+
+/** Names of all jobs with a record file (temp and spare files start with '.' and are skipped). */
+export function listNames(home: Home): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(home.jobs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const names: string[] = [];
+  for (const entry of entries) {
+    if (entry.endsWith('.json') && entry.charCodeAt(0) !== 46) names.push(entry.slice(0, -5));
+  }
+  return names;
+}

@@ -1,0 +1,37 @@
+import { UsageError } from './errors';
+import { checkHome, type Home } from './paths';
+import { STATUSES, type CorruptRecordError, type JobRecord } from './record';
+import { currentState } from './classify';
+import { loadRecords, matchNames } from './select';
+import { advanceQueue, isReadyToLeaveQueue } from './queue';
+
+/** Parses `--status RUNNING,failed` into a set of states. */
+export function parseStatusFilter(value: string | undefined): Set<string> | null {
+  if (value === undefined) return null;
+  const wanted = value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  for (const s of wanted) if (!(STATUSES as readonly string[]).includes(s)) throw new UsageError(`--status: unknown state ${JSON.stringify(s)} (one of ${STATUSES.join(', ')})`);
+  if (wanted.length === 0) throw new UsageError('--status: give at least one state');
+  return new Set(wanted);
+}
+
+export interface Statuses {
+  records: JobRecord[];
+  corrupt: CorruptRecordError[];
+}
+
+/**
+ * The current state of the named jobs (all when none are named), oldest first. A queued job
+ * whose predecessors have all ended is started or cancelled on the way (see queue.ts).
+ */
+export async function jobStatuses(home: Home, patterns: string[]): Promise<Statuses> {
+  if (!checkHome(home) && patterns.length === 0) return { records: [], corrupt: [] };
+  const names = patterns.length > 0 ? matchNames(home, patterns) : undefined;
+  let { records, corrupt } = loadRecords(home, names);
+  let current = records.map((r) => currentState(home, r));
+  if (current.some((r) => isReadyToLeaveQueue(home, r))) {
+    await advanceQueue(home);
+    ({ records, corrupt } = loadRecords(home, names));
+    current = records.map((r) => currentState(home, r));
+  }
+  return { records: current, corrupt };
+}
