@@ -37,7 +37,7 @@ function endedFromWaitStatus(home: Home, rec: JobRecord, status: number): JobRec
 
 export function wasStopped(home: Home, rec: JobRecord): boolean {
   try {
-    return readFileSync(stopMarkerPath(home, rec.name), 'utf8') === rec.id;
+    return readFileSync(stopMarkerPath(home, rec.name), 'utf8').trim() === rec.id;
   } catch {
     return false;
   }

@@ -5,7 +5,8 @@
  * Protocol with `launch`: the supervisor forks the job's process and prints its pid; the process
  * blocks on fd 3 until bgmon-start has written the RUNNING record and sends "go", so user code
  * never runs without a record. Without "go" (bgmon-start killed) it exits without running the
- * command. The job execs through setsid, so its pid is also its process group and session.
+ * command. The job execs through env (to restore INT and QUIT, which sh ignores in background
+ * children) and setsid, so its pid is also its process group and session.
  *
  * At the end the supervisor rewrites the on-disk record's four end fields and renames it into
  * place through the job's spare file (pre-allocated, so a full disk cannot stop the write).
@@ -21,7 +22,8 @@ shift 8
     echo "bgmon: bgmon-start was interrupted before the command ran" >>"$log"
     exit 125
   fi
-  exec setsid -- "$@" </dev/null >>"$log" 2>&1
+  # sh ignores INT and QUIT in background children; the job gets them back
+  exec env --default-signal=INT,QUIT setsid -- "$@" </dev/null >>"$log" 2>&1
 ) &
 pid=$!
 exec 3<&-

@@ -1,0 +1,101 @@
+import { watch, type FSWatcher } from 'node:fs';
+import type { Home } from './paths';
+import { isTerminal, readRecord, type JobRecord } from './record';
+import { currentState } from './classify';
+import { advanceQueue, isReadyToLeaveQueue } from './queue';
+import { parseSignal } from './proc';
+
+export interface WaitOptions {
+  timeoutMs: number | null;
+  any: boolean;
+}
+
+export interface WaitResult {
+  records: JobRecord[];
+  code: number;
+}
+
+// Records change by rename in jobs/, which inotify reports at once; this slower re-check
+// only catches what no file event announces: a process that died with its supervisor (DEAD).
+const RECHECK_MS = 250;
+
+/** The exit status the contract gives one ended job. */
+export function jobExitCode(rec: JobRecord): number {
+  if (rec.status === 'SUCCEEDED') return 0;
+  if (rec.status === 'FAILED') {
+    if (rec.exit_code !== null) return rec.exit_code;
+    const sig = rec.signal ? parseSignal(rec.signal) : null;
+    return sig ? 128 + sig : 1;
+  }
+  return 1;
+}
+
+export function waitExitCode(ended: JobRecord[]): number {
+  if (ended.length === 1) return jobExitCode(ended[0]);
+  return ended.every((r) => r.status === 'SUCCEEDED') ? 0 : 1;
+}
+
+export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Promise<WaitResult> {
+  const last = new Map<string, JobRecord>();
+  const snapshot = (): JobRecord[] =>
+    names.map((name) => {
+      let rec: JobRecord | null = null;
+      try {
+        rec = readRecord(home, name);
+      } catch {}
+      const cur = rec ? currentState(home, rec) : last.get(name)!;
+      last.set(name, cur);
+      return cur;
+    });
+
+  return new Promise((resolve, reject) => {
+    let watcher: FSWatcher | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let interval: NodeJS.Timeout | null = null;
+    let busy = false;
+    let again = false;
+    let finished = false;
+    const finish = (result: WaitResult) => {
+      if (finished) return;
+      finished = true;
+      watcher?.close();
+      if (timer) clearTimeout(timer);
+      if (interval) clearInterval(interval);
+      resolve(result);
+    };
+    const check = async () => {
+      if (finished) return;
+      if (busy) {
+        again = true; // an event arrived mid-check: look once more when this one is done
+        return;
+      }
+      busy = true;
+      try {
+        do {
+          again = false;
+          let recs = snapshot();
+          if (recs.some((r) => isReadyToLeaveQueue(home, r))) {
+            await advanceQueue(home);
+            recs = snapshot();
+          }
+          const ended = recs.filter((r) => isTerminal(r.status));
+          if (names.length === 0 || (opts.any ? ended.length > 0 : ended.length === recs.length)) finish({ records: ended, code: waitExitCode(ended) });
+        } while (again && !finished);
+      } catch (err) {
+        finished = true;
+        watcher?.close();
+        if (timer) clearTimeout(timer);
+        if (interval) clearInterval(interval);
+        reject(err);
+      } finally {
+        busy = false;
+      }
+    };
+    if (names.length > 0) {
+      watcher = watch(home.jobs, () => void check());
+      interval = setInterval(() => void check(), RECHECK_MS);
+      if (opts.timeoutMs !== null) timer = setTimeout(() => finish({ records: snapshot(), code: 124 }), opts.timeoutMs);
+    }
+    void check();
+  });
+}

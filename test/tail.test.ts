@@ -1,0 +1,61 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { lastLines } from 'bgmon-state';
+import { eventually, lines, withHome } from './helpers';
+
+test('tail -n 3 prints exactly the last three lines', withHome(async (h) => {
+  await h.start('count', ['sh', '-c', 'for i in $(seq 1 100); do echo line $i; done']);
+  await eventually(async () => (await h.status('count')).status === 'SUCCEEDED');
+  const r = await h.run('bgmon-tail', ['count', '-n', '3']);
+  assert.is(r.code, 0);
+  assert.is(r.stdout, 'line 98\nline 99\nline 100\n');
+  assert.is((await h.run('bgmon-tail', ['count'])).stdout.split('\n').length - 1, 10, 'default 10');
+  assert.is((await h.run('bgmon-tail', ['count', '-n', '0'])).stdout, '');
+  assert.is((await h.run('bgmon-tail', ['count', '-n', 'x'])).code, 2);
+}));
+
+test('tail: a log without a trailing newline keeps its last line', withHome(async (h) => {
+  await h.start('partial', ['printf', 'one\ntwo\nthree']);
+  await eventually(async () => (await h.status('partial')).status === 'SUCCEEDED');
+  assert.is((await h.run('bgmon-tail', ['partial', '-n', '2'])).stdout, 'two\nthree\n');
+}));
+
+test('tail -f shows a line written after it started and exits when the job ends', withHome(async (h) => {
+  const go = join(h.dir, 'go');
+  await h.start('live', ['sh', '-c', `echo before; while [ ! -e ${go} ]; do sleep 0.05; done; echo after; printf tail-end`]);
+  await eventually(async () => (await h.run('bgmon-tail', ['live'])).stdout === 'before\n');
+  const follower = h.run('bgmon-tail', ['live', '-f']);
+  await new Promise((r) => setTimeout(r, 300));
+  writeFileSync(go, '');
+  const r = await follower;
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'before\nafter\ntail-end\n');
+}));
+
+test('tail: two jobs are prefixed "name | "; --json gives {name,line} records', withHome(async (h) => {
+  await h.start('a', ['sh', '-c', 'echo a1; echo a2']);
+  await h.start('b', ['sh', '-c', 'echo b1']);
+  await eventually(async () => (await h.run('bgmon-status', ['--status', 'SUCCEEDED'])).stdout.split('\n').length === 3);
+  const r = await h.run('bgmon-tail', ['a', 'b', '-n', '5']);
+  assert.is(r.stdout, 'a | a1\na | a2\nb | b1\n');
+  const j = await h.run('bgmon-tail', ['a', 'b', '--json']);
+  assert.equal(lines(j.stdout), [{ name: 'a', line: 'a1' }, { name: 'a', line: 'a2' }, { name: 'b', line: 'b1' }]);
+  const f = await h.run('bgmon-tail', ['a', 'b', '-f', '-n', '1']);
+  assert.is(f.code, 0, 'follow on ended jobs exits at once');
+  assert.is(f.stdout, 'a | a2\nb | b1\n');
+}));
+
+test('lastLines reads from the end: long files, long lines, no newline', withHome(async (h) => {
+  const file = join(h.dir, 'log');
+  writeFileSync(file, '');
+  for (let i = 0; i < 5000; i++) appendFileSync(file, `row ${i} ${'x'.repeat(i % 300)}\n`);
+  const got = lastLines(file, 3).lines.map((b) => b.toString());
+  assert.equal(got, [`row 4997 ${'x'.repeat(4997 % 300)}`, `row 4998 ${'x'.repeat(4998 % 300)}`, `row 4999 ${'x'.repeat(4999 % 300)}`]);
+  writeFileSync(file, 'y'.repeat(200_000) + '\nlast');
+  assert.equal(lastLines(file, 2).lines.map((b) => b.length), [200_000, 4]);
+  assert.equal(lastLines(join(h.dir, 'missing'), 3).lines, []);
+}));
+
+test.run();
