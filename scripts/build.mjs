@@ -30,3 +30,9 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   }
 }
 await Promise.all(jobs);
+
+// --types: bgmon-state's declaration files, for the published library (run on pack).
+if (process.argv.includes('--types')) {
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'packages/bgmon-state/tsconfig.build.json')], { stdio: 'inherit' });
+}

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import Ajv from 'ajv';
 import { environHas, listPids, readStat } from 'bgmon-state';
 
 export const ROOT = resolve(__dirname, '..');
@@ -25,11 +26,40 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+const validateRecord = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(join(resolve(__dirname, '..'), 'docs', 'record.schema.json'), 'utf8')));
+
+/** Every record a bgmon command prints or leaves on disk must match docs/record.schema.json. */
+export function schemaProblems(record: unknown): string | null {
+  return validateRecord(record) ? null : JSON.stringify(validateRecord.errors);
+}
+
 /** A temporary BGMON_HOME plus everything a test starts in it, all ended in cleanup(). */
 export class TestHome {
   readonly root: string;
   readonly dir: string;
   private outside: ChildProcess[] = [];
+  /** records that failed docs/record.schema.json */
+  readonly schemaFailures: string[] = [];
+  /** names whose record a test wrote by hand (not bgmon's output) */
+  private handWritten = new Set<string>();
+  /** how many records were checked against the schema */
+  checkedRecords = 0;
+
+  private checkSchema(text: string, where: string): void {
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{"v":')) continue;
+      let rec: any;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (this.handWritten.has(rec.name)) continue;
+      this.checkedRecords++;
+      const problem = schemaProblems(rec);
+      if (problem) this.schemaFailures.push(`${where}: ${problem}: ${line}`);
+    }
+  }
 
   constructor() {
     this.dir = mkdtempSync(join(tmpdir(), 'bgmon-test-'));
@@ -59,6 +89,7 @@ export class TestHome {
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         if (opts.openStdin) child.stdin!.destroy();
+        if (/^bgmon(-(start|status|stop|wait|rm))?$/.test(bin)) this.checkSchema(stdout, `${bin} ${args.join(' ')}`);
         done({ code, signal, stdout, stderr, ms: Date.now() - started });
       }),
     );
@@ -83,6 +114,7 @@ export class TestHome {
   }
 
   writeRecord(name: string, record: object): void {
+    this.handWritten.add(name);
     writeFileSync(join(this.root, 'jobs', `${name}.json`), JSON.stringify(record) + '\n', { mode: 0o600 });
   }
 
@@ -118,6 +150,12 @@ export class TestHome {
     try {
       chmodSync(this.root, 0o700);
     } catch {}
+    for (const file of listDir(join(this.root, 'jobs'))) {
+      if (!file.endsWith('.json') || file.startsWith('.')) continue;
+      try {
+        this.checkSchema(readFileSync(join(this.root, 'jobs', file), 'utf8'), `jobs/${file}`);
+      } catch {}
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -125,11 +163,11 @@ export class TestHome {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls until fn returns a truthy value; throws after timeoutMs. */
-export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as Exclude<T, false | null | undefined | 0 | ''>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
@@ -165,5 +203,6 @@ export function withHome(fn: (h: TestHome) => Promise<void>): () => Promise<void
     } finally {
       await h.cleanup();
     }
+    if (h.schemaFailures.length > 0) throw new Error(`records not matching docs/record.schema.json:\n${h.schemaFailures.join('\n')}`);
   };
 }

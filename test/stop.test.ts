@@ -66,7 +66,7 @@ test('stop: a STALE record pointing at an unrelated live process: exit 1, nothin
   await h.start('base', ['true']);
   const bystander = h.spawnOutside('sleep', ['1000']);
   const st = await eventually(() => readStat(bystander.pid!));
-  h.writeRecord('reused', { ...h.record('base'), name: 'reused', status: 'RUNNING', pid: bystander.pid, starttime: st.starttime - 5, ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  h.writeRecord('reused', { ...h.record('base'), name: 'reused', status: 'RUNNING', pid: bystander.pid, starttime: st!.starttime - 5, ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
   const r = await h.run('bgmon-stop', ['reused', '--grace', '0']);
   assert.is(r.code, 1);
   assert.match(r.stderr, /^bgmon-stop: job reused is STALE: pid \d+ now belongs to another process/);

@@ -15,3 +15,4 @@ export * from './status';
 export * from './stop';
 export * from './tail';
 export * from './wait';
+export * from './rm';

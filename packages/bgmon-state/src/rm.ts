@@ -1,0 +1,76 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { logPath, queuePath, recordPath, sparePath, stopMarkerPath, type Home } from './paths';
+import { isTerminal, readRecord, type JobRecord } from './record';
+import { currentState } from './classify';
+import { lock, unlock } from './lock';
+import { stopJobs, type StopOptions } from './stop';
+import { unlinkQuietly } from './fsutil';
+
+export interface RmOptions {
+  /** only terminal jobs, skipping live ones instead of refusing them */
+  finished: boolean;
+  /** with finished: only jobs that ended at least this long ago */
+  olderThanMs: number | null;
+  /** stop QUEUED and RUNNING jobs first instead of refusing them */
+  stop: StopOptions | null;
+}
+
+export interface RmResult {
+  records: JobRecord[];
+  refusals: string[];
+}
+
+function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): boolean {
+  if (olderThanMs === null) return true;
+  const at = rec.ended_at ?? rec.started_at ?? rec.created_at;
+  return now - Date.parse(at) >= olderThanMs;
+}
+
+/** Removes one terminal job: its record first (so readers see it gone), then its files. */
+async function removeJob(home: Home, name: string, id: string): Promise<boolean> {
+  const held = await lock(home, name);
+  try {
+    const rec = readRecord(home, name);
+    // a new run of the name started meanwhile: not ours to remove
+    if (!rec || rec.id !== id || !isTerminal(currentState(home, rec).status)) return false;
+    unlinkQuietly(recordPath(home, name));
+    unlinkQuietly(sparePath(home, name));
+    unlinkQuietly(logPath(home, name));
+    unlinkQuietly(stopMarkerPath(home, name));
+    unlinkQuietly(queuePath(home, name));
+    const kept = `${name}@`;
+    for (const file of readdirSync(home.logs)) if (file.startsWith(kept) && file.endsWith('.log')) unlinkQuietly(join(home.logs, file));
+    return true;
+  } finally {
+    unlock(held);
+  }
+}
+
+export async function removeJobs(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
+  const refusals: string[] = [];
+  const now = Date.now();
+  const targets: JobRecord[] = [];
+  const toStop: string[] = [];
+  for (const name of names) {
+    const rec = readRecord(home, name);
+    if (!rec) continue;
+    const cur = currentState(home, rec);
+    if (isTerminal(cur.status)) {
+      if (!opts.finished || endedLongAgo(cur, opts.olderThanMs, now)) targets.push(cur);
+    } else if (opts.finished) continue;
+    else if (opts.stop) toStop.push(name);
+    else refusals.push(`job ${name} is ${cur.status}; stop it first or use --stop`);
+  }
+  if (toStop.length > 0) {
+    const stopped = await stopJobs(home, toStop, opts.stop!);
+    refusals.push(...stopped.refusals);
+    for (const rec of stopped.records) {
+      if (isTerminal(rec.status)) targets.push(rec);
+      else refusals.push(`job ${rec.name} is still ${rec.status} after bgmon-stop`);
+    }
+  }
+  const removed: JobRecord[] = [];
+  for (const rec of targets) if (await removeJob(home, rec.name, rec.id)) removed.push(rec);
+  return { records: removed, refusals };
+}
