@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import type { Home } from './paths';
 
 /**
@@ -8,6 +7,9 @@ import type { Home } from './paths';
  * stale lock behind. (Linux-only, like the rest of bgmon.)
  */
 export async function tryLock(home: Home, name: string): Promise<Server | null> {
+  // required here, not at the top: only commands that take a lock pay for loading them
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  const { createServer } = require('node:net') as typeof import('node:net');
   const key = createHash('sha1').update(home.root).update('\0').update(name).digest('hex');
   const server = createServer();
   return new Promise((resolve, reject) => {

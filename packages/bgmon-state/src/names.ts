@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './random';
 import { UsageError } from './errors';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -55,7 +55,7 @@ export function deriveName(cmd: string[], taken: (name: string) => boolean): str
   const base = (cmd[0] ?? 'job').split('/').pop() ?? 'job';
   const stem = base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 100) || 'job';
   for (;;) {
-    const name = `${stem}-${randomBytes(3).toString('hex')}`;
+    const name = `${stem}-${randomHex(6)}`;
     if (!taken(name)) return name;
   }
 }

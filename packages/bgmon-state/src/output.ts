@@ -1,4 +1,5 @@
-import type { JobRecord } from './record';
+import { isatty } from 'node:tty';
+import { rawLine, type JobRecord } from './record';
 
 export type OutputMode = 'json' | 'table';
 
@@ -6,12 +7,12 @@ export type OutputMode = 'json' | 'table';
 export function outputMode(flags: Record<string, unknown>): OutputMode {
   if (flags.json) return 'json';
   if (flags.table) return 'table';
-  return process.stdout.isTTY ? 'table' : 'json';
+  return isatty(1) ? 'table' : 'json';
 }
 
 export function ndjson(records: readonly object[]): string {
   let out = '';
-  for (const r of records) out += JSON.stringify(r) + '\n';
+  for (const r of records) out += rawLine(r) ?? JSON.stringify(r) + '\n';
   return out;
 }
 

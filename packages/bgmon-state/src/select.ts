@@ -1,4 +1,4 @@
-import split2 from 'split2';
+import { isatty } from 'node:tty';
 import { NotFoundError, UsageError } from './errors';
 import { isValidName, nameMatcher } from './names';
 import type { Home } from './paths';
@@ -9,6 +9,8 @@ const MAX_LINE = 1024 * 1024;
 
 /** Reads job names from NDJSON records on stdin. Any bad line rejects the whole input. */
 export function readNamesFromStdin(input: NodeJS.ReadableStream = process.stdin): Promise<string[]> {
+  // loaded only when stdin is read: split2 pulls in node:stream
+  const split2 = require('split2') as typeof import('split2');
   return new Promise((resolve, reject) => {
     const names: string[] = [];
     let lineNo = 0;
@@ -48,7 +50,7 @@ export async function requestedPatterns(args: string[], stdinWhenEmpty: boolean)
   if (args.length === 1 && args[0] === '-') return { patterns: await readNamesFromStdin(), fromStdin: true };
   if (args.includes('-')) throw new UsageError('"-" (read names from stdin) must be the only name');
   if (args.length > 0 || !stdinWhenEmpty) return { patterns: args, fromStdin: false };
-  if (process.stdin.isTTY) throw new UsageError('no job names given (and stdin is a terminal)');
+  if (isatty(0)) throw new UsageError('no job names given (and stdin is a terminal)');
   return { patterns: await readNamesFromStdin(), fromStdin: true };
 }
 

@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomHex } from './random';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ExecError, StateError, UsageError } from './errors';
@@ -24,7 +24,7 @@ export interface StartOptions {
 }
 
 export function newRunId(): string {
-  return `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+  return `${Date.now().toString(36)}-${randomHex(8)}`;
 }
 
 export function nowIso(): string {
@@ -139,6 +139,7 @@ function keepLog(home: Home, old: JobRecord): string | null {
 }
 
 function supervisorScript(home: Home): string {
+  const { createHash } = require('node:crypto') as typeof import('node:crypto');
   const digest = createHash('sha1').update(SUPERVISOR_SH).digest('hex').slice(0, 12);
   const file = join(home.run, `supervisor-${digest}.sh`);
   if (!existsSync(file)) {
@@ -173,6 +174,7 @@ function readPidLine(child: ChildProcess): Promise<number> {
  */
 export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): Promise<JobRecord> {
   writeFileSync(rec.log, '', { mode: 0o600, flag: 'w' });
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const child = spawn(
     '/bin/sh',
     [supervisorScript(home), recordPath(home, rec.name), sparePath(home, rec.name), rec.log, stopMarkerPath(home, rec.name), rec.id, home.run, process.execPath, advanceEntry(), ...rec.cmd],

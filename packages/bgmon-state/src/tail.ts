@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync, watch, type FSWatch
 import { logPath, type Home } from './paths';
 import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
+import { out } from './cli';
 
 const CHUNK = 64 * 1024;
 
@@ -183,8 +184,8 @@ export function followLogs(home: Home, names: string[], n: number, sink: LineSin
 /** Where tail's lines go: raw bytes, `name | ` prefixed with several jobs, or {"name","line"}. */
 export function tailOutput(prefixed: boolean, json: boolean): LineSink {
   return (name, line) => {
-    if (json) process.stdout.write(JSON.stringify({ name, line: line.toString('utf8') }) + '\n');
-    else process.stdout.write(prefixed ? Buffer.concat([Buffer.from(`${name} | `), line, NL]) : Buffer.concat([line, NL]));
+    if (json) out(JSON.stringify({ name, line: line.toString('utf8') }) + '\n');
+    else out(prefixed ? Buffer.concat([Buffer.from(`${name} | `), line, NL]) : Buffer.concat([line, NL]));
   };
 }
 const NL = Buffer.from('\n');

@@ -1,0 +1,300 @@
+// pnpm bench [--quick]: bgmon measured against baselines taken in the same run, as ratios.
+// Prints a markdown table and writes bench/results.json. Not a test: nothing depends on it.
+// Every process it starts is ended by pid (or by its tool's own shutdown) in `finally`.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir, cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const quick = process.argv.includes('--quick');
+const RUNS = quick ? 5 : 15;
+const RECORDS = quick ? 2000 : 10_000;
+const MEM_JOBS = quick ? 20 : 100;
+const BIG_LOG = quick ? 128 * 2 ** 20 : 2 ** 30;
+const BIG_OUT = quick ? 128 * 2 ** 20 : 2 ** 30;
+const OUT_RUNS = quick ? 2 : 5;
+const JOB_SLEEP = '3617'; // a duration nothing else uses, to tell the jobs apart from the tools
+const node = process.execPath;
+const bin = (name) => join(root, 'packages', name, 'bin', name);
+const temps = [];
+const cleanups = [];
+
+function tempDir(tag) {
+  const dir = mkdtempSync(join(tmpdir(), `bgmon-bench-${tag}-`));
+  temps.push(dir);
+  return dir;
+}
+const homeEnv = (home) => ({ ...process.env, BGMON_HOME: home });
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function timeSync(cmd, args, opts = {}) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], ...opts });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return ms;
+}
+const bg = (args, home, opts = {}) => spawnSync(node, args, { env: homeEnv(home), encoding: 'utf8', ...opts });
+
+/** Interleaves baseline and subject runs (one warm-up each) so drift hits both alike. */
+function paired(baseline, subject, runs = RUNS) {
+  baseline(); subject();
+  const b = [], s = [];
+  for (let i = 0; i < runs; i++) { b.push(baseline()); s.push(subject()); }
+  return { bgmon: median(s), baseline: median(b) };
+}
+
+const rows = [];
+function row(what, bgmon, baseline, baselineName, target, unit = 'ms') {
+  const ratio = baseline ? bgmon / baseline : null;
+  const limit = Number(target.replace(/[^0-9.]/g, ''));
+  const measured = target.includes('×') ? ratio : bgmon;
+  const ok = target === 'report' ? null : measured !== null && measured <= limit;
+  rows.push({ what, bgmon: round(bgmon), baseline: baseline === null ? null : round(baseline), baseline_is: baselineName, unit, ratio: ratio === null ? null : round(ratio, 2), target, ok });
+  console.error(`  ${what}: ${round(bgmon)} ${unit}${baseline ? ` vs ${round(baseline)} (${round(ratio, 2)}×)` : ''}`);
+}
+const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
+
+// ---------- helpers for finding and ending what tools leave behind ----------
+const listPids = () => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
+function cmdline(pid) { try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean); } catch { return null; } }
+function rssKb(pid) { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0); } catch { return 0; } }
+const isJob = (argv) => argv && argv[0].endsWith('sleep') && argv[1] === JOB_SLEEP;
+function killPids(pids) { for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch {} } }
+/** Kills, by pid, every process whose environment holds `entry` (e.g. NQDIR=<our dir>), until none is left. */
+async function killByEnv(entry) {
+  const needle = Buffer.from(entry + '\0');
+  for (let round = 0; round < 20; round++) {
+    const ours = listPids().filter((pid) => { try { const env = readFileSync(`/proc/${pid}/environ`); return pid !== process.pid && (env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from('\0'), needle])) >= 0); } catch { return false; } });
+    if (ours.length === 0) return;
+    killPids(ours);
+    await sleep(50);
+  }
+}
+/** Everything new since `before`: [jobs, the tool's own processes]. */
+function newProcesses(before) {
+  const jobs = [], tools = [];
+  for (const pid of listPids()) {
+    if (before.has(pid) || pid === process.pid) continue;
+    const argv = cmdline(pid);
+    if (!argv || argv.length === 0) continue;
+    (isJob(argv) ? jobs : tools).push(pid);
+  }
+  return { jobs, tools };
+}
+function killBgmonHome(home) {
+  const jobsDir = join(home, 'jobs');
+  if (!existsSync(jobsDir)) return;
+  for (const f of readdirSync(jobsDir)) {
+    if (!f.endsWith('.json') || f.startsWith('.')) continue;
+    try {
+      const r = JSON.parse(readFileSync(join(jobsDir, f), 'utf8'));
+      if (r.status === 'RUNNING' && r.pid) { try { process.kill(-r.pid, 'SIGKILL'); } catch {} }
+      if (r.sup_pid) killPids([r.sup_pid]);
+    } catch {}
+  }
+}
+
+async function waitUntil(fn, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (fn()) return true; await sleep(20); }
+  return false;
+}
+
+// ---------- cases ----------
+async function commandWallTimes() {
+  const nodeFloor = () => timeSync(node, ['-e', '0']);
+  const startHome = join(tempDir('start'), 'home');
+  cleanups.push(() => killBgmonHome(startHome));
+  let r = paired(nodeFloor, () => timeSync(node, [bin('bgmon-start'), '--', 'true'], { env: homeEnv(startHome) }));
+  row('bgmon-start of `true`: wall time', r.bgmon, r.baseline, 'node -e 0', '≤ 1.3×');
+
+  const emptyHome = join(tempDir('status'), 'home');
+  r = paired(nodeFloor, () => timeSync(node, [bin('bgmon-status')], { env: homeEnv(emptyHome) }));
+  row('bgmon-status (empty home): wall time', r.bgmon, r.baseline, 'node -e 0', '≤ 1.3×');
+
+  const home = join(tempDir('finished'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  bg([bin('bgmon-start'), '--name', 'done', '--', 'sh', '-c', 'seq 1 1000'], home);
+  bg([bin('bgmon-wait'), 'done'], home);
+  r = paired(nodeFloor, () => timeSync(node, [bin('bgmon-stop'), 'done'], { env: homeEnv(home) }));
+  row('bgmon-stop of a finished job: wall time', r.bgmon, r.baseline, 'node -e 0', '≤ 1.3×');
+  r = paired(nodeFloor, () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'done'], { env: homeEnv(home) }));
+  row('bgmon-tail -n 10: wall time', r.bgmon, r.baseline, 'node -e 0', '≤ 1.3×');
+  r = paired(nodeFloor, () => timeSync(node, [bin('bgmon-wait'), 'done'], { env: homeEnv(home) }));
+  row('bgmon-wait of a finished job: wall time', r.bgmon, r.baseline, 'node -e 0', '≤ 1.3×');
+}
+
+async function statusOverManyRecords() {
+  const home = join(tempDir('records'), 'home');
+  bg([bin('bgmon-start'), '--name', 'template', '--', 'true'], home);
+  bg([bin('bgmon-wait'), 'template'], home);
+  const template = JSON.parse(readFileSync(join(home, 'jobs', 'template.json'), 'utf8'));
+  for (let i = 0; i < RECORDS; i++) {
+    const name = `job-${String(i).padStart(5, '0')}`;
+    writeFileSync(join(home, 'jobs', `${name}.json`), JSON.stringify({ ...template, name, id: `${template.id}-${i}`, log: join(home, 'logs', `${name}.log`) }) + '\n', { mode: 0o600 });
+  }
+  const r = paired(() => timeSync(node, ['-e', '0']), () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }));
+  row(`bgmon-status --json over ${RECORDS} finished records`, r.bgmon, r.baseline, 'node -e 0', '≤ 4×');
+}
+
+async function memoryPerJob() {
+  const results = {};
+  // expectJobs: how many jobs run at once under the tool (nq runs one; the rest wait queued)
+  const measure = async (tool, marker, startAll, stopAll, expectJobs = MEM_JOBS) => {
+    const before = new Set(listPids());
+    let found = { jobs: [], tools: [] };
+    try {
+      await startAll();
+      await waitUntil(() => (found = newProcesses(before)).jobs.length >= expectJobs && found.jobs.length + found.tools.length >= MEM_JOBS, 60_000);
+      await sleep(300);
+      found = newProcesses(before);
+      const kb = found.tools.reduce((sum, pid) => sum + rssKb(pid), 0);
+      results[tool] = { perJobMb: kb / 1024 / MEM_JOBS, jobs: found.jobs.length, toolProcesses: found.tools.length };
+    } finally {
+      await stopAll();
+      await killByEnv(marker);
+    }
+  };
+  const home = join(tempDir('mem'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  await measure('bgmon', `BGMON_HOME=${home}`, async () => { for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `m${i}`, '--', 'sleep', JOB_SLEEP], home); }, async () => killBgmonHome(home));
+  row(`memory kept per running job (${MEM_JOBS} sleep jobs, RSS of non-job processes / ${MEM_JOBS})`, results.bgmon.perJobMb, null, '', '≤ 2 MB', 'MB');
+
+  if (spawnSync('sh', ['-c', 'command -v nq']).status === 0) {
+    const nqdir = tempDir('nq');
+    await measure('nq', `NQDIR=${nqdir}`, async () => { for (let i = 0; i < MEM_JOBS; i++) spawnSync('nq', ['sleep', JOB_SLEEP], { env: { ...process.env, NQDIR: nqdir }, stdio: 'ignore' }); }, async () => {}, 1);
+    row(`  peer: nq, same ${MEM_JOBS} jobs (nq runs them one at a time; the others wait as nq processes)`, results.nq.perJobMb, null, '', 'report', 'MB');
+  } else rows.push({ what: 'peer nq', note: 'skipped: not installed (apt-get install nq)' });
+  const tspBin = ['tsp', 'ts'].find((b) => spawnSync('sh', ['-c', `command -v ${b} && ${b} -h 2>&1 | grep -qi spooler`]).status === 0);
+  if (tspBin) {
+    const sock = join(tempDir('tsp'), 'socket');
+    const env = { ...process.env, TS_SOCKET: sock, TS_MAXFINISHED: '1000', TMPDIR: dirname(sock) };
+    await measure('task-spooler', `TS_SOCKET=${sock}`, async () => {
+      spawnSync(tspBin, ['-S', String(MEM_JOBS)], { env, stdio: 'ignore' });
+      for (let i = 0; i < MEM_JOBS; i++) spawnSync(tspBin, ['sleep', JOB_SLEEP], { env, stdio: 'ignore' });
+    }, async () => { spawnSync(tspBin, ['-K'], { env, stdio: 'ignore' }); });
+    row(`  peer: task-spooler, same ${MEM_JOBS} jobs (-S ${MEM_JOBS} slots, one server)`, results['task-spooler'].perJobMb, null, '', 'report', 'MB');
+  } else rows.push({ what: 'peer task-spooler', note: 'skipped: not installed (apt-get install task-spooler)' });
+  return results;
+}
+
+async function waitLatency() {
+  const home = join(tempDir('waitlat'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  const samples = [];
+  for (let i = 0; i < RUNS; i++) {
+    const stamp = join(home, `..`, `stamp${i}`);
+    bg([bin('bgmon-start'), '--name', `w${i}`, '--', 'sh', '-c', `sleep 0.6; date +%s%3N > ${stamp}`], home);
+    const ended = await new Promise((resolve) => {
+      const w = spawn(node, [bin('bgmon-wait'), `w${i}`], { env: homeEnv(home), stdio: 'ignore' });
+      w.on('exit', () => resolve(Date.now()));
+    });
+    samples.push(ended - Number(readFileSync(stamp, 'utf8')));
+  }
+  row('bgmon-wait latency: job end → wait exits', median(samples), null, '', '≤ 50 ms');
+}
+
+async function tailOnHugeLog() {
+  const home = join(tempDir('tailbig'), 'home');
+  bg([bin('bgmon-start'), '--name', 'small', '--', 'sh', '-c', 'seq 1 200'], home);
+  bg([bin('bgmon-start'), '--name', 'big', '--', 'true'], home);
+  bg([bin('bgmon-wait'), 'small', 'big'], home);
+  const line = Buffer.from('2026-11-28T00:00:00Z INFO step=123456 loss=0.123456 lr=0.0001 a typical log line of a long job\n');
+  const chunk = Buffer.concat(Array(Math.ceil(2 ** 20 / line.length)).fill(line));
+  const fd = openSync(join(home, 'logs', 'big.log'), 'w');
+  for (let written = 0; written < BIG_LOG; written += chunk.length) writeSync(fd, chunk);
+  closeSync(fd);
+  const r = paired(() => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'small'], { env: homeEnv(home) }), () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'big'], { env: homeEnv(home) }));
+  row(`bgmon-tail -n 10 on a ${BIG_LOG / 2 ** 20} MiB log`, r.bgmon, r.baseline, 'same on a 1 KiB log', '≤ 1.2×');
+  rmSync(join(home, 'logs', 'big.log'));
+}
+
+async function tailFollowLatency() {
+  const home = join(tempDir('tailf'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  const n = RUNS;
+  bg([bin('bgmon-start'), '--name', 'ticker', '--', 'sh', '-c', `sleep 1; for i in $(seq 1 ${n}); do date +%s%3N; sleep 0.1; done`], home);
+  const samples = [];
+  await new Promise((resolve) => {
+    const t = spawn(node, [bin('bgmon-tail'), '-f', '-n', '0', 'ticker'], { env: homeEnv(home), stdio: ['ignore', 'pipe', 'ignore'] });
+    let buf = '';
+    t.stdout.on('data', (c) => {
+      const now = Date.now();
+      buf += c;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) { samples.push(now - Number(buf.slice(0, nl))); buf = buf.slice(nl + 1); }
+    });
+    t.on('exit', resolve);
+  });
+  row('bgmon-tail -f: line written → line printed', median(samples), null, '', '≤ 50 ms');
+}
+
+async function bigOutput() {
+  const home = join(tempDir('bigout'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  const dir = tempDir('bigout-base');
+  const count = BIG_OUT / 2 ** 20;
+  const cmd = `dd if=/dev/zero bs=1M count=${count} status=none`;
+  const base = [], sub = [];
+  for (let i = 0; i < OUT_RUNS; i++) {
+    base.push(timeSync('sh', ['-c', `${cmd} > ${dir}/out`]));
+    rmSync(join(dir, 'out'));
+    bg([bin('bgmon-start'), '--name', 'out', '--', 'sh', '-c', cmd], home);
+    bg([bin('bgmon-wait'), 'out'], home);
+    const rec = JSON.parse(readFileSync(join(home, 'jobs', 'out.json'), 'utf8'));
+    sub.push(Date.parse(rec.ended_at) - Date.parse(rec.started_at));
+    bg([bin('bgmon-rm'), 'out'], home);
+  }
+  row(`a job writing ${count} MiB to stdout (started_at → ended_at)`, median(sub), median(base), 'same command with > file', '≤ 1.05×');
+}
+
+async function versusPm2() {
+  if (spawnSync('sh', ['-c', 'command -v pm2']).status !== 0) { rows.push({ what: 'peer pm2', note: 'skipped: not installed (npm install -g pm2)' }); return; }
+  const pm2Home = tempDir('pm2');
+  const env = { ...process.env, PM2_HOME: pm2Home };
+  const home = join(tempDir('pm2-bgmon'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  try {
+    const apps = Array.from({ length: 10 }, (_, i) => ({ name: `s${i}`, script: 'sleep', args: JOB_SLEEP, interpreter: 'none', autorestart: false }));
+    writeFileSync(join(pm2Home, 'apps.json'), JSON.stringify({ apps }));
+    spawnSync('pm2', ['start', join(pm2Home, 'apps.json')], { env, stdio: 'ignore' });
+    for (let i = 0; i < 10; i++) bg([bin('bgmon-start'), '--name', `s${i}`, '--', 'sleep', JOB_SLEEP], home);
+    const r = paired(() => timeSync('pm2', ['jlist'], { env }), () => timeSync(node, [bin('bgmon-status')], { env: homeEnv(home) }));
+    row('bgmon-status, 10 sleeping jobs', r.bgmon, r.baseline, 'pm2 jlist, same 10 jobs', 'report');
+  } finally {
+    spawnSync('pm2', ['kill'], { env, stdio: 'ignore' });
+    await killByEnv(`PM2_HOME=${pm2Home}`);
+    killBgmonHome(home);
+  }
+}
+
+// ---------- main ----------
+const cases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, tailOnHugeLog, tailFollowLatency, bigOutput, versusPm2];
+process.on('SIGINT', () => { for (const c of cleanups) try { c(); } catch {} process.exit(130); });
+const startedAt = Date.now();
+console.error(`bgmon bench${quick ? ' (quick)' : ''}: ${RUNS} runs per timing after a warm-up; ${cpus().length} cores, node ${process.version}`);
+try {
+  for (const c of cases) {
+    const t0 = Date.now();
+    await c();
+    console.error(`- ${c.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+} finally {
+  for (const c of cleanups) try { c(); } catch {}
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+}
+
+const fmt = (x) => (x === null || x === undefined ? '—' : String(x));
+let md = `| what | bgmon | baseline | ratio | target | ok |\n|---|---|---|---|---|---|\n`;
+for (const r of rows) {
+  if (r.note) { md += `| ${r.what} | ${r.note} | | | | |\n`; continue; }
+  md += `| ${r.what} | ${fmt(r.bgmon)} ${r.unit} | ${r.baseline === null ? '—' : `${r.baseline} ${r.unit} (${r.baseline_is})`} | ${r.ratio === null ? '—' : `${r.ratio}×`} | ${r.target} | ${r.ok === null ? 'report' : r.ok ? 'yes' : '**no**'} |\n`;
+}
+console.log(md);
+mkdirSync(join(root, 'bench'), { recursive: true });
+writeFileSync(join(root, 'bench', 'results.json'), JSON.stringify({ date: new Date().toISOString(), quick, runs: RUNS, node: process.version, cores: cpus().length, seconds: Math.round((Date.now() - startedAt) / 1000), rows }, null, 2) + '\n');
+console.error(`wrote bench/results.json in ${Math.round((Date.now() - startedAt) / 1000)} s`);
