@@ -41,7 +41,7 @@ export class TestHome {
   /** records that failed docs/record.schema.json */
   readonly schemaFailures: string[] = [];
   /** names whose record a test wrote by hand (not bgmon's output) */
-  private handWritten = new Set<string>();
+  readonly handWritten = new Set<string>();
   /** how many records were checked against the schema */
   checkedRecords = 0;
 
@@ -125,6 +125,21 @@ export class TestHome {
     return child;
   }
 
+  /** Ends, by pid, every process whose environment says BGMON_HOME=<root>. */
+  async killHome(root: string): Promise<void> {
+    for (let round = 0; round < 3; round++) {
+      for (const pid of listPids()) {
+        if (pid !== process.pid && environHas(pid, `BGMON_HOME=${root}`)) {
+          try {
+            process.kill(pid, 'SIGCONT');
+            process.kill(pid, 'SIGKILL');
+          } catch {}
+        }
+      }
+      await sleep(20);
+    }
+  }
+
   /** Ends every process of this home (by pid: jobs, their groups, supervisors) and removes it. */
   async cleanup(): Promise<void> {
     for (const child of this.outside) {
@@ -136,17 +151,7 @@ export class TestHome {
       }
     }
     // Everything bgmon started here carries BGMON_HOME=<this home> in its environment.
-    for (let round = 0; round < 3; round++) {
-      for (const pid of listPids()) {
-        if (pid !== process.pid && environHas(pid, `BGMON_HOME=${this.root}`)) {
-          try {
-            process.kill(pid, 'SIGCONT');
-            process.kill(pid, 'SIGKILL');
-          } catch {}
-        }
-      }
-      await sleep(20);
-    }
+    await this.killHome(this.root);
     try {
       chmodSync(this.root, 0o700);
     } catch {}

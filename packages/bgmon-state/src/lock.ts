@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import { hashHex } from './random';
 import type { Home } from './paths';
 
 /**
@@ -7,10 +8,9 @@ import type { Home } from './paths';
  * stale lock behind. (Linux-only, like the rest of bgmon.)
  */
 export async function tryLock(home: Home, name: string): Promise<Server | null> {
-  // required here, not at the top: only commands that take a lock pay for loading them
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
+  // required here, not at the top: only commands that take a lock pay for loading it
   const { createServer } = require('node:net') as typeof import('node:net');
-  const key = createHash('sha1').update(home.root).update('\0').update(name).digest('hex');
+  const key = hashHex(`${home.root}\0${name}`);
   const server = createServer();
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => (err.code === 'EADDRINUSE' ? resolve(null) : reject(err)));

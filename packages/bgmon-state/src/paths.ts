@@ -10,10 +10,15 @@ export interface Home {
   run: string;
 }
 
-/** `$BGMON_HOME`, default `~/.bgmon`, always absolute. */
+/**
+ * `$BGMON_HOME`, default `~/.bgmon`, always absolute, checked (see checkHome) before any
+ * command reads or writes in it.
+ */
 export function homeFromEnv(env: NodeJS.ProcessEnv = process.env): Home {
   const root = resolve(env.BGMON_HOME || join(homedir(), '.bgmon'));
-  return { root, jobs: join(root, 'jobs'), logs: join(root, 'logs'), run: join(root, 'run') };
+  const home = { root, jobs: join(root, 'jobs'), logs: join(root, 'logs'), run: join(root, 'run') };
+  checkHome(home);
+  return home;
 }
 
 export const recordPath = (home: Home, name: string) => join(home.jobs, `${name}.json`);

@@ -41,6 +41,9 @@ async function removeJob(home: Home, name: string, id: string): Promise<boolean>
     unlinkQuietly(queuePath(home, name));
     const kept = `${name}@`;
     for (const file of readdirSync(home.logs)) if (file.startsWith(kept) && file.endsWith('.log')) unlinkQuietly(join(home.logs, file));
+    // temp files of writers that were killed mid-write: .<name>.<pid>.<n>.tmp
+    const temp = new RegExp(`^\\.${name.replace(/\./g, '\\.')}\\.\\d+\\.\\d+\\.tmp$`);
+    for (const file of readdirSync(home.jobs)) if (temp.test(file)) unlinkQuietly(join(home.jobs, file));
     return true;
   } finally {
     unlock(held);

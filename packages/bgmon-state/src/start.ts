@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { randomHex } from './random';
+import { hashHex, randomHex } from './random';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ExecError, StateError, UsageError } from './errors';
@@ -139,9 +139,7 @@ function keepLog(home: Home, old: JobRecord): string | null {
 }
 
 function supervisorScript(home: Home): string {
-  const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  const digest = createHash('sha1').update(SUPERVISOR_SH).digest('hex').slice(0, 12);
-  const file = join(home.run, `supervisor-${digest}.sh`);
+  const file = join(home.run, `supervisor-${hashHex(SUPERVISOR_SH)}.sh`);
   if (!existsSync(file)) {
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, SUPERVISOR_SH, { mode: 0o600 });

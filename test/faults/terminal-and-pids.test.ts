@@ -1,0 +1,118 @@
+// Faults around processes: the terminal dies, the supervisor dies, pids are reused, the machine
+// reboots, a job turns zombie, a job resists being stopped. bgmon's state must stay true.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { environHas, listPids, readStat } from 'bgmon-state';
+import { binPath, eventually, isAlive, lines, sleep, withHome, type TestHome } from '../helpers';
+
+const until = (h: TestHome, name: string, pred: (s: any) => boolean, ms = 15_000) =>
+  eventually(async () => { const s = await h.status(name); return pred(s) && s; }, ms, `${name} state`);
+
+/** Live processes carrying this run's marker (the job and everything it started). */
+function jobProcs(rec: any): number[] {
+  return listPids().filter((pid) => pid !== rec.sup_pid && environHas(pid, `BGMON_JOB_ID=${rec.id}`) && readStat(pid)?.state !== 'Z');
+}
+
+test('the starting terminal disappears: a job started in a pty session survives SIGHUP and records its exit', withHome(async (h) => {
+  const inner = `"${process.execPath}" "${binPath('bgmon-start')}" --name pty -- sh -c 'sleep 1.5; exit 5'; sleep 1000`;
+  const term = h.spawnOutside('script', ['-qec', inner, '/dev/null'], { detached: true });
+  await eventually(() => existsSync(join(h.root, 'jobs', 'pty.json')) && h.record('pty').status === 'RUNNING', 10_000, 'the record');
+  const rec = h.record('pty');
+  // the shell inside the pty: its own session, with the pty as controlling terminal
+  const shell = listPids().map((p) => readStat(p)).find((st) => st && st.ppid === term.pid && st.session === st.pid)!;
+  assert.ok(shell, 'found the shell script(1) runs in the pty');
+  assert.is.not(readStat(rec.pid)!.session, shell.session, 'the job is not in the terminal session');
+  process.kill(-shell.session, 'SIGHUP');
+  process.kill(term.pid!, 'SIGHUP');
+  await eventually(() => !isAlive(shell.pid) && !isAlive(term.pid!), 5000, 'the terminal session to die');
+  assert.is((await h.status('pty')).status, 'RUNNING');
+  const end = await until(h, 'pty', (s) => s.status !== 'RUNNING');
+  assert.is(end.status, 'FAILED');
+  assert.is(end.exit_code, 5);
+}));
+
+test('supervisor SIGKILLed while the job runs on: RUNNING while it lives, then DEAD, never a made-up exit code', withHome(async (h) => {
+  const rec = await h.start('orphan', ['sh', '-c', 'sleep 1; exit 3']);
+  process.kill(rec.sup_pid, 'SIGKILL');
+  await eventually(() => !isAlive(rec.sup_pid), 5000, 'the supervisor to die');
+  assert.is((await h.status('orphan')).status, 'RUNNING');
+  const end = await until(h, 'orphan', (s) => s.status !== 'RUNNING');
+  assert.is(end.status, 'DEAD');
+  assert.is(end.exit_code, null);
+  assert.is(end.signal, null);
+  assert.is(h.record('orphan').status, 'RUNNING', 'the record is left as it was; the state is computed');
+}));
+
+test('job and supervisor SIGKILLed together: DEAD in the very next status call', withHome(async (h) => {
+  const rec = await h.start('both', ['sleep', '1000']);
+  process.kill(rec.sup_pid, 'SIGKILL');
+  process.kill(-rec.pid, 'SIGKILL');
+  await eventually(() => !isAlive(rec.pid) && !isAlive(rec.sup_pid), 5000, 'both to die');
+  const r = await h.run('bgmon-status', ['both', '--json']);
+  assert.is(lines(r.stdout)[0].status, 'DEAD');
+  const w = await h.run('bgmon-wait', ['both', '--timeout', '5s']);
+  assert.is(w.code, 1);
+}));
+
+test('pid reuse: a record whose pid now belongs to an unrelated process is STALE; stop and rm --stop never signal it', withHome(async (h) => {
+  await h.start('seed', ['true']);
+  await until(h, 'seed', (s) => s.status === 'SUCCEEDED');
+  const bystander = h.spawnOutside('sleep', ['1000']);
+  const st = await eventually(() => readStat(bystander.pid!));
+  h.writeRecord('reused', { ...h.record('seed'), name: 'reused', id: 'r1', status: 'RUNNING', pid: bystander.pid, starttime: st.starttime + 1, ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  assert.is((await h.status('reused')).status, 'STALE');
+  const stop = await h.run('bgmon-stop', ['reused', '--signal', 'KILL', '--grace', '0']);
+  assert.is(stop.code, 1);
+  assert.match(stop.stderr, /STALE/);
+  const rm = await h.run('bgmon-rm', ['reused', '--stop', '--grace', '0']);
+  assert.is(rm.code, 0, 'a STALE record is terminal: removed, its pid untouched');
+  await sleep(200);
+  assert.ok(isAlive(bystander.pid!), 'the unrelated process was never signalled');
+}));
+
+test('reboot: a record from another boot is not RUNNING and its pid is never signalled', withHome(async (h) => {
+  await h.start('seed', ['true']);
+  await until(h, 'seed', (s) => s.status === 'SUCCEEDED');
+  const bystander = h.spawnOutside('sleep', ['1000']);
+  const st = await eventually(() => readStat(bystander.pid!));
+  // same pid and starttime as a live process: only the boot id tells it is not the same one
+  h.writeRecord('before-reboot', { ...h.record('seed'), name: 'before-reboot', id: 'b1', status: 'RUNNING', pid: bystander.pid, starttime: st.starttime, boot_id: '00000000-0000-0000-0000-000000000000', ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  h.writeRecord('gone-pid', { ...h.record('seed'), name: 'gone-pid', id: 'b2', status: 'RUNNING', pid: 2 ** 22 + 1, starttime: 5, boot_id: '00000000-0000-0000-0000-000000000000', ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  assert.is((await h.status('before-reboot')).status, 'STALE');
+  assert.is((await h.status('gone-pid')).status, 'DEAD');
+  const stop = await h.run('bgmon-stop', ['before-reboot', 'gone-pid', '--signal', 'KILL', '--grace', '0']);
+  assert.is(stop.code, 1);
+  await sleep(200);
+  assert.ok(isAlive(bystander.pid!));
+}));
+
+test('a zombie job (its parent does not reap it) is not RUNNING', withHome(async (h) => {
+  const rec = await h.start('zombie', ['sleep', '1000']);
+  process.kill(rec.sup_pid, 'SIGSTOP');
+  try {
+    process.kill(rec.pid, 'SIGKILL');
+    await eventually(() => readStat(rec.pid)?.state === 'Z', 5000, 'the job to become a zombie');
+    const s = await h.status('zombie');
+    assert.is(s.status, 'FAILED');
+    assert.is(s.signal, 'SIGKILL');
+  } finally {
+    process.kill(rec.sup_pid, 'SIGCONT');
+  }
+  const end = await eventually(() => h.record('zombie').status !== 'RUNNING' && h.record('zombie'), 5000, 'the supervisor to record the end');
+  assert.is(end.signal, 'SIGKILL', 'the supervisor records what status already said');
+}));
+
+test('stop leaves nothing running: a job that ignores TERM, forks a tree, and has a child that called setsid', withHome(async (h) => {
+  const script = 'trap "" TERM; (sleep 1000 & sleep 1000 &); setsid sh -c \'trap "" TERM; sleep 1000 & wait\' & sleep 1000 & wait';
+  const rec = await h.start('hydra', ['sh', '-c', script]);
+  await eventually(() => jobProcs(rec).length >= 6, 5000, 'the tree to grow');
+  const r = await h.run('bgmon-stop', ['hydra', '--grace', '1s']);
+  assert.is(r.code, 0, r.stderr);
+  assert.is(lines(r.stdout)[0].status, 'STOPPED');
+  assert.equal(jobProcs(rec), [], 'nothing of the job is left');
+  assert.ok(isAlive(process.pid));
+}));
+
+test.run();
