@@ -2,10 +2,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, listPids, readStat } from 'bgmon-state';
-import { binPath, eventually, isAlive, listDir, schemaProblems, sleep, withHome } from '../helpers';
+import { binPath, isAlive, listDir, schemaProblems, sleep, withHome } from '../helpers';
 
 test('50 concurrent bgmon-start --name same: one job runs, 49 exit 1, one intact record, one log', withHome(async (h) => {
   const runs = await Promise.all(Array.from({ length: 50 }, () => h.run('bgmon-start', ['--name', 'same', '--', 'sleep', '1000'], { timeoutMs: 60_000 })));

@@ -2,7 +2,7 @@
 // reboots, a job turns zombie, a job resists being stopped. bgmon's state must stay true.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, listPids, readStat } from 'bgmon-state';
 import { binPath, eventually, isAlive, lines, sleep, withHome, type TestHome } from '../helpers';

@@ -123,7 +123,8 @@ function readRecordForReplace(home: Home, name: string): JobRecord | null {
   } catch (err) {
     throw new StateError(`${(err as Error).message}; remove it with bgmon-rm ${name} before reusing the name`);
   }
-  if (old && !isTerminal(currentState(home, old).status)) throw new StateError(`job ${name} is ${currentState(home, old).status}; stop it or pick another name`);
+  const status = old && currentState(home, old).status;
+  if (status && !isTerminal(status)) throw new StateError(`job ${name} is ${status}; stop it or pick another name`);
   return old;
 }
 
