@@ -105,4 +105,20 @@ test('after: a queued job keeps the environment and cwd it was started with', wi
   assert.is(require('node:fs').readFileSync(h.record('B').log, 'utf8'), 'hello from /tmp as B\n');
 }));
 
+test('after: when no supervisor is left to advance the queue, the next status call does', withHome(async (h) => {
+  const a = await h.start('A', ['sleep', '1000']);
+  const ran = join(h.dir, 'ran');
+  await h.start('B', ['touch', ran], ['--after', 'A']);
+  process.kill(a.sup_pid, 'SIGKILL');
+  await eventually(() => !isAlive(a.sup_pid), 5000, 'the supervisor to die');
+  process.kill(a.pid, 'SIGKILL');
+  await eventually(() => !isAlive(a.pid), 5000, 'A to die');
+  assert.is(h.record('B').status, 'QUEUED', 'nobody moved the queue');
+  const s = await h.status('B');
+  assert.is(s.status, 'CANCELLED');
+  assert.is(h.record('B').status, 'CANCELLED', 'status wrote it down');
+  assert.equal(listDir(join(h.root, 'run')).filter((f) => f.endsWith('.queued')), []);
+  assert.not.ok(existsSync(ran));
+}));
+
 test.run();

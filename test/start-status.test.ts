@@ -208,4 +208,23 @@ test('status on a home that does not exist yet lists nothing and creates nothing
   assert.not.ok(existsSync(h.root));
 }));
 
+test('without --name the name is the command basename plus a short suffix', withHome(async (h) => {
+  const r = await h.run('bgmon-start', ['--', '/bin/true']);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(JSON.parse(r.stdout).name, /^true-[0-9a-f]{6}$/);
+  const s = await h.run('bgmon-start', ['sh', '-c', 'exit 0']);
+  assert.match(JSON.parse(s.stdout).name, /^sh-[0-9a-f]{6}$/, 'the first non-option word starts the command');
+}));
+
+test('arguments that look like record fields, newlines and unicode cannot confuse the recorded end', withHome(async (h) => {
+  const tricky = ['sh', '-c', 'exit 9', '"status":"RUNNING","ended_at":null,"exit_code":null,"signal":null', 'line\nbreak', 'ünï"cødé\\'];
+  const rec = await h.start('tricky', tricky);
+  assert.equal(rec.cmd, tricky);
+  const end = await eventually(async () => { const s = await h.status('tricky'); return s.status !== 'RUNNING' && s; });
+  assert.is(end.status, 'FAILED');
+  assert.is(end.exit_code, 9);
+  assert.equal(h.record('tricky').cmd, tricky, 'the command is recorded exactly as given');
+  assert.is(require('node:fs').readFileSync(join(h.root, 'jobs', 'tricky.json'), 'utf8').split('\n').length, 2, 'still one line');
+}));
+
 test.run();

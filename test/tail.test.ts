@@ -58,4 +58,19 @@ test('lastLines reads from the end: long files, long lines, no newline', withHom
   assert.equal(lastLines(join(h.dir, 'missing'), 3).lines, []);
 }));
 
+test('tail -f on a QUEUED job waits for its log to appear, follows it, and copes with truncation', withHome(async (h) => {
+  const go = join(h.dir, 'go');
+  const again = join(h.dir, 'again');
+  await h.start('first', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done`]);
+  await h.start('second', ['sh', '-c', `echo one; echo two; while [ ! -e ${again} ]; do sleep 0.05; done; : > "$0"; echo three`, join(h.root, 'logs', 'second.log')], ['--after', 'first']);
+  const follower = h.run('bgmon-tail', ['second', '-f']);
+  await new Promise((r) => setTimeout(r, 300));
+  writeFileSync(go, '');
+  await eventually(async () => (await h.run('bgmon-tail', ['second'])).stdout === 'one\ntwo\n', 10_000, 'second to run');
+  writeFileSync(again, '');
+  const r = await follower;
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'one\ntwo\nthree\n');
+}));
+
 test.run();

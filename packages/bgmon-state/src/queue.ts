@@ -60,7 +60,11 @@ export function queuedState(home: Home, rec: JobRecord): JobRecord {
   }
 }
 
-/** True when a QUEUED job's predecessors have all ended, so someone should advance the queue. */
+/**
+ * True when a record still QUEUED on disk has predecessors that have all ended, so someone
+ * should advance the queue. Give it the record as read, not its current state (which may
+ * already say CANCELLED while the file still says QUEUED).
+ */
 export function isReadyToLeaveQueue(home: Home, rec: JobRecord): boolean {
   return rec.status === 'QUEUED' && rec.after.every((dep) => {
     const d = readOrNull(home, dep);

@@ -27,11 +27,9 @@ export async function jobStatuses(home: Home, patterns: string[]): Promise<Statu
   if (!checkHome(home) && patterns.length === 0) return { records: [], corrupt: [] };
   const names = patterns.length > 0 ? matchNames(home, patterns) : undefined;
   let { records, corrupt } = loadRecords(home, names);
-  let current = records.map((r) => currentState(home, r));
-  if (current.some((r) => isReadyToLeaveQueue(home, r))) {
+  if (records.some((r) => isReadyToLeaveQueue(home, r))) {
     await advanceQueue(home);
     ({ records, corrupt } = loadRecords(home, names));
-    current = records.map((r) => currentState(home, r));
   }
-  return { records: current, corrupt };
+  return { records: records.map((r) => currentState(home, r)), corrupt };
 }

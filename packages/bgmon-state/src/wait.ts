@@ -37,16 +37,22 @@ export function waitExitCode(ended: JobRecord[]): number {
 
 export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Promise<WaitResult> {
   const last = new Map<string, JobRecord>();
-  const snapshot = (): JobRecord[] =>
-    names.map((name) => {
+  let queued = false;
+  const snapshot = (): JobRecord[] => {
+    queued = false;
+    return names.map((name) => {
       let rec: JobRecord | null = null;
       try {
         rec = readRecord(home, name);
-      } catch {}
+      } catch (err) {
+        if (!last.has(name)) throw err; // corrupt from the start: say so (exit 1)
+      }
+      if (rec && isReadyToLeaveQueue(home, rec)) queued = true;
       const cur = rec ? currentState(home, rec) : last.get(name)!;
       last.set(name, cur);
       return cur;
     });
+  };
 
   return new Promise((resolve, reject) => {
     let watcher: FSWatcher | null = null;
@@ -74,7 +80,7 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
         do {
           again = false;
           let recs = snapshot();
-          if (recs.some((r) => isReadyToLeaveQueue(home, r))) {
+          if (queued) {
             await advanceQueue(home);
             recs = snapshot();
           }
