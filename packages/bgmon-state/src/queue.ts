@@ -25,6 +25,14 @@ function readOrNull(home: Home, name: string): JobRecord | null {
   }
 }
 
+/** The current state of each predecessor; a removed one counts as CANCELLED (it will never succeed). */
+function predecessorStates(home: Home, after: string[]): string[] {
+  return after.map((dep) => {
+    const d = readOrNull(home, dep);
+    return d ? currentState(home, d).status : 'CANCELLED';
+  });
+}
+
 /** Validates --after names (exist, no cycle) and decides what the new job does now. */
 export function planAfter(home: Home, name: string, after: string[]): AfterPlan {
   if (after.length === 0) return 'run';
@@ -38,7 +46,7 @@ export function planAfter(home: Home, name: string, after: string[]): AfterPlan 
     if (rec.status === 'QUEUED') for (const next of rec.after) visit(next, [...path, dep]);
   };
   for (const dep of after) visit(dep, [name]);
-  const states = after.map((dep) => currentState(home, readOrNull(home, dep)!).status);
+  const states = predecessorStates(home, after);
   if (states.some((s) => !isTerminal(s))) return 'queue';
   return states.every((s) => s === 'SUCCEEDED') ? 'run' : 'cancel';
 }
@@ -49,12 +57,8 @@ export function queuedState(home: Home, rec: JobRecord): JobRecord {
   if (depth > 64) return rec;
   depth++;
   try {
-    for (const dep of rec.after) {
-      const d = readOrNull(home, dep);
-      const status = d ? currentState(home, d).status : 'CANCELLED';
-      if (isTerminal(status) && status !== 'SUCCEEDED') return { ...rec, status: 'CANCELLED' };
-    }
-    return rec;
+    const failed = predecessorStates(home, rec.after).some((s) => isTerminal(s) && s !== 'SUCCEEDED');
+    return failed ? { ...rec, status: 'CANCELLED' } : rec;
   } finally {
     depth--;
   }
@@ -66,10 +70,7 @@ export function queuedState(home: Home, rec: JobRecord): JobRecord {
  * already say CANCELLED while the file still says QUEUED).
  */
 export function isReadyToLeaveQueue(home: Home, rec: JobRecord): boolean {
-  return rec.status === 'QUEUED' && rec.after.every((dep) => {
-    const d = readOrNull(home, dep);
-    return !d || isTerminal(currentState(home, d).status);
-  });
+  return rec.status === 'QUEUED' && predecessorStates(home, rec.after).every(isTerminal);
 }
 
 export function enqueue(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): void {
@@ -117,10 +118,7 @@ async function advanceOne(home: Home, name: string): Promise<boolean> {
     removeQueueEntry(home, name);
     return false;
   }
-  const states = rec.after.map((dep) => {
-    const d = readOrNull(home, dep);
-    return d ? currentState(home, d).status : 'CANCELLED';
-  });
+  const states = predecessorStates(home, rec.after);
   if (states.some((s) => !isTerminal(s))) return false;
   if (states.every((s) => s === 'SUCCEEDED')) await launch(home, rec, entry.env);
   else writeRecord(home, { ...rec, status: 'CANCELLED', ended_at: nowIso() });

@@ -78,8 +78,9 @@ export function followLogs(home: Home, names: string[], n: number, sink: LineSin
     const { lines, size, partial } = lastLines(path, n);
     const complete = partial.length > 0 ? lines.slice(0, -1) : lines;
     for (const line of complete) sink(name, line);
-    const job: Followed = { name, path, id: readRecord(home, name)?.id ?? '', fd: null, ino: 0, offset: size - partial.length, pending: Buffer.alloc(0), ended: false };
+    const job: Followed = { name, path, id: readRecord(home, name)?.id ?? '', fd: null, ino: 0, offset: 0, pending: Buffer.alloc(0), ended: false };
     open(job);
+    // the held-back partial line is read again with what follows it
     job.offset = size - partial.length;
     return job;
   });
@@ -115,7 +116,8 @@ export function followLogs(home: Home, names: string[], n: number, sink: LineSin
   }
 
   function readNew(job: Followed): void {
-    if (job.fd === null) return open(job);
+    if (job.fd === null) open(job); // a queued job's log appears when it starts
+    if (job.fd === null) return;
     drain(job);
     let ino = job.ino;
     try {
