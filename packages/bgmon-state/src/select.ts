@@ -1,7 +1,8 @@
 import { isatty } from 'node:tty';
 import { NotFoundError, UsageError } from './errors';
-import { isValidName, nameMatcher } from './names';
-import type { Home } from './paths';
+import { existsSync } from 'node:fs';
+import { isGlob, isValidName, nameMatcher } from './names';
+import { recordPath, type Home } from './paths';
 import { CorruptRecordError, listNames, readRecord, type JobRecord } from './record';
 
 // A record line is a few hundred bytes; a longer line is not one of ours.
@@ -84,10 +85,11 @@ export function loadRecords(home: Home, names?: string[]): Loaded {
  */
 export function matchNames(home: Home, patterns: string[]): string[] {
   const matchers = patterns.map((p) => ({ p, test: nameMatcher(p) }));
-  const all = listNames(home);
+  // plain names need no directory listing (which costs with thousands of jobs)
+  const all = patterns.some(isGlob) ? listNames(home) : null;
   const chosen = new Set<string>();
   for (const { p, test } of matchers) {
-    const hits = all.filter(test);
+    const hits = all ? all.filter(test) : existsSync(recordPath(home, p)) ? [p] : [];
     if (hits.length === 0) throw new NotFoundError(`no such job: ${p}`);
     hits.forEach((n) => chosen.add(n));
   }
