@@ -73,4 +73,20 @@ test('tail -f on a QUEUED job waits for its log to appear, follows it, and copes
   assert.is(r.stdout, 'one\ntwo\nthree\n');
 }));
 
+test('tail -f follows a rerun of a name whose first run ended while another job still runs', withHome(async (h) => {
+  const done = join(h.dir, 'done');
+  await h.start('A', ['sh', '-c', 'echo first-run']);
+  await h.start('B', ['sh', '-c', `while [ ! -e ${done} ]; do sleep 0.05; done; echo b-end`]);
+  await eventually(async () => (await h.status('A')).status === 'SUCCEEDED');
+  const follower = h.run('bgmon-tail', ['A', 'B', '-f', '-n', '5']);
+  await new Promise((r) => setTimeout(r, 400));
+  await h.start('A', ['sh', '-c', 'echo second-run; sleep 0.3; echo second-end']);
+  await eventually(async () => (await h.status('A')).status === 'SUCCEEDED');
+  await new Promise((r) => setTimeout(r, 300));
+  writeFileSync(done, '');
+  const r = await follower;
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'A | first-run\nA | second-run\nA | second-end\nB | b-end\n');
+}));
+
 test.run();

@@ -152,9 +152,11 @@ export function followLogs(home: Home, names: string[], n: number, sink: LineSin
       if (done) return;
       try {
         for (const job of jobs) {
-          if (job.ended) continue;
-          readNew(job);
           const rec = readRecord(home, job.name);
+          // an ended job stays followed only if it is rerun while others still run
+          if (job.ended && rec?.id === job.id) continue;
+          job.ended = false;
+          readNew(job);
           if (!rec) continue;
           const cur: JobRecord = currentState(home, rec);
           if (cur.id !== job.id) {
