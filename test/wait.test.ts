@@ -79,4 +79,18 @@ test('wait A && start B chains in a real shell', withHome(async (h) => {
   assert.is((await h.run('bgmon-status', ['G'])).code, 3, 'G never started');
 }));
 
+test('wait: a job removed while waited for ends the wait with exit 3 instead of hanging', withHome(async (h) => {
+  await h.start('gone', ['sleep', '1000']);
+  await h.start('other', ['sleep', '1000']);
+  const waiter = h.run('bgmon-wait', ['gone', 'other']);
+  const tailer = h.run('bgmon-tail', ['gone', '-f']);
+  await new Promise((r) => setTimeout(r, 400));
+  const rm = await h.run('bgmon-rm', ['gone', '--stop', '--grace', '0']);
+  assert.is(rm.code, 0, rm.stderr);
+  const w = await waiter;
+  assert.is(w.code, 3);
+  assert.is(w.stderr, 'bgmon-wait: job gone was removed while waiting for it\n');
+  assert.is((await tailer).code, 0, 'tail -f ends too');
+}));
+
 test.run();

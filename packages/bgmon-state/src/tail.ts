@@ -157,7 +157,12 @@ export function followLogs(home: Home, names: string[], n: number, sink: LineSin
           if (job.ended && rec?.id === job.id) continue;
           job.ended = false;
           readNew(job);
-          if (!rec) continue;
+          if (!rec) {
+            // removed (bgmon-rm) while followed: nothing more will come
+            flush(job);
+            job.ended = true;
+            continue;
+          }
           const cur: JobRecord = currentState(home, rec);
           if (cur.id !== job.id) {
             // a rerun: finish the old log (renamed aside, still open), then follow the new one

@@ -4,6 +4,7 @@ import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { advanceQueue, isReadyToLeaveQueue } from './queue';
 import { parseSignal } from './proc';
+import { NotFoundError } from './errors';
 
 export interface WaitOptions {
   timeoutMs: number | null;
@@ -47,6 +48,8 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
       } catch (err) {
         if (!last.has(name)) throw err; // corrupt from the start: say so (exit 1)
       }
+      if (!rec && !last.has(name)) throw new NotFoundError(`no such job: ${name}`);
+      if (!rec) throw new NotFoundError(`job ${name} was removed while waiting for it`);
       if (rec && isReadyToLeaveQueue(home, rec)) queued = true;
       const cur = rec ? currentState(home, rec) : last.get(name)!;
       last.set(name, cur);

@@ -15,7 +15,8 @@ Options:
   -h, --help     this help;  --version  the version
 
 Exit: one job: its own exit code (128+n when signal n ended it; 1 for DEAD, STALE, STOPPED,
-CANCELLED); several: 0 if all SUCCEEDED, else 1; 124 timeout; 2 usage error; 3 no such job.
+CANCELLED); several: 0 if all SUCCEEDED, else 1; 124 timeout; 2 usage error; 3 no such job
+(or it was removed while waited for).
 
 Examples:
   bgmon-wait fetch && bgmon-start --name build -- make
