@@ -1,5 +1,5 @@
 #!/bin/sh
-# A real run of the main job: a two-stage pipeline, detached, followed, chained, reported.
+# A real run of the main job: a pipeline of detached stages, followed, chained, reported.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 PATH="$here/bin:$PATH"
@@ -13,6 +13,9 @@ show bgmon-status --table
 show bgmon-tail -f fetch
 printf '\n$ bgmon-wait fetch >/dev/null && bgmon-start --name build -- sh -c ...\n'
 bgmon-wait fetch >/dev/null && bgmon-start --name build -- sh -c 'echo "building from 4 parts"; sleep 0.5; echo done'
-show bgmon-wait build
-show bgmon-tail build
+echo '# a third stage queued behind build: nothing waits for it, build'"'"'s supervisor starts it'
+show bgmon-start --name publish --after build -- sh -c 'echo "publishing"'
+show bgmon-status --table
+show bgmon-wait publish
+show bgmon-tail build publish
 show bgmon-status --table

@@ -22,6 +22,16 @@ test('every package is publishable: name, version, bin, files, engines, license,
   }
 });
 
+test('changesets bump every package together (one fixed group covering all of them)', () => {
+  const config = JSON.parse(readFileSync(join(ROOT, '.changeset', 'config.json'), 'utf8'));
+  assert.is(config.fixed.length, 1);
+  const group: string[] = config.fixed[0];
+  const covered = (name: string) => group.some((g) => (g.endsWith('*') ? name.startsWith(g.slice(0, -1)) : name === g));
+  for (const name of PACKAGES) assert.ok(covered(name), `${name} is in the fixed group`);
+  const versions = new Set(PACKAGES.map((n) => JSON.parse(readFileSync(join(ROOT, 'packages', n, 'package.json'), 'utf8')).version));
+  assert.is(versions.size, 1, 'all packages share one version');
+});
+
 test('packed tarballs install with npm into an empty folder and run a real job', withHome(async (h) => {
   const tarballs = join(h.dir, 'tarballs');
   const app = join(h.dir, 'app');
