@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, listPids, readStat } from 'bgmon-state';
 import { binPath, isAlive, listDir, schemaProblems, sleep, withHome } from '../helpers';
@@ -65,6 +65,31 @@ test('bgmon-start SIGKILLed at random points, 100 times: never a torn record, ne
   const again = await h.run('bgmon-start', ['--name', 'k0', '--', 'true']);
   assert.ok(again.code === 0 || (again.code === 1 && /RUNNING/.test(again.stderr)), again.stderr);
   console.log(`    (${withRecord} of 100 killed starts got as far as a record; ${running.length} jobs running)`);
+}));
+
+test('name locks: a live holder is waited for; a dead or abandoned one is broken', withHome(async (h) => {
+  await h.start('seed', ['true']);
+  const run = join(h.root, 'run');
+  const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+  // held by a live process (this test runner): bgmon-start waits for it
+  writeFileSync(join(run, 'held.lock'), `${process.pid} ${readStat(process.pid)!.starttime} ${boot}\n`, { mode: 0o600 });
+  const waiting = h.run('bgmon-start', ['--name', 'held', '--', 'true']);
+  await sleep(600);
+  assert.not.ok(existsSync(join(h.root, 'jobs', 'held.json')), 'no record while the lock is held');
+  unlinkSync(join(run, 'held.lock'));
+  assert.is((await waiting).code, 0);
+  // held by a process that no longer exists, or by one from another boot: broken at once
+  writeFileSync(join(run, 'dead.lock'), `${2 ** 22 + 7} 12345 ${boot}\n`, { mode: 0o600 });
+  writeFileSync(join(run, 'reboot.lock'), `${process.pid} ${readStat(process.pid)!.starttime} 00000000-0000-0000-0000-000000000000\n`, { mode: 0o600 });
+  // created but never written (its writer died in between), long ago
+  writeFileSync(join(run, 'empty.lock'), '', { mode: 0o600 });
+  utimesSync(join(run, 'empty.lock'), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  for (const name of ['dead', 'reboot', 'empty']) {
+    const r = await h.run('bgmon-start', ['--name', name, '--', 'true'], { timeoutMs: 10_000 });
+    assert.is(r.code, 0, `${name}: ${r.stderr}`);
+    assert.ok(r.ms < 5000, `${name} took ${r.ms} ms`);
+  }
+  assert.equal(listDir(run).filter((f) => f.endsWith('.lock')), [], 'every lock released');
 }));
 
 test.run();
