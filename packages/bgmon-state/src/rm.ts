@@ -27,8 +27,27 @@ function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): 
   return now - Date.parse(at) >= olderThanMs;
 }
 
+/**
+ * Files beyond the fixed ones, by job name: kept logs (logs/<name>@<id>.log) and temp files
+ * of writers killed mid-write (jobs/.<name>.<pid>.<n>.tmp). Listed once per call, not once
+ * per job, so removing thousands of jobs does not read the folders thousands of times.
+ */
+function extraFilesByName(home: Home): Map<string, string[]> {
+  const byName = new Map<string, string[]>();
+  const add = (name: string, path: string) => byName.set(name, [...(byName.get(name) ?? []), path]);
+  for (const file of readdirSync(home.logs)) {
+    const at = file.indexOf('@');
+    if (at > 0 && file.endsWith('.log')) add(file.slice(0, at), join(home.logs, file));
+  }
+  for (const file of readdirSync(home.jobs)) {
+    const temp = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file);
+    if (temp) add(temp[1], join(home.jobs, file));
+  }
+  return byName;
+}
+
 /** Removes one terminal job: its record first (so readers see it gone), then its files. */
-async function removeJob(home: Home, name: string, id: string): Promise<boolean> {
+async function removeJob(home: Home, name: string, id: string, extra: string[]): Promise<boolean> {
   const held = await lock(home, name);
   try {
     const rec = readRecord(home, name);
@@ -39,11 +58,7 @@ async function removeJob(home: Home, name: string, id: string): Promise<boolean>
     unlinkQuietly(logPath(home, name));
     unlinkQuietly(stopMarkerPath(home, name));
     unlinkQuietly(queuePath(home, name));
-    const kept = `${name}@`;
-    for (const file of readdirSync(home.logs)) if (file.startsWith(kept) && file.endsWith('.log')) unlinkQuietly(join(home.logs, file));
-    // temp files of writers that were killed mid-write: .<name>.<pid>.<n>.tmp
-    const temp = new RegExp(`^\\.${name.replace(/\./g, '\\.')}\\.\\d+\\.\\d+\\.tmp$`);
-    for (const file of readdirSync(home.jobs)) if (temp.test(file)) unlinkQuietly(join(home.jobs, file));
+    extra.forEach(unlinkQuietly);
     return true;
   } finally {
     unlock(held);
@@ -74,6 +89,7 @@ export async function removeJobs(home: Home, names: string[], opts: RmOptions): 
     }
   }
   const removed: JobRecord[] = [];
-  for (const rec of targets) if (await removeJob(home, rec.name, rec.id)) removed.push(rec);
+  const extra = targets.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
+  for (const rec of targets) if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
   return { records: removed, refusals };
 }
