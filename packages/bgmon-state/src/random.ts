@@ -1,5 +1,3 @@
-// Math.random, not node:crypto: ids only need to differ between runs (they also carry the time),
-// and loading crypto would cost every command ~8 ms of start-up.
 /**
  * A 53-bit string hash (cyrb53) in hex: names the lock socket and the supervisor script file.
  * A collision only makes two names share a lock, so nothing needs node:crypto here.
@@ -17,6 +15,8 @@ export function hashHex(text: string): string {
   return (4294967296 * (2097151 & h2) + (h1 >>> 0)).toString(16).padStart(14, '0');
 }
 
+// Math.random, not node:crypto: ids only need to differ between runs (they also carry the time),
+// and loading crypto would cost every command ~8 ms of start-up.
 export function randomHex(digits: number): string {
   let out = '';
   while (out.length < digits) out += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');

@@ -1,6 +1,6 @@
+import { existsSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { NotFoundError, UsageError } from './errors';
-import { existsSync } from 'node:fs';
 import { isGlob, isValidName, nameMatcher } from './names';
 import { recordPath, type Home } from './paths';
 import { CorruptRecordError, listNames, readRecord, type JobRecord } from './record';

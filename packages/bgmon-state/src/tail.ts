@@ -164,13 +164,10 @@ export function followLogs(home: Home, names: string[], n: number, sink: LineSin
             continue;
           }
           const cur: JobRecord = currentState(home, rec);
-          if (cur.id !== job.id) {
-            // a rerun: finish the old log (renamed aside, still open), then follow the new one
-            job.id = cur.id;
-            readNew(job);
-          }
+          // readNew above ran after the record was read, so it has drained everything written
+          // before that state, including a rerun's switch to the new log (an inode change)
+          job.id = cur.id;
           if (isTerminal(cur.status)) {
-            readNew(job);
             flush(job);
             job.ended = true;
           }
