@@ -11,6 +11,7 @@ export * from './record';
 export * from './select';
 export * from './sleep';
 export * from './start';
+export * from './launch';
 export * from './status';
 export * from './stop';
 export * from './tail';

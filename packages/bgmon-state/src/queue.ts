@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { UsageError } from './errors';
 import { queuePath, type Home } from './paths';
-import { isTerminal, readRecord, writeRecord, type JobRecord } from './record';
+import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
-import { launch, nowIso } from './start';
+import { launch } from './launch';
 import { unlinkQuietly } from './fsutil';
 
 /*

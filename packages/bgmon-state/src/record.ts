@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, unli
 import { join } from 'node:path';
 import { isValidName } from './names';
 import { recordPath, type Home } from './paths';
+import { randomHex } from './random';
 
 export const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE'] as const;
 export type Status = (typeof STATUSES)[number];
@@ -110,6 +111,14 @@ export function readRecordFile(file: string, name: string): JobRecord | null {
 }
 
 export const readRecord = (home: Home, name: string) => readRecordFile(recordPath(home, name), name);
+
+export function newRunId(): string {
+  return `${Date.now().toString(36)}-${randomHex(8)}`;
+}
+
+export function nowIso(): string {
+  return new Date().toISOString();
+}
 
 let tmpCounter = 0;
 

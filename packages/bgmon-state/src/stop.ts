@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { stopMarkerPath, type Home } from './paths';
 import { environHas, isSameProcess, listPids, readStat } from './proc';
-import { isTerminal, readRecord, writeRecord, type JobRecord } from './record';
+import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { removeQueueEntry } from './queue';
-import { nowIso } from './start';
 import { sleep } from './sleep';
 
 export interface StopOptions {
