@@ -7,8 +7,11 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const stateSrc = join(root, 'packages/bgmon-state/src/index.ts');
+// The supervisor is a real shell file (checked by shellcheck in the tests), inlined as text.
+const supervisorSh = readFileSync(join(root, 'packages/bgmon-state/src/supervisor.sh'), 'utf8');
 const common = {
   bundle: true,
+  define: { __SUPERVISOR_SH__: JSON.stringify(supervisorSh) },
   platform: 'node',
   format: 'cjs',
   target: 'node20',

@@ -17,7 +17,7 @@ test('50 concurrent bgmon-start --name same: one job runs, 49 exit 1, one intact
   const rec = h.record('same');
   assert.equal(rec, winner);
   assert.is(schemaProblems(rec), null);
-  assert.equal(listDir(join(h.root, 'jobs')), ['.same.end', 'same.json'], 'no temp files left');
+  assert.equal(listDir(join(h.root, 'jobs')), [`.same@${rec.id}.end`, `.same@${rec.id}.spare`, 'same.json'], 'no temp files left');
   assert.equal(listDir(join(h.root, 'logs')), ['same.log']);
   const sleepers = listPids().filter((p) => environHas(p, 'BGMON_JOB=same') && readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('sleep'));
   assert.equal(sleepers, [rec.pid], 'exactly one job process');
@@ -40,7 +40,7 @@ test('bgmon-start SIGKILLed at random points, 100 times: never a torn record, ne
   const records = new Map<string, any>();
   for (const f of listDir(jobsDir)) {
     // a start killed mid-write may leave its private temp file (never read as a record)
-    if (f.startsWith('.')) assert.match(f, /^\.k\d+\.(end|\d+\.\d+\.tmp)$/);
+    if (f.startsWith('.')) assert.match(f, /^\.k\d+(@[0-9a-z]+-[0-9a-f]{8}\.(end|spare)|\.\d+\.\d+\.tmp)$/);
     if (!f.endsWith('.json') || f.startsWith('.')) continue;
     const rec = JSON.parse(readFileSync(join(jobsDir, f), 'utf8'));
     assert.is(schemaProblems(rec), null, f);

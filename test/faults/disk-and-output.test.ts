@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, listPids } from 'bgmon-state';
-import { eventually, lines, withHome } from '../helpers';
+import { eventually, isAlive, lines, withHome } from '../helpers';
 
 function rssKb(pid: number): number {
   try {
@@ -54,9 +54,14 @@ test('a job writing 1 GiB of output: bgmon\'s own processes stay under a few MB,
   let peakKb = 0;
   const ours = () => listPids().filter((p) => environHas(p, `BGMON_HOME=${h.root}`) && !environHas(p, `BGMON_JOB_ID=${rec.id}`) || p === rec.sup_pid);
   const others: number[] = [];
+  // sampled while the job runs; once it has ended the supervisor becomes a short Node process
+  // that folds the end into the record
   await eventually(() => {
     for (const pid of ours()) {
-      peakKb = Math.max(peakKb, rssKb(pid));
+      const kb = rssKb(pid);
+      // read after the sample: a live job means its supervisor was still the shell
+      if (!isAlive(rec.pid)) break;
+      peakKb = Math.max(peakKb, kb);
       if (pid !== rec.sup_pid && !others.includes(pid)) others.push(pid);
     }
     return h.record('gig').status !== 'RUNNING';

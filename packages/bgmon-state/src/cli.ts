@@ -4,6 +4,7 @@ import { sleepSync } from './sleep';
 import { BgmonError, UsageError } from './errors';
 import { homeFromEnv } from './paths';
 import { CorruptRecordError } from './record';
+import { isValidName } from './names';
 
 export interface CommandSpec {
   name: string;
@@ -22,11 +23,11 @@ export type Args = minimist.ParsedArgs;
 export function parseArgs(spec: CommandSpec, argv: string[]): Args {
   const known = new Set<string>([...(spec.strings ?? []), ...(spec.booleans ?? []), 'help', 'version', 'h']);
   for (const [k, v] of Object.entries(spec.alias ?? {})) known.add(k).add(v);
-  return minimist(argv, {
+  const [options, operands] = spec.stopEarly ? splitAtCommand(spec, argv) : [argv, null];
+  const args = minimist(options, {
     string: ['_', ...(spec.strings ?? [])],
     boolean: [...(spec.booleans ?? []), 'help', 'version'],
     alias: { h: 'help', ...spec.alias },
-    stopEarly: spec.stopEarly,
     unknown: (arg) => {
       if (arg.startsWith('-') && arg !== '-' && arg !== '--') {
         const flag = arg.replace(/^--?(no-)?/, '').split('=')[0];
@@ -36,6 +37,29 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Args {
       return true;
     },
   });
+  if (operands) args._ = operands;
+  return args;
+}
+
+/**
+ * bgmon-start's options end at the first `--` or the first word that is not an option; every
+ * word after that is the command, verbatim (minimist alone would take a `--` from inside it).
+ * A value-taking option with nothing after it is a usage error, not the start of the command.
+ */
+function splitAtCommand(spec: CommandSpec, argv: string[]): [string[], string[]] {
+  const takesValue = new Set(spec.strings ?? []);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') return [argv.slice(0, i), argv.slice(i + 1)];
+    if (!arg.startsWith('-') || arg === '-') return [argv.slice(0, i), argv.slice(i)];
+    const flag = arg.replace(/^--?/, '');
+    if (takesValue.has(flag)) {
+      const value = argv[i + 1];
+      if (value === undefined || value === '--') throw new UsageError(`${arg}: missing value (see --help)`);
+      i++;
+    }
+  }
+  return [argv, []];
 }
 
 /** A flag given more than once arrives as an array; commands want the last value. */
@@ -73,6 +97,22 @@ export function warn(command: string, message: string): void {
   process.stderr.write(`${command}: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
 }
 
+/**
+ * What a supervisor runs once its job has ended (`--job-ended NAME ID`): fold the end into the
+ * record, then start or cancel whatever was queued behind it. `--advance-queue` alone is what
+ * supervisors of earlier versions run.
+ */
+async function afterJobEnded(argv: string[]): Promise<void> {
+  const home = homeFromEnv();
+  const [, name, id] = argv;
+  if (argv[0] === '--job-ended' && isValidName(name) && id) {
+    const { foldEnd } = await import('./fold');
+    await foldEnd(home, name, id);
+  }
+  const { advanceQueue, hasQueuedJobs } = await import('./queue');
+  if (hasQueuedJobs(home)) await advanceQueue(home);
+}
+
 function finish(code: number): void {
   process.exit(code);
 }
@@ -84,9 +124,8 @@ function finish(code: number): void {
 export function runCommand(spec: CommandSpec, main: (args: Args) => Promise<number | void> | number | void): void {
   const argv = process.argv.slice(2);
   const go = async (): Promise<number> => {
-    if (argv[0] === '--advance-queue') {
-      const { advanceQueue } = await import('./queue');
-      await advanceQueue(homeFromEnv());
+    if (argv[0] === '--job-ended' || argv[0] === '--advance-queue') {
+      await afterJobEnded(argv);
       return 0;
     }
     const args = parseArgs(spec, argv);

@@ -1,78 +1,134 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StateError } from './errors';
-import { recordPath, sparePath, stopMarkerPath, type Home } from './paths';
+import { endPath, reserveEnd, reserveSpare, sparePath } from './end';
+import { unlinkQuietly } from './fsutil';
+import type { Home } from './paths';
 import { bootId, readStat } from './proc';
-import { hashHex } from './random';
 import { nowIso, writeRecord, type JobRecord } from './record';
-import { SUPERVISOR_SH } from './supervisor';
 
-function supervisorScript(home: Home): string {
-  const file = join(home.run, `supervisor-${hashHex(SUPERVISOR_SH)}.sh`);
-  if (!existsSync(file)) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, SUPERVISOR_SH, { mode: 0o600 });
-    renameSync(tmp, file);
+/*
+ * Launching a job: spawn its supervisor (supervisor.sh), which forks the job; the job becomes
+ * leader of its own session, reports its pid and blocks on the gate until the RUNNING record is
+ * on disk, so user code never runs without a record and, once bgmon-start returns,
+ * pid = pgid = sid holds. The job's log and end file are opened here, never through a link, and
+ * handed to the supervisor as descriptors: no shell opens a path of ours.
+ */
+
+declare const __SUPERVISOR_SH__: string | undefined;
+
+let script: string | undefined;
+/** The supervisor's text: inlined by the build, read beside this file when run from source. */
+function supervisorText(): string {
+  const text = typeof __SUPERVISOR_SH__ === 'string' ? __SUPERVISOR_SH__ : readFileSync(join(__dirname, 'supervisor.sh'), 'utf8');
+  // comments stay in the file: the argv that ps shows carries only the code
+  script ??= text.replace(/^\s*#.*\n/gm, '');
+  return script;
+}
+
+/** A new, empty log: whatever sits at the path (a kept-log leftover, a planted link) is unlinked, not followed. */
+function createLog(path: string): number {
+  const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  try {
+    return openSync(path, flags, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    unlinkQuietly(path);
+    return openSync(path, flags, 0o600);
   }
-  return file;
+}
+
+function assertDirectory(cwd: string): void {
+  let ok = false;
+  try {
+    ok = statSync(cwd).isDirectory();
+  } catch {}
+  if (!ok) throw new StateError(`cannot start in ${cwd}: no such directory`);
 }
 
 function readPidLine(child: ChildProcess): Promise<number> {
   return new Promise((resolvePid, reject) => {
     let text = '';
     const fail = () => reject(new StateError('the supervisor could not start the job'));
-    child.once('error', (err) => reject(new StateError(`cannot start the supervisor: ${err.message}`)));
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'E2BIG' ? 'the command line is longer than the kernel allows' : err.message;
+      reject(new StateError(`cannot start the job: ${why}`));
+    });
     child.once('exit', fail);
+    child.stdout!.once('end', fail);
     child.stdout!.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
       const nl = text.indexOf('\n');
       if (nl < 0) return;
       child.removeListener('exit', fail);
+      child.stdout!.removeListener('end', fail);
       const pid = Number(text.slice(0, nl));
-      if (Number.isSafeInteger(pid) && pid > 0) resolvePid(pid);
+      if (Number.isSafeInteger(pid) && pid > 1) resolvePid(pid);
       else fail();
     });
   });
 }
 
+function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, logFd: number, endFd: number): ChildProcess {
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  // the marker is the job's alone: nothing of bgmon's may be mistaken for the job by bgmon-stop
+  const { BGMON_JOB_ID: _marker, ...supervisorEnv } = env;
+  const args = ['-c', supervisorText(), 'bgmon-supervisor', rec.name, rec.id, process.execPath, entryScript(), ...rec.cmd];
+  return spawn('/bin/sh', args, {
+    cwd: rec.cwd,
+    env: supervisorEnv,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'ignore', 'pipe', logFd, endFd],
+  });
+}
+
 /**
  * Spawns the supervisor and the job, writes the RUNNING record, then lets the job run.
- * The caller holds the name's lock.
+ * The caller holds the name's lock. Throws a StateError when the job cannot start (the command
+ * then never runs).
  */
 export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): Promise<JobRecord> {
-  writeFileSync(rec.log, '', { mode: 0o600, flag: 'w' });
-  const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  const child = spawn(
-    '/bin/sh',
-    [supervisorScript(home), recordPath(home, rec.name), sparePath(home, rec.name), rec.log, stopMarkerPath(home, rec.name), rec.id, home.run, process.execPath, advanceEntry(), ...rec.cmd],
-    { cwd: rec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'ignore', 'pipe'] },
-  );
-  const gate = child.stdio[3] as NodeJS.WritableStream;
+  assertDirectory(rec.cwd);
+  const logFd = createLog(rec.log);
+  let endFd: number | null = null;
+  let child: ChildProcess | null = null;
+  let started = false;
   try {
+    endFd = reserveEnd(home, rec.name, rec.id);
+    child = spawnSupervisor(rec, env, logFd, endFd);
     const pid = await readPidLine(child);
     const job = readStat(pid);
     const sup = readStat(child.pid!);
     if (!job || !sup) throw new StateError('the job vanished before it started');
+    if (job.session !== pid || job.pgrp !== pid) throw new StateError('the job could not get a session of its own');
     const running: JobRecord = {
       ...rec, status: 'RUNNING', pid, started_at: nowIso(), boot_id: bootId(), starttime: job.starttime,
       sup_pid: child.pid!, sup_starttime: sup.starttime,
     };
-    const text = JSON.stringify(running);
-    // Room for the final record, reserved now so the end can be written even on a full disk.
-    writeFileSync(sparePath(home, rec.name), Buffer.alloc(Buffer.byteLength(text) + 4096, 32), { mode: 0o600 });
+    reserveSpare(home, rec.name, rec.id, Buffer.byteLength(JSON.stringify(running)));
     writeRecord(home, running);
+    const gate = child.stdio[3] as NodeJS.WritableStream;
     await new Promise<void>((done) => gate.end('go\n', done));
+    started = true;
     return running;
   } finally {
-    // Without "go" the job's process exits without running the command.
-    child.stdout!.destroy();
-    (gate as unknown as { destroy(): void }).destroy();
-    child.unref();
+    closeSync(logFd);
+    if (endFd !== null) closeSync(endFd);
+    if (child) {
+      // Without "go" the job's process exits without running the command.
+      child.stdout?.destroy();
+      (child.stdio[3] as unknown as { destroy(): void } | null)?.destroy();
+      child.unref();
+    }
+    if (!started) {
+      unlinkQuietly(endPath(home, rec.name, rec.id));
+      unlinkQuietly(sparePath(home, rec.name, rec.id));
+    }
   }
 }
 
-/** The script a supervisor runs to advance the queue: this very binary, with --advance-queue. */
-function advanceEntry(): string {
+/** What a supervisor runs when its job has ended: this very binary, with --job-ended. */
+function entryScript(): string {
   return resolve(process.argv[1] ?? '');
 }

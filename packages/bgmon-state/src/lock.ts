@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import type { Home } from './paths';
@@ -8,7 +8,7 @@ import { sleep } from './sleep';
 
 /*
  * A per-name lock, held for milliseconds by whoever changes a name's record (start, the queue,
- * stop of a QUEUED job, rm). Fast path: run/<name>.lock created with O_EXCL, holding the
+ * stop of a QUEUED job, rm). Fast path: run/<name>.lock created exclusively, naming the
  * holder's pid, starttime and boot id. A holder that died (SIGKILL) leaves the file behind; it
  * is recognised as stale by its identity in /proc and removed by one breaker at a time, under
  * an abstract unix socket that the kernel releases when its holder exits, so two breakers can
@@ -28,33 +28,41 @@ function holderIdentity(): string {
   return identity;
 }
 
+/*
+ * The lock is a symlink whose target is the holder's identity: created atomically with its
+ * content (no window where it exists empty) and needing no data block, so a full disk cannot
+ * stop a lock. Earlier versions wrote a regular file with the same text; both are read.
+ */
 function tryCreate(path: string): boolean {
-  let fd: number;
   try {
-    fd = openSync(path, 'wx', 0o600);
+    symlinkSync(holderIdentity().trimEnd(), path);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw err;
   }
+}
+
+function readHolder(path: string): string | null {
   try {
-    writeSync(fd, holderIdentity());
-  } finally {
-    closeSync(fd);
+    return readlinkSync(path) + '\n';
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL') return null; // released meanwhile
   }
-  return true;
+  try {
+    return readFileSync(path, 'latin1'); // a lock file of an earlier version
+  } catch {
+    return null;
+  }
 }
 
 function isStale(path: string): boolean {
-  let text: string;
-  try {
-    text = readFileSync(path, 'latin1');
-  } catch {
-    return false; // released meanwhile: just try again
-  }
+  const text = readHolder(path);
+  if (text === null) return false; // released meanwhile: just try again
   const m = /^(\d+) (\d+) (\S+)\n$/.exec(text);
   if (!m) {
     try {
-      return Date.now() - statSync(path).mtimeMs > EMPTY_LOCK_STALE_MS;
+      return Date.now() - lstatSync(path).mtimeMs > EMPTY_LOCK_STALE_MS;
     } catch {
       return false;
     }
@@ -102,4 +110,10 @@ export function unlock(held: Lock): void {
   try {
     unlinkSync(held.path);
   } catch {}
+}
+
+/** The name's lock if it is free now, else null: for work that may be left to the next reader. */
+export function tryLock(home: Home, name: string): Lock | null {
+  const path = join(home.run, `${name}.lock`);
+  return tryCreate(path) ? { path } : null;
 }

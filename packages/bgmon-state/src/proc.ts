@@ -70,12 +70,22 @@ export function environHas(pid: number, entry: string): boolean {
 }
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, num]) => [num, name]));
+// glibc's real-time range, named as kill -l and bash name it (32 and 33 belong to the C library)
+const SIGRTMIN = 34;
+const SIGRTMAX = 64;
 
+/** SIGTERM, SIGRTMIN+2, SIGRTMAX-1, SIG32: the name of any signal number 1-64. */
 export function signalName(num: number): string {
-  return SIGNAL_NAMES.get(num) ?? (num >= 34 && num <= 64 ? `SIGRTMIN+${num - 34}` : `SIG${num}`);
+  const known = SIGNAL_NAMES.get(num);
+  if (known) return known;
+  if (num === SIGRTMIN) return 'SIGRTMIN';
+  if (num === SIGRTMAX) return 'SIGRTMAX';
+  if (num > SIGRTMIN && num <= SIGRTMIN + 15) return `SIGRTMIN+${num - SIGRTMIN}`;
+  if (num > SIGRTMIN + 15 && num < SIGRTMAX) return `SIGRTMAX-${SIGRTMAX - num}`;
+  return `SIG${num}`;
 }
 
-/** Accepts TERM, SIGTERM, sigterm or a number; returns the signal number, or null. */
+/** Accepts TERM, SIGTERM, sigterm, RTMIN+2, SIGRTMAX-1, SIG36 or a number; returns the signal number, or null. */
 export function parseSignal(text: string): number | null {
   if (/^\d+$/.test(text)) {
     const n = Number(text);
@@ -84,5 +94,13 @@ export function parseSignal(text: string): number | null {
   const upper = text.toUpperCase();
   const name = upper.startsWith('SIG') ? upper : `SIG${upper}`;
   const num = (constants.signals as Record<string, number>)[name];
-  return typeof num === 'number' ? num : null;
+  if (typeof num === 'number') return num;
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d{1,2}))?$/.exec(name);
+  if (rt) {
+    const offset = rt[2] ? Number(rt[3]) * (rt[2] === '+' ? 1 : -1) : 0;
+    const n = (rt[1] === 'MIN' ? SIGRTMIN : SIGRTMAX) + offset;
+    return n >= SIGRTMIN && n <= SIGRTMAX ? n : null;
+  }
+  const plain = /^SIG(\d{1,2})$/.exec(name);
+  return plain && Number(plain[1]) >= 1 && Number(plain[1]) <= 64 ? Number(plain[1]) : null;
 }

@@ -93,6 +93,8 @@ function queuedNames(home: Home): string[] {
   }
 }
 
+export const hasQueuedJobs = (home: Home): boolean => queuedNames(home).length > 0;
+
 /** Starts or cancels every queued job whose predecessors have all ended; repeats until stable. */
 export async function advanceQueue(home: Home): Promise<void> {
   for (let changed = true; changed; ) {

@@ -29,7 +29,7 @@ function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): 
 
 /**
  * Files beyond the fixed ones, by job name: kept logs (logs/<name>@<id>.log) and temp files
- * of writers killed mid-write (jobs/.<name>.<pid>.<n>.tmp). Listed once per call, not once
+ * of writers killed mid-write (jobs/.<name>.<pid>.<n>.tmp), runs' end and spare files. Listed once per call, not once
  * per job, so removing thousands of jobs does not read the folders thousands of times.
  */
 function extraFilesByName(home: Home): Map<string, string[]> {
@@ -40,8 +40,9 @@ function extraFilesByName(home: Home): Map<string, string[]> {
     if (at > 0 && file.endsWith('.log')) add(file.slice(0, at), join(home.logs, file));
   }
   for (const file of readdirSync(home.jobs)) {
-    const temp = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file);
-    if (temp) add(temp[1], join(home.jobs, file));
+    // writers' temp files, and runs' end and spare files (see end.ts)
+    const own = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file) ?? /^\.([^@]+)@[^@]+\.(?:end|spare)$/.exec(file);
+    if (own) add(own[1], join(home.jobs, file));
   }
   return byName;
 }

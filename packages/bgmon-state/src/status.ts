@@ -1,6 +1,7 @@
 import { UsageError } from './errors';
 import type { Home } from './paths';
 import { STATUSES, type CorruptRecordError, type JobRecord } from './record';
+import { foldIfFree } from './fold';
 import { currentState } from './classify';
 import { loadRecords, matchNames } from './select';
 import { advanceQueue, isReadyToLeaveQueue } from './queue';
@@ -30,5 +31,7 @@ export async function jobStatuses(home: Home, patterns: string[]): Promise<Statu
     await advanceQueue(home);
     ({ records, corrupt } = loadRecords(home, names));
   }
-  return { records: records.map((r) => currentState(home, r)), corrupt };
+  const current = records.map((r) => currentState(home, r));
+  current.forEach((cur, i) => records[i].status === 'RUNNING' && foldIfFree(home, cur));
+  return { records: current, corrupt };
 }

@@ -5,6 +5,7 @@ import { currentState } from './classify';
 import { advanceQueue, isReadyToLeaveQueue } from './queue';
 import { parseSignal } from './proc';
 import { NotFoundError } from './errors';
+import { foldEnd } from './fold';
 
 export interface WaitOptions {
   timeoutMs: number | null;
@@ -88,7 +89,11 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
             recs = snapshot();
           }
           const ended = recs.filter((r) => isTerminal(r.status));
-          if (names.length === 0 || (opts.any ? ended.length > 0 : ended.length === recs.length)) finish({ records: ended, code: waitExitCode(ended) });
+          if (names.length === 0 || (opts.any ? ended.length > 0 : ended.length === recs.length)) {
+            // so that the record files say it too when the caller looks
+            for (const r of ended) await foldEnd(home, r.name, r.id);
+            finish({ records: ended, code: waitExitCode(ended) });
+          }
         } while (again && !finished);
       } catch (err) {
         finished = true;
