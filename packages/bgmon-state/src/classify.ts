@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { wasStopped } from './stop-marker';
 import { bootId, isSameProcess, readStat, signalName } from './proc';
 import { readRecord, type JobRecord } from './record';
-import { stopMarkerPath, type Home } from './paths';
+import { type Home } from './paths';
 import { sleepSync } from './sleep';
 import { queuedState } from './queue';
 
@@ -33,14 +33,6 @@ function endedFromWaitStatus(home: Home, rec: JobRecord, status: number): JobRec
   const ended = { ...rec, exit_code: code, signal };
   if (wasStopped(home, rec)) return { ...ended, status: 'STOPPED' };
   return { ...ended, status: code === 0 ? 'SUCCEEDED' : 'FAILED' };
-}
-
-export function wasStopped(home: Home, rec: JobRecord): boolean {
-  try {
-    return readFileSync(stopMarkerPath(home, rec.name), 'utf8').trim() === rec.id;
-  } catch {
-    return false;
-  }
 }
 
 /** The process is gone: its supervisor has recorded the end, is about to, or died with it (DEAD). */
