@@ -108,6 +108,13 @@ export function clearStop(home: Home, rec: JobRecord): void {
   if (readText(legacy)?.split('\n')[0] === rec.id) quietly(() => unlinkSync(legacy));
 }
 
+/** Every stop marker of a name, whatever the run (for rm and for a new run of the name). */
+export function removeStopMarkers(home: Home, name: string): void {
+  for (const entry of listRun(home)) {
+    if (entry === `${name}.stop` || isMarkerOf(name, entry)) quietly(() => unlinkSync(join(home.run, entry)));
+  }
+}
+
 /** True when bgmon-stop ended this run: a confirmed stop, or a stopper still alive and at work. */
 export function wasStopped(home: Home, rec: JobRecord): boolean {
   if (!isUsableRunId(rec.id)) return false;
@@ -124,19 +131,21 @@ function liveClaims(home: Home, rec: JobRecord): string[] {
   });
 }
 
+/** NAME@ID.stopped or NAME@ID.stop-by.PID.START.BOOT, for any run id. */
+function isMarkerOf(name: string, entry: string): boolean {
+  if (!entry.startsWith(`${name}@`)) return false;
+  const rest = entry.slice(name.length + 1);
+  const dot = rest.indexOf('.');
+  const tail = rest.slice(dot + 1);
+  return dot > 0 && (tail === 'stopped' || (tail.startsWith('stop-by.') && CLAIM_TAIL.test(tail.slice(8))));
+}
+
 /** Claims and confirmations of this name's other runs, and claims of dead stoppers, count for nothing. */
 function sweepOldMarkers(home: Home, rec: JobRecord): void {
-  const prefix = `${rec.name}@`;
   const live = new Set(liveClaims(home, rec));
-  const current = stoppedPath(home, rec.name, rec.id);
+  const current = `${rec.name}@${rec.id}.stopped`;
   for (const entry of listRun(home)) {
-    if (!entry.startsWith(prefix) || live.has(entry) || join(home.run, entry) === current) continue;
-    const rest = entry.slice(prefix.length);
-    const dot = rest.indexOf('.');
-    const tail = rest.slice(dot + 1);
-    if (dot > 0 && (tail === 'stopped' || (tail.startsWith('stop-by.') && CLAIM_TAIL.test(tail.slice(8))))) {
-      quietly(() => unlinkSync(join(home.run, entry)));
-    }
+    if (entry !== current && !live.has(entry) && isMarkerOf(rec.name, entry)) quietly(() => unlinkSync(join(home.run, entry)));
   }
 }
 
