@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { wasStopped } from './stop-marker';
 import { bootId, isSameProcess, readStat } from './proc';
 import { nowIso, type JobRecord } from './record';
 import { endedRecord, readEnd } from './end';
-import { stopMarkerPath, type Home } from './paths';
+import type { Home } from './paths';
 import { sleepSync } from './sleep';
 import { queuedState } from './queue';
 
@@ -34,14 +34,6 @@ function endedFromWaitStatus(home: Home, rec: JobRecord, status: number): JobRec
   const sig = status & 0x7f;
   const shellStatus = sig === 0 ? (status >> 8) & 0xff : 128 + sig;
   return endedRecord(rec, { status: shellStatus, endedAt: nowIso() }, wasStopped(home, rec));
-}
-
-export function wasStopped(home: Home, rec: JobRecord): boolean {
-  try {
-    return readFileSync(stopMarkerPath(home, rec.name), 'utf8').trim() === rec.id;
-  } catch {
-    return false;
-  }
 }
 
 /** The process is gone: its supervisor is about to write the end, or died with it (DEAD). */

@@ -1,6 +1,7 @@
 import { currentState } from './classify';
 import { endPath, readEnd, writeThroughSpare } from './end';
 import { unlinkQuietly } from './fsutil';
+import { clearStop } from './stop-marker';
 import { lock, tryLock, unlock, type Lock } from './lock';
 import { recordPath, type Home } from './paths';
 import { isTerminal, readRecord, writeRecord, type JobRecord } from './record';
@@ -20,6 +21,7 @@ function foldLocked(home: Home, held: Lock, name: string, id: string): void {
     if (!isTerminal(ended.status)) return;
     if (!writeThroughSpare(home, ended, recordPath(home, name))) writeRecord(home, ended);
     unlinkQuietly(endPath(home, name, id));
+    clearStop(home, ended);
   } catch {
     // a corrupt record or a full disk: the end file still holds the truth
   } finally {

@@ -1,11 +1,17 @@
-import { writeFileSync } from 'node:fs';
-import { stopMarkerPath, type Home } from './paths';
-import { environHas, isSameProcess, listPids, readStat } from './proc';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { constants } from 'node:os';
+import type { Home } from './paths';
+import { environHas, isSameProcess, listPids, readStat, type ProcStat } from './proc';
 import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { removeQueueEntry } from './queue';
 import { sleep } from './sleep';
+import { foldEnd } from './fold';
+import { claimStop, clearStop, confirmStop, isUsableRunId, withdrawStop, type StopClaim } from './stop-marker';
+
+export { removeStopMarkers, wasStopped } from './stop-marker';
 
 export interface StopOptions {
   signal: number;
@@ -14,41 +20,135 @@ export interface StopOptions {
 
 export interface StopResult {
   records: JobRecord[];
-  /** one line per job that was not signalled, with the reason */
+  /** one line per job that was not signalled or did not end, with the reason */
   refusals: string[];
 }
 
 const POLL_MS = 20;
 // After SIGKILL the kernel needs a moment; a process that outlives this is stuck in D state.
 const AFTER_KILL_MS = 5000;
+// A live supervisor records the end within milliseconds; a loaded machine may take seconds.
+const FOLD_WAIT_MS = 10_000;
+
+function processTable(): Map<number, ProcStat> {
+  const table = new Map<number, ProcStat>();
+  for (const pid of listPids()) {
+    const st = readStat(pid);
+    if (st) table.set(pid, st);
+  }
+  return table;
+}
+
+/** A process the supervisor started for itself (date, mv, the queue's node), not through the job. */
+function isSupervisorHelper(table: Map<number, ProcStat>, st: ProcStat, rec: JobRecord): boolean {
+  if (!rec.sup_pid) return false;
+  let cur: ProcStat | undefined = st;
+  for (let hops = 0; cur && hops < 64; hops++, cur = table.get(cur.ppid)) {
+    if (cur.pid === rec.pid) return false;
+    if (cur.ppid === rec.sup_pid) return true;
+    if (cur.ppid <= 1) return false;
+  }
+  return false;
+}
 
 /**
- * Every live process that is provably this run's: in its process group or session, or
- * carrying its BGMON_JOB_ID marker (children that called setsid or daemonized), and never
- * older than the job itself. The supervisor is not the job and is left to record the end.
+ * Every live process that is provably this run's: in its process group or session, or carrying
+ * its BGMON_JOB_ID marker (children that called setsid or daemonized), never older than the job.
+ * Never the supervisor or what it runs for itself, never pid 0 or 1, never this process.
  */
-export function jobProcesses(rec: JobRecord): number[] {
+export function jobProcesses(rec: JobRecord, table = processTable()): number[] {
+  if (rec.pid === null || rec.pid <= 1 || rec.starttime === null) return [];
   const marker = `BGMON_JOB_ID=${rec.id}`;
   const found: number[] = [];
-  for (const pid of listPids()) {
-    if (pid === rec.sup_pid || pid === process.pid) continue;
-    const st = readStat(pid);
-    if (!st || st.state === 'Z' || rec.starttime === null || st.starttime < rec.starttime) continue;
-    if (st.pgrp === rec.pid || st.session === rec.pid || environHas(pid, marker)) found.push(pid);
+  for (const st of table.values()) {
+    if (st.pid <= 1 || st.pid === process.pid || st.pid === rec.sup_pid) continue;
+    if (st.state === 'Z' || st.starttime < rec.starttime || isSupervisorHelper(table, st, rec)) continue;
+    if (st.pgrp === rec.pid || st.session === rec.pid || environHas(st.pid, marker)) found.push(st.pid);
   }
   return found;
 }
 
-function signalAll(rec: JobRecord, pids: number[], signal: number, leaderVerified: boolean): void {
-  if (leaderVerified) {
-    try {
-      process.kill(-rec.pid!, signal);
-    } catch {}
+/**
+ * Why the record's pid must not be signalled as a job, or null when it provably is one: alive as
+ * recorded, leading its own group and session, and carrying the run's marker (or, when the job
+ * replaced its environment, the child of the recorded supervisor of this home).
+ */
+export function leaderProblem(home: Home, rec: JobRecord): string | null {
+  const pid = rec.pid;
+  if (pid === null || !Number.isSafeInteger(pid) || pid <= 1) return `the record names pid ${pid}, and bgmon never signals pid 0 or 1`;
+  if (!isUsableRunId(rec.id)) return `the record's id ${JSON.stringify(rec.id)} is not a bgmon run id`;
+  const st = readStat(pid);
+  if (!st || !isSameProcess(pid, rec.starttime, rec.boot_id)) return `pid ${pid} is no longer the recorded process`;
+  if (pid === process.pid || st.pgrp !== pid || st.session !== pid) return `pid ${pid} does not lead its own process group and session, so it is not a bgmon job`;
+  if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`) && !isSupervisedHere(home, rec, st)) {
+    return `pid ${pid} carries no BGMON_JOB_ID=${rec.id} and is not the child of this job's supervisor`;
   }
-  for (const pid of pids) {
-    try {
-      process.kill(pid, signal);
-    } catch {}
+  return null;
+}
+
+function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
+  const sup = rec.sup_pid;
+  if (!sup || sup <= 1 || job.ppid !== sup || !isSameProcess(sup, rec.sup_starttime, rec.boot_id)) return false;
+  const st = readStat(sup);
+  if (!st || st.pgrp !== sup || st.session !== sup) return false;
+  if (environHas(sup, `BGMON_HOME=${home.root}`)) return true;
+  try {
+    return readFileSync(`/proc/${sup}/cmdline`, 'utf8').split('\0').some((a) => a === home.root || a.startsWith(`${home.root}/`));
+  } catch {
+    return false;
+  }
+}
+
+/** The job's leader still leads its group, and we are not in it: kill(-pid) reaches the job only. */
+function leadsGroup(rec: JobRecord): boolean {
+  const pid = rec.pid!;
+  const st = readStat(pid);
+  return st !== null && st.pgrp === pid && st.session === pid && isSameProcess(pid, rec.starttime, rec.boot_id) && readStat(process.pid)?.pgrp !== pid;
+}
+
+/** kill(2) behind guards no record can talk us out of; EPERM is remembered, ESRCH means gone. */
+function send(target: number, signal: number, denied: Set<number>): void {
+  const pid = Math.abs(target);
+  if (!Number.isSafeInteger(target) || pid <= 1 || pid === process.pid) return;
+  try {
+    process.kill(target, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPERM') denied.add(pid);
+  }
+}
+
+interface Outcome {
+  /** job processes still alive when we gave up */
+  remaining: number[];
+  /** pids (or group leaders) whose kill() failed with EPERM */
+  denied: Set<number>;
+}
+
+/** Signals the group and every process of the job, escalating to SIGKILL after the grace. */
+async function signalUntilGone(rec: JobRecord, opts: StopOptions): Promise<Outcome> {
+  const denied = new Set<number>();
+  const deadline = Date.now() + opts.graceMs;
+  let signal = opts.signal;
+  const signalled = new Set<number>();
+  let groupDue = true;
+  for (;;) {
+    const pids = jobProcesses(rec);
+    // what refused our signal will not die of it: no use waiting
+    if (pids.length === 0 || pids.every((p) => denied.has(p))) return { remaining: pids, denied };
+    if (groupDue && leadsGroup(rec)) send(-rec.pid!, signal, denied);
+    groupDue = false;
+    for (const pid of pids) {
+      if (!signalled.has(pid)) send(pid, signal, denied);
+      signalled.add(pid);
+    }
+    if (signal !== 9 && Date.now() >= deadline) {
+      signal = 9;
+      signalled.clear();
+      groupDue = true;
+      continue;
+    }
+    if (signal === 9 && Date.now() >= deadline + AFTER_KILL_MS) return { remaining: jobProcesses(rec), denied };
+    await sleep(POLL_MS);
   }
 }
 
@@ -66,54 +166,152 @@ async function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
   }
 }
 
-/** Signals one RUNNING job and everything it started, escalating to SIGKILL after the grace. */
-async function stopRunning(home: Home, rec: JobRecord, opts: StopOptions): Promise<JobRecord> {
-  writeFileSync(stopMarkerPath(home, rec.name), rec.id + '\n', { mode: 0o600 });
-  const deadline = Date.now() + opts.graceMs;
-  let signal = opts.signal;
-  const signalled = new Set<number>();
-  let leader = isSameProcess(rec.pid, rec.starttime, rec.boot_id);
-  for (;;) {
-    const pids = jobProcesses(rec);
-    if (pids.length === 0) break;
-    const fresh = pids.filter((p) => !signalled.has(p));
-    if (fresh.length > 0 || leader) signalAll(rec, fresh, signal, leader);
-    fresh.forEach((p) => signalled.add(p));
-    leader = false;
-    if (signal !== 9 && Date.now() >= deadline) {
-      signal = 9;
-      signalled.clear();
-      leader = isSameProcess(rec.pid, rec.starttime, rec.boot_id);
-      continue;
-    }
-    if (signal === 9 && Date.now() >= deadline + AFTER_KILL_MS) break;
-    await sleep(POLL_MS);
+/** Rewrites this run's record as STOPPED when `still` holds under the name's lock; best effort. */
+async function relabelStopped(home: Home, rec: JobRecord, still: (r: JobRecord) => boolean, endedAt: string | null): Promise<JobRecord | null> {
+  let held;
+  try {
+    held = await lock(home, rec.name);
+  } catch {
+    return null; // no room even for the lock (full disk): the record keeps what was recorded
   }
-  const after = currentState(home, readRecord(home, rec.name) ?? rec);
-  if (after.id === rec.id && after.status === 'DEAD') {
-    // The supervisor was gone (killed earlier): nobody else will record that we stopped it.
-    const stopped: JobRecord = { ...after, status: 'STOPPED', ended_at: nowIso() };
+  try {
+    const fresh = readRecord(home, rec.name);
+    if (!fresh || fresh.id !== rec.id || !still(fresh)) return null;
+    const stopped: JobRecord = { ...fresh, status: 'STOPPED', ended_at: fresh.ended_at ?? endedAt };
     writeRecord(home, stopped);
     return stopped;
+  } catch {
+    return null;
+  } finally {
+    unlock(held);
   }
-  return after;
+}
+
+function readRecordQuietly(home: Home, name: string): JobRecord | null {
+  try {
+    return readRecord(home, name);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The record once the job's end is known. `ended`: the leader ended after our signals, so the
+ * run is STOPPED whoever records it: the supervisor (which sees our marker), or we ourselves when
+ * it could not see the marker (no room for it on a full disk) or is gone (nobody else will).
+ */
+async function finalRecord(home: Home, rec: JobRecord, ended: boolean): Promise<JobRecord> {
+  const deadline = Date.now() + FOLD_WAIT_MS;
+  for (;;) {
+    // Check the supervisor first: if it is gone, the read below sees everything it wrote.
+    const supervisorAlive = isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id);
+    await foldEnd(home, rec.name, rec.id); // the end file, once the supervisor has written it
+    const disk = readRecordQuietly(home, rec.name);
+    if (!disk || disk.id !== rec.id) return disk ? currentState(home, disk) : currentState(home, rec);
+    if (disk.status !== 'RUNNING') {
+      const relabelled = ended && disk.status !== 'STOPPED' ? await relabelStopped(home, rec, (r) => r.status === disk.status, null) : null;
+      clearStop(home, rec);
+      return relabelled ?? disk;
+    }
+    if (!ended || (supervisorAlive && Date.now() > deadline)) return currentState(home, disk);
+    if (!supervisorAlive) {
+      const gone = (r: JobRecord) => r.status === 'RUNNING' && !isSameProcess(r.sup_pid, r.sup_starttime, r.boot_id);
+      const relabelled = await relabelStopped(home, rec, gone, nowIso());
+      if (relabelled) clearStop(home, rec);
+      return relabelled ?? currentState(home, readRecordQuietly(home, rec.name) ?? disk);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+const pidList = (pids: Iterable<number>) => [...pids].sort((a, b) => a - b).join(', ');
+
+function outcomeProblem(rec: JobRecord, ended: boolean, out: Outcome): string | null {
+  if (ended && out.remaining.length === 0) return null;
+  const refused = out.remaining.filter((p) => out.denied.has(p));
+  const alive = out.remaining.length > 0 ? out.remaining : [rec.pid!];
+  const why = refused.length > 0
+    ? `kill() of pid ${pidList(refused)} was refused (EPERM: operation not permitted)`
+    : `pid ${pidList(alive)} still alive ${AFTER_KILL_MS / 1000}s after SIGKILL`;
+  return ended ? `job ${rec.name} ended, but part of it is still running: ${why}` : `job ${rec.name} did not end: ${why}`;
+}
+
+interface Active {
+  rec: JobRecord;
+  claim: StopClaim;
+}
+
+/** Signals one RUNNING job and everything it started, escalating to SIGKILL after the grace. */
+async function stopRunning(home: Home, rec: JobRecord, opts: StopOptions, active: Set<Active>): Promise<[JobRecord, string | null]> {
+  const problem = leaderProblem(home, rec);
+  if (problem) return [rec, `job ${rec.name}: ${problem}; nothing signalled`];
+  const entry: Active = { rec, claim: claimStop(home, rec) };
+  active.add(entry);
+  let out: Outcome;
+  let ended: boolean;
+  try {
+    out = await signalUntilGone(rec, opts);
+  } finally {
+    ended = !isSameProcess(rec.pid, rec.starttime, rec.boot_id);
+    // A stop that did not end the job must not label its later end.
+    if (ended) confirmStop(entry.claim);
+    else withdrawStop(entry.claim);
+    active.delete(entry);
+  }
+  return [await finalRecord(home, rec, ended), outcomeProblem(rec, ended, out)];
+}
+
+/** Ctrl-C, TERM or HUP on a stop: leave behind only what is true, then exit 128+n. */
+function onInterrupt(active: Set<Active>): () => void {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => {
+    const handler = () => {
+      const left: string[] = [];
+      for (const { rec, claim } of active) {
+        if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) {
+          withdrawStop(claim);
+          left.push(rec.name);
+        } else confirmStop(claim);
+      }
+      const note = left.length > 0 ? `; not stopped, and no stop recorded: ${left.join(', ')}` : '';
+      process.stderr.write(`${basename(process.argv[1] ?? 'bgmon-stop')}: interrupted by ${sig}${note}\n`);
+      process.exit(128 + constants.signals[sig]);
+    };
+    process.on(sig, handler);
+    return [sig, handler] as const;
+  });
+  return () => handlers.forEach(([sig, handler]) => process.removeListener(sig, handler));
+}
+
+const isErrno = (err: unknown): err is NodeJS.ErrnoException => err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
+
+async function stopOne(home: Home, name: string, opts: StopOptions, active: Set<Active>): Promise<[JobRecord | null, string | null]> {
+  const rec = readRecord(home, name);
+  if (!rec) return [null, null];
+  const cur = currentState(home, rec);
+  if (cur.status === 'STALE') {
+    return [cur, `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`];
+  }
+  try {
+    if (cur.status === 'QUEUED') return [(await stopQueued(home, name)) ?? currentState(home, readRecord(home, name) ?? cur), null];
+    if (isTerminal(cur.status)) return [cur, null];
+    return await stopRunning(home, cur, opts, active);
+  } catch (err) {
+    // ENOSPC, EROFS, EACCES...: say what could not be done, as a reason, not a crash
+    if (!isErrno(err)) throw err;
+    return [currentState(home, readRecordQuietly(home, name) ?? cur), `job ${name}: ${err.message}`];
+  }
 }
 
 export async function stopJobs(home: Home, names: string[], opts: StopOptions): Promise<StopResult> {
-  const refusals: string[] = [];
-  const work = names.map(async (name): Promise<JobRecord | null> => {
-    const rec = readRecord(home, name);
-    if (!rec) return null;
-    const cur = currentState(home, rec);
-    if (cur.status === 'STALE') {
-      refusals.push(`job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`);
-      return cur;
-    }
-    if (cur.status === 'QUEUED') return (await stopQueued(home, name)) ?? currentState(home, readRecord(home, name) ?? cur);
-    if (isTerminal(cur.status)) return cur;
-    return stopRunning(home, cur, opts);
-  });
-  const records = (await Promise.all(work)).filter((r): r is JobRecord => r !== null);
-  return { records, refusals };
+  const active = new Set<Active>();
+  const restore = onInterrupt(active);
+  try {
+    const results = await Promise.all(names.map((name) => stopOne(home, name, opts, active)));
+    return {
+      records: results.map(([r]) => r).filter((r): r is JobRecord => r !== null),
+      refusals: results.map(([, p]) => p).filter((p): p is string => p !== null),
+    };
+  } finally {
+    restore();
+  }
 }
-
