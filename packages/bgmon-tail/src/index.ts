@@ -1,4 +1,4 @@
-import { followLogs, homeFromEnv, lastLines, lastString, logPath, matchNames, requestedPatterns, runCommand, tailOutput, UsageError } from 'bgmon-state';
+import { followLogs, homeFromEnv, lastString, matchNames, printLastLines, requestedPatterns, runCommand, tailOutput, UsageError } from 'bgmon-state';
 import { version } from '../package.json';
 
 const usage = `
@@ -6,8 +6,13 @@ Usage: bgmon-tail NAME|GLOB... [-n N] [-f] [--json]
 
 Prints the last N lines (default 10) of each job's log, read from the file's end (as cheap on a
 multi-GB log as on a small one). -f follows new output as it is written and exits once every
-followed job has ended. With several jobs each line is prefixed "name | ". Without names,
-reads NDJSON records from stdin (when it is not a terminal).
+followed job has ended, after printing everything its log holds. With several jobs each line
+is prefixed "name | ". Without names, reads NDJSON records from stdin (when it is not a terminal).
+
+Memory stays flat whatever the lines' lengths. With one job and no --json the log's bytes are
+copied as they are (with -f, an unfinished line shows at once); a last line without a newline
+gets one. With --json or several jobs, a line longer than 1 MiB is printed as several records
+(or "name | " lines) of at most 1 MiB each, cut between UTF-8 characters.
 
 Options:
   -n N          number of lines (default 10)
@@ -35,5 +40,5 @@ runCommand({ name: 'bgmon-tail', version, usage, strings: ['n'], booleans: ['fol
     await followLogs(home, names, n, sink);
     return;
   }
-  for (const name of names) for (const line of lastLines(logPath(home, name), n).lines) sink(name, line);
+  for (const name of names) printLastLines(home, name, n, sink);
 });
