@@ -6,6 +6,8 @@ import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
 import { unlinkQuietly } from './fsutil';
+import { advanceQueue, waitingDependents } from './queue';
+import { historyFilesByName } from './history';
 
 export interface RmOptions {
   /** only terminal jobs, skipping live ones instead of refusing them */
@@ -19,6 +21,8 @@ export interface RmOptions {
 export interface RmResult {
   records: JobRecord[];
   refusals: string[];
+  /** jobs skipped with a reason (not an error): stderr lines, exit 0 */
+  notes: string[];
 }
 
 function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): boolean {
@@ -43,6 +47,7 @@ function extraFilesByName(home: Home): Map<string, string[]> {
     const temp = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file);
     if (temp) add(temp[1], join(home.jobs, file));
   }
+  for (const [name, files] of historyFilesByName(home)) files.forEach((file) => add(name, file));
   return byName;
 }
 
@@ -67,6 +72,7 @@ async function removeJob(home: Home, name: string, id: string, extra: string[]):
 
 export async function removeJobs(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
   const refusals: string[] = [];
+  const notes: string[] = [];
   const now = Date.now();
   const targets: JobRecord[] = [];
   const toStop: string[] = [];
@@ -90,6 +96,14 @@ export async function removeJobs(home: Home, names: string[], opts: RmOptions): 
   }
   const removed: JobRecord[] = [];
   const extra = targets.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
-  for (const rec of targets) if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
-  return { records: removed, refusals };
+  // a queued job must still find the outcome of the run it waits for: keep that job
+  const waiting = targets.length > 0 ? waitingDependents(home) : new Map<string, string[]>();
+  for (const rec of targets) {
+    const by = waiting.get(rec.name);
+    if (by) (opts.finished ? notes : refusals).push(`job ${rec.name} is kept: ${by.join(', ')} queued after it`);
+    else if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
+  }
+  // a job queued after a removed one (queued meanwhile) is cancelled now, on disk
+  if (removed.length > 0) await advanceQueue(home);
+  return { records: removed, refusals, notes };
 }
