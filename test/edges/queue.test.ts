@@ -8,7 +8,8 @@ import { eventually, fileMode, isAlive, lines, listDir, withHome, type TestHome 
 
 const ranFile = (h: TestHome, what: string) => join(h.dir, `ran-${what}`);
 const gate = (file: string) => ['sh', '-c', `while [ ! -e ${file} ]; do sleep 0.05; done`];
-const leftQueue = (h: TestHome, name: string) => eventually(() => h.record(name).status !== 'QUEUED' && h.record(name), 20_000, `${name} to leave the queue`);
+const leftQueue = (h: TestHome, name: string) =>
+  eventually(() => h.record(name).status !== 'QUEUED' && h.record(name), 20_000, `${name} to leave the queue`);
 
 /** Kills a job together with its supervisor, so nobody records its end: it is DEAD. */
 async function killWithSupervisor(rec: any): Promise<void> {
@@ -73,7 +74,8 @@ test('after: rm keeps a finished predecessor while a job is queued after it', wi
   const goG = join(h.dir, 'goG');
   await h.start('A', ['true']);
   await h.start('X', ['true']);
-  await eventually(async () => (await h.status('A')).status === 'SUCCEEDED' && (await h.status('X')).status === 'SUCCEEDED', 10_000, 'A and X');
+  const ended = async (name: string) => (await h.status(name)).status === 'SUCCEEDED';
+  await eventually(async () => (await ended('A')) && (await ended('X')), 10_000, 'A and X');
   await h.start('G', gate(goG));
   await h.start('B', ['touch', ranFile(h, 'B')], ['--after', 'A', '--after', 'G']);
   const fin = await h.run('bgmon-rm', ['--finished']);
@@ -165,7 +167,8 @@ test('queue: a queued job that cannot start ends FAILED with the reason; the res
   assert.is(readFileSync(B.log, 'utf8'), `bgmon: ${B.reason}\n`);
   assert.is(byName.B.status, 'FAILED');
   assert.is(byName.F.status, 'CANCELLED', 'its dependent is cancelled');
-  for (const [name, why] of [['D', './deleted: no such file'], ['E', `${join(tools, 'unexecutable')}: permission denied or not a file`]]) {
+  const unexecutable = `${join(tools, 'unexecutable')}: permission denied or not a file`;
+  for (const [name, why] of [['D', './deleted: no such file'], ['E', unexecutable]]) {
     const r = h.record(name);
     assert.is(r.status, 'FAILED', name);
     assert.is(r.exit_code, 127, `${name}: 127, as bgmon-start reports a command it cannot run`);
@@ -191,7 +194,8 @@ function writeChain(h: TestHome, head: any, n: number): string[] {
       ...head, name, id, status: 'QUEUED', cmd: ['touch', ranFile(h, name)], pid: null,
       created_at: new Date(t0 + k).toISOString(), started_at: null, ended_at: null, exit_code: null, signal: null,
       reason: null, log: join(h.root, 'logs', `${name}.log`), previous_log: null,
-      after: [`c${k - 1}`], after_ids: { [`c${k - 1}`]: ids[k - 1] }, boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
+      after: [`c${k - 1}`], after_ids: { [`c${k - 1}`]: ids[k - 1] },
+      boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
     });
     writeFileSync(join(h.root, 'run', `${name}.queued`), JSON.stringify({ id, env: h.env }), { mode: 0o600 });
   }
@@ -213,7 +217,8 @@ test('deep chain: 10,000 queued jobs are walked exactly, without overflowing the
   assert.is(after.code, 0, after.stderr);
   const records = lines(after.stdout);
   assert.is(records.length, N + 1);
-  const notCancelled = records.filter((r) => r.name !== 'c0' && r.status !== 'CANCELLED').map((r) => `${r.name} ${r.status}`);
+  const notCancelled = records.filter((r) => r.name !== 'c0' && r.status !== 'CANCELLED')
+    .map((r) => `${r.name} ${r.status}`);
   assert.equal(notCancelled.slice(0, 5), [], 'the whole chain is cancelled');
   for (const name of ['c1', `c${N / 2}`, `c${N}`]) {
     const r = h.record(name);
@@ -221,7 +226,8 @@ test('deep chain: 10,000 queued jobs are walked exactly, without overflowing the
     assert.match(r.ended_at, /Z$/);
   }
   assert.equal(listDir(join(h.root, 'run')).filter((f) => f.endsWith('.queued')), []);
-  const late = await h.run('bgmon-start', ['--name', 'end', '--after', `c${N}`, '--', 'touch', ranFile(h, 'end')], { timeoutMs: 120_000 });
+  const endCmd = ['--name', 'end', '--after', `c${N}`, '--', 'touch', ranFile(h, 'end')];
+  const late = await h.run('bgmon-start', endCmd, { timeoutMs: 120_000 });
   assert.is(late.code, 0, late.stderr);
   assert.is(JSON.parse(late.stdout).status, 'CANCELLED');
   assert.not.ok(existsSync(ranFile(h, `c${N}`)) || existsSync(ranFile(h, 'end')));

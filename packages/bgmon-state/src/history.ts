@@ -41,7 +41,9 @@ let tmpCounter = 0;
 
 /** Keeps the record of a finished run, written atomically (temp file + rename), mode 0600. */
 export function archiveRun(home: Home, rec: JobRecord): void {
-  if (!isValidName(rec.name) || !isRunId(rec.id)) throw new StateError(`cannot keep run ${rec.name}@${rec.id}: bad name or id`);
+  if (!isValidName(rec.name) || !isRunId(rec.id)) {
+    throw new StateError(`cannot keep run ${rec.name}@${rec.id}: bad name or id`);
+  }
   const dir = ensureHistoryDir(home);
   const tmp = join(dir, `.${rec.name}@${rec.id}.${process.pid}.${++tmpCounter}.tmp`);
   try {

@@ -1,4 +1,6 @@
-import { closeSync, constants, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync, constants, openSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync, writeSync,
+} from 'node:fs';
 import { ExecError, StateError, UsageError } from './errors';
 import { queuePath, type Home } from './paths';
 import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord, type Status } from './record';
@@ -117,7 +119,9 @@ function queuedStatus(home: Home, root: JobRecord): Status {
   const rootKey = runKey(root.name, root.id);
   const known = states.get(rootKey);
   if (known) return known;
-  const frame = (rec: JobRecord): Frame => ({ key: runKey(rec.name, rec.id), preds: boundRuns(rec), next: 0, cancelled: false });
+  const frame = (rec: JobRecord): Frame => ({
+    key: runKey(rec.name, rec.id), preds: boundRuns(rec), next: 0, cancelled: false,
+  });
   const stack = [frame(root)];
   const walking = new Set([rootKey]);
   while (stack.length > 0) {
@@ -196,7 +200,9 @@ export function planAfter(home: Home, name: string, after: string[]): AfterPlan 
   });
   assertNoCycle(home, name, preds);
   const deps = preds.map((rec) => ({ name: rec.name, id: rec.id }));
-  const states = preds.map((rec) => (rec.status === 'QUEUED' ? queuedStatus(home, rec) : currentState(home, rec).status));
+  const stateOf = (rec: JobRecord) =>
+    rec.status === 'QUEUED' ? queuedStatus(home, rec) : currentState(home, rec).status;
+  const states = preds.map(stateOf);
   const action = decide(states);
   return { action, ids, reason: action === 'cancel' ? cancelReason(home, deps, states) : null };
 }
@@ -208,8 +214,8 @@ export function queuedState(home: Home, rec: JobRecord): JobRecord {
 
 /**
  * True when a record still QUEUED on disk should leave the queue (its predecessors have all
- * ended, or one did not succeed), so someone should advance the queue. Give it the record as read, not its current state (which may
- * already say CANCELLED while the file still says QUEUED).
+ * ended, or one did not succeed), so someone should advance the queue. Give it the record as
+ * read, not its current state (which may already say CANCELLED while the file still says QUEUED).
  */
 export function isReadyToLeaveQueue(home: Home, rec: JobRecord): boolean {
   return rec.status === 'QUEUED' && decide(predecessorStates(home, rec)) !== 'queue';
@@ -224,7 +230,11 @@ export function waitingDependents(home: Home): Map<string, string[]> {
   for (const name of queuedNames(home)) {
     const rec = readOrNull(home, name);
     if (!rec || rec.status !== 'QUEUED' || queuedStatus(home, rec) !== 'QUEUED') continue;
-    for (const dep of rec.after) byPredecessor.set(dep, [...(byPredecessor.get(dep) ?? []), name]);
+    for (const dep of rec.after) {
+      const list = byPredecessor.get(dep);
+      if (list) list.push(name);
+      else byPredecessor.set(dep, [name]);
+    }
   }
   return byPredecessor;
 }
