@@ -36,12 +36,12 @@ runCommand({ name: 'bgmon-rm', version, usage, strings: ['older-than', 'grace'],
   const fromArgsOnly = args.finished && args._.length === 0;
   const { patterns } = fromArgsOnly ? { patterns: [] } : await requestedPatterns(args._, true);
   const names = fromArgsOnly ? listNames(home) : matchNames(home, patterns);
-  const { records, refusals } = await removeJobs(home, names, {
+  const { records, refusals, notes } = await removeJobs(home, names, {
     finished: Boolean(args.finished),
     olderThanMs,
     stop: args.stop ? { signal: 15, graceMs } : null,
   });
   out(ndjson(records));
-  for (const line of refusals) warn('bgmon-rm', line);
+  for (const line of [...notes, ...refusals]) warn('bgmon-rm', line);
   return refusals.length > 0 ? 1 : 0;
 });

@@ -25,7 +25,7 @@ export const recordPath = (home: Home, name: string) => join(home.jobs, `${name}
 export const logPath = (home: Home, name: string) => join(home.logs, `${name}.log`);
 // '@' cannot occur in a name, so a kept log never collides with another job's log.
 export const previousLogPath = (home: Home, name: string, id: string) => join(home.logs, `${name}@${id}.log`);
-// Spare space for the supervisor's final write; it starts with '.' so listings skip it.
+// The supervisor's spare of versions before end files (see end.ts); rm still removes one.
 export const sparePath = (home: Home, name: string) => join(home.jobs, `.${name}.end`);
 export const stopMarkerPath = (home: Home, name: string) => join(home.run, `${name}.stop`);
 export const queuePath = (home: Home, name: string) => join(home.run, `${name}.queued`);

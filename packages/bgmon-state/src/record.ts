@@ -26,6 +26,10 @@ export interface JobRecord {
   log: string;
   previous_log: string | null;
   after: string[];
+  /** the run of each `after` name this job waits for, bound when it was queued (name -> id) */
+  after_ids?: Record<string, string>;
+  /** why the run ended as it did when no exit status tells (e.g. it could not start), else null */
+  reason?: string | null;
   host: string;
   boot_id: string | null;
   starttime: number | null;
@@ -74,6 +78,8 @@ export const rawLine = (record: object): string | undefined => rawLines.get(reco
 
 const isIntOrNull = (x: unknown) => x === null || Number.isSafeInteger(x);
 const isStrOrNull = (x: unknown) => x === null || typeof x === 'string';
+const isIdMap = (x: unknown) =>
+  typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every((id) => typeof id === 'string');
 
 function shapeError(r: any, name: string): string | null {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) return 'not a JSON object';
@@ -85,6 +91,8 @@ function shapeError(r: any, name: string): string | null {
   if (!isIntOrNull(r.pid) || !isIntOrNull(r.starttime) || !isIntOrNull(r.exit_code)) return 'bad pid, starttime or exit_code';
   if (!isStrOrNull(r.started_at) || !isStrOrNull(r.ended_at) || !isStrOrNull(r.signal) || !isStrOrNull(r.boot_id)) return 'bad times, signal or boot_id';
   if (typeof r.log !== 'string' || typeof r.cwd !== 'string') return 'bad log or cwd';
+  if (r.after_ids !== undefined && !isIdMap(r.after_ids)) return 'bad after_ids';
+  if (r.reason !== undefined && !isStrOrNull(r.reason)) return 'bad reason';
   return null;
 }
 

@@ -1,11 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { logPath, queuePath, recordPath, sparePath, stopMarkerPath, type Home } from './paths';
+import { logPath, queuePath, recordPath, sparePath, type Home } from './paths';
 import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
 import { unlinkQuietly } from './fsutil';
+import { removeStopMarkers } from './stop-marker';
+import { advanceQueue, waitingDependents } from './queue';
+import { historyFilesByName } from './history';
 
 export interface RmOptions {
   /** only terminal jobs, skipping live ones instead of refusing them */
@@ -19,6 +22,8 @@ export interface RmOptions {
 export interface RmResult {
   records: JobRecord[];
   refusals: string[];
+  /** jobs skipped with a reason (not an error): stderr lines, exit 0 */
+  notes: string[];
 }
 
 function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): boolean {
@@ -44,6 +49,7 @@ function extraFilesByName(home: Home): Map<string, string[]> {
     const own = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file) ?? /^\.([^@]+)@[^@]+\.(?:end|spare)$/.exec(file);
     if (own) add(own[1], join(home.jobs, file));
   }
+  for (const [name, files] of historyFilesByName(home)) files.forEach((file) => add(name, file));
   return byName;
 }
 
@@ -55,9 +61,9 @@ async function removeJob(home: Home, name: string, id: string, extra: string[]):
     // a new run of the name started meanwhile: not ours to remove
     if (!rec || rec.id !== id || !isTerminal(currentState(home, rec).status)) return false;
     unlinkQuietly(recordPath(home, name));
-    unlinkQuietly(sparePath(home, name));
     unlinkQuietly(logPath(home, name));
-    unlinkQuietly(stopMarkerPath(home, name));
+    unlinkQuietly(sparePath(home, name)); // the single spare of versions before end files
+    removeStopMarkers(home, name);
     unlinkQuietly(queuePath(home, name));
     extra.forEach(unlinkQuietly);
     return true;
@@ -68,6 +74,7 @@ async function removeJob(home: Home, name: string, id: string, extra: string[]):
 
 export async function removeJobs(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
   const refusals: string[] = [];
+  const notes: string[] = [];
   const now = Date.now();
   const targets: JobRecord[] = [];
   const toStop: string[] = [];
@@ -91,6 +98,14 @@ export async function removeJobs(home: Home, names: string[], opts: RmOptions): 
   }
   const removed: JobRecord[] = [];
   const extra = targets.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
-  for (const rec of targets) if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
-  return { records: removed, refusals };
+  // a queued job must still find the outcome of the run it waits for: keep that job
+  const waiting = targets.length > 0 ? waitingDependents(home) : new Map<string, string[]>();
+  for (const rec of targets) {
+    const by = waiting.get(rec.name);
+    if (by) (opts.finished ? notes : refusals).push(`job ${rec.name} is kept: ${by.join(', ')} queued after it`);
+    else if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
+  }
+  // a job queued after a removed one (queued meanwhile) is cancelled now, on disk
+  if (removed.length > 0) await advanceQueue(home);
+  return { records: removed, refusals, notes };
 }

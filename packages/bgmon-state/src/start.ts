@@ -1,15 +1,21 @@
-import { accessSync, constants, existsSync, renameSync, statSync } from 'node:fs';
+import { existsSync, renameSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { ExecError, StateError, UsageError } from './errors';
+import { StateError, UsageError } from './errors';
 import { assertName, deriveName } from './names';
-import { ensureHome, logPath, previousLogPath, recordPath, stopMarkerPath, type Home } from './paths';
+import { ensureHome, logPath, previousLogPath, recordPath, type Home } from './paths';
 import { isTerminal, newRunId, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
 import { planAfter, enqueue, removeQueueEntry } from './queue';
 import { unlinkQuietly } from './fsutil';
+import { endPath, sparePath } from './end';
+import { removeStopMarkers } from './stop-marker';
+import { archiveRun } from './history';
+import { resolveExecutable } from './exec';
+
+export { resolveExecutable };
 
 export interface StartOptions {
   name?: string;
@@ -41,30 +47,6 @@ export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): 
   return env;
 }
 
-function isExecutableFile(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves CMD as execvp would, so a missing command fails here (127) and not inside the job. */
-export function resolveExecutable(file: string, pathVar: string | undefined, cwd: string): string {
-  if (file.includes('/')) {
-    const path = resolve(cwd, file);
-    if (isExecutableFile(path)) return path;
-    throw new ExecError(existsSync(path) ? `${file}: permission denied or not a file` : `${file}: no such file`);
-  }
-  for (const dir of (pathVar ?? '/usr/local/bin:/usr/bin:/bin').split(':')) {
-    const path = resolve(cwd, dir || '.', file);
-    if (isExecutableFile(path)) return path;
-  }
-  throw new ExecError(`${file}: command not found`);
-}
-
 /** Starts (or queues, or cancels) a job and returns its record as written. */
 export async function startJob(home: Home, opts: StartOptions): Promise<JobRecord> {
   if (opts.cmd.length === 0) throw new UsageError('no command given: bgmon-start [options] -- CMD [ARG...]');
@@ -83,18 +65,24 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
     Object.assign(env, { BGMON_JOB: name, BGMON_JOB_ID: id, BGMON_HOME: home.root });
     const rec: JobRecord = {
       v: 1, name, id, status: 'QUEUED', cmd: opts.cmd, cwd, pid: null,
-      created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null,
+      created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null, reason: null,
       log: logPath(home, name), previous_log: old ? keepLog(home, old) : null,
-      after: [...new Set(opts.after)], host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
+      after: [...new Set(opts.after)], after_ids: plan.ids,
+      host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
     };
-    unlinkQuietly(stopMarkerPath(home, name));
+    if (old) {
+      // the replaced run's end is in its history record now
+      unlinkQuietly(endPath(home, name, old.id));
+      unlinkQuietly(sparePath(home, name, old.id));
+    }
+    removeStopMarkers(home, name);
     removeQueueEntry(home, name);
-    if (plan === 'cancel') {
-      const cancelled: JobRecord = { ...rec, status: 'CANCELLED', ended_at: nowIso() };
+    if (plan.action === 'cancel') {
+      const cancelled: JobRecord = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: plan.reason };
       writeRecord(home, cancelled);
       return cancelled;
     }
-    if (plan === 'queue') {
+    if (plan.action === 'queue') {
       enqueue(home, rec, env);
       return rec;
     }
@@ -104,7 +92,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
   }
 }
 
-/** The existing record of a name about to be reused: refused while it is live or unreadable. */
+/** The run of a name about to be reused, as it stands now: refused while it is live or unreadable. */
 function readRecordForReplace(home: Home, name: string): JobRecord | null {
   let old: JobRecord | null;
   try {
@@ -112,14 +100,20 @@ function readRecordForReplace(home: Home, name: string): JobRecord | null {
   } catch (err) {
     throw new StateError(`${(err as Error).message}; remove it with bgmon-rm ${name} before reusing the name`);
   }
-  const status = old && currentState(home, old).status;
-  if (status && !isTerminal(status)) throw new StateError(`job ${name} is ${status}; stop it or pick another name`);
-  return old;
+  if (!old) return null;
+  const cur = currentState(home, old);
+  if (!isTerminal(cur.status)) throw new StateError(`job ${name} is ${cur.status}; stop it or pick another name`);
+  // a queued run cancelled by its predecessors ends now, as the advancing queue would record it
+  return cur.status === 'CANCELLED' && cur.ended_at === null ? { ...cur, ended_at: nowIso() } : cur;
 }
 
-/** Keeps the log of the run being replaced beside the new one, under the old run's id. */
+/**
+ * Keeps the run being replaced, under its id: its record in history/ (first, so a job queued
+ * after that run never finds it missing) and its log beside the new one.
+ */
 function keepLog(home: Home, old: JobRecord): string | null {
   const kept = previousLogPath(home, old.name, old.id);
+  archiveRun(home, { ...old, log: kept });
   try {
     renameSync(logPath(home, old.name), kept);
     return kept;
