@@ -2,7 +2,8 @@
 // reader's speed or the number of jobs; huge lines stream in bounded memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { environHas, listPids } from 'bgmon-state';
 import { join } from 'node:path';
 import { binPath, eventually, lines, withHome, type TestHome } from '../helpers';
 
@@ -49,12 +50,52 @@ function ends(path: string, n: number): [string, string] {
   }
 }
 
+/**
+ * A job command that writes only once the test releases it, and a release that waits until a
+ * follower holds every named log open: the output then reaches tail through -f, whatever the
+ * machine's speed (a fixed sleep lost that race under load and tail printed only the last lines).
+ */
+const gated = (h: TestHome, script: string) => ['sh', '-c', `until [ -e ${quote(join(h.dir, 'release'))} ]; do sleep 0.02; done; ${script}`];
+
+async function releaseWhenFollowed(h: TestHome, names: string[]): Promise<void> {
+  const logs = names.map((n) => join(h.root, 'logs', `${n}.log`));
+  const openLogs = (pid: number) => {
+    try {
+      return readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
+    } catch {
+      return [];
+    }
+  };
+  const isTail = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(binPath('bgmon-tail'));
+    } catch {
+      return false;
+    }
+  };
+  await eventually(() => listPids().some((pid) => {
+    if (!environHas(pid, `BGMON_HOME=${h.root}`) || !isTail(pid)) return false;
+    const held = openLogs(pid);
+    return logs.every((log) => held.includes(log));
+  }), 30_000, 'bgmon-tail to open every log');
+  writeFileSync(join(h.dir, 'release'), '');
+}
+
+/** Runs tail and releases the jobs once it follows them; removes the release for the next round. */
+async function followReleased<T>(h: TestHome, names: string[], tail: () => Promise<T>): Promise<T> {
+  const result = tail();
+  await releaseWhenFollowed(h, names);
+  const done = await result;
+  rmSync(join(h.dir, 'release'));
+  return done;
+}
+
 const seqLines = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
 
 test('tail -f prints every one of 100000 lines, run after run, to a fast and to a slow reader', withHome(async (h) => {
   for (let run = 0; run < 3; run++) {
-    await h.start('t', ['sh', '-c', 'sleep 0.5; seq 1 100000']);
-    const r = await h.run('bgmon-tail', ['-f', 't'], { timeoutMs: 60_000 });
+    await h.start('t', gated(h, 'seq 1 100000'));
+    const r = await followReleased(h, ['t'], () => h.run('bgmon-tail', ['-f', 't'], { timeoutMs: 60_000 }));
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stderr, '');
     const got = r.stdout.split('\n');
@@ -62,8 +103,8 @@ test('tail -f prints every one of 100000 lines, run after run, to a fast and to 
     assert.ok(r.stdout === seqLines(100_000).join('\n') + '\n', `run ${run}: lines in order, none twice`);
   }
   // The reader takes nothing for a second: tail blocks on a full pipe while the job ends.
-  await h.start('t', ['sh', '-c', 'sleep 0.5; seq 1 100000']);
-  const slow = await tailShell(h, ['-f', 't'], '| (sleep 1; wc -l)');
+  await h.start('t', gated(h, 'seq 1 100000'));
+  const slow = await followReleased(h, ['t'], () => tailShell(h, ['-f', 't'], '| (sleep 1; wc -l)'));
   assert.is(slow.code, 0, slow.stderr);
   assert.is(slow.stdout.trim(), '100000', 'slow reader');
 }));
@@ -83,10 +124,10 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
   const names = ['p1', 'p2', 'p3'];
   const outFile = join(h.dir, 'out');
   for (const reader of ['fast', 'slow']) {
-    for (const name of names) await h.start(name, ['sh', '-c', `sleep 0.5; seq 1 50000; printf ${name}-end`]);
-    const r = reader === 'fast'
-      ? await h.run('bgmon-tail', ['-f', 'p*'], { timeoutMs: 60_000 })
-      : await tailShell(h, ['-f', 'p*'], `| (sleep 1; cat > ${quote(outFile)})`);
+    for (const name of names) await h.start(name, gated(h, `seq 1 50000; printf ${name}-end`));
+    const r = await followReleased(h, names, () => reader === 'fast'
+      ? h.run('bgmon-tail', ['-f', 'p*'], { timeoutMs: 60_000 })
+      : tailShell(h, ['-f', 'p*'], `| (sleep 1; cat > ${quote(outFile)})`));
     assert.is(r.code, 0, r.stderr);
     const found = byName(reader === 'fast' ? r.stdout : readFileSync(outFile, 'latin1'), names);
     for (const name of names) {
@@ -99,9 +140,9 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
 }));
 
 test('tail -f streams a 100 MB line without newline in bounded memory and ends with the job', withHome(async (h) => {
-  await h.start('flat', ['sh', '-c', `sleep 0.5; head -c ${BIG} /dev/zero | tr '\\0' x`]);
+  await h.start('flat', gated(h, `head -c ${BIG} /dev/zero | tr '\\0' x`));
   const outFile = join(h.dir, 'out');
-  const r = await tailShell(h, ['-f', 'flat'], `> ${quote(outFile)}`, true);
+  const r = await followReleased(h, ['flat'], () => tailShell(h, ['-f', 'flat'], `> ${quote(outFile)}`, true));
   assert.is(r.code, 0, r.stderr);
   assert.is((await h.status('flat')).status, 'SUCCEEDED');
   assert.is(statSync(outFile).size, BIG + 1, 'every byte, then a newline closing the line');

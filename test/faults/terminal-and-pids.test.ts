@@ -2,7 +2,7 @@
 // reboots, a job turns zombie, a job resists being stopped. bgmon's state must stay true.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, listPids, readStat } from 'bgmon-state';
 import { binPath, eventually, isAlive, lines, sleep, withHome, type TestHome } from '../helpers';
@@ -16,7 +16,9 @@ function jobProcs(rec: any): number[] {
 }
 
 test('the starting terminal disappears: a job started in a pty session survives SIGHUP and records its exit', withHome(async (h) => {
-  const inner = `"${process.execPath}" "${binPath('bgmon-start')}" --name pty -- sh -c 'sleep 1.5; exit 5'; sleep 1000`;
+  // the job ends only when the test says so: no race with a slow machine
+  const release = join(h.dir, 'release');
+  const inner = `"${process.execPath}" "${binPath('bgmon-start')}" --name pty -- sh -c 'until [ -e ${release} ]; do sleep 0.05; done; exit 5'; sleep 1000`;
   const term = h.spawnOutside('script', ['-qec', inner, '/dev/null'], { detached: true });
   await eventually(() => existsSync(join(h.root, 'jobs', 'pty.json')) && h.record('pty').status === 'RUNNING', 10_000, 'the record');
   const rec = h.record('pty');
@@ -27,7 +29,9 @@ test('the starting terminal disappears: a job started in a pty session survives 
   process.kill(-shell.session, 'SIGHUP');
   process.kill(term.pid!, 'SIGHUP');
   await eventually(() => !isAlive(shell.pid) && !isAlive(term.pid!), 5000, 'the terminal session to die');
-  assert.is((await h.status('pty')).status, 'RUNNING');
+  const after = await h.status('pty');
+  assert.is(after.status, 'RUNNING', JSON.stringify(after));
+  writeFileSync(release, '');
   const end = await until(h, 'pty', (s) => s.status !== 'RUNNING');
   assert.is(end.status, 'FAILED');
   assert.is(end.exit_code, 5);

@@ -1,7 +1,8 @@
 import minimist from 'minimist';
-import { writeSync } from 'node:fs';
-import { sleepSync } from './sleep';
 import { BgmonError, UsageError } from './errors';
+import { out } from './stdout';
+
+export { out };
 import { homeFromEnv } from './paths';
 import { CorruptRecordError } from './record';
 import { isValidName } from './names';
@@ -71,25 +72,6 @@ export function lastString(value: unknown): string | undefined {
 export function allStrings(value: unknown): string[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value : [value]).map(String);
-}
-
-/**
- * Writes to fd 1 synchronously. Not process.stdout: creating that stream costs every command
- * ~5 ms of start-up, and it would make a pipe non-blocking. A closed pipe (`| head`) ends the
- * command quietly, as it would a C tool.
- */
-export function out(data: string | Buffer): void {
-  let buf = typeof data === 'string' ? Buffer.from(data) : data;
-  while (buf.length > 0) {
-    try {
-      buf = buf.subarray(writeSync(1, buf));
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') sleepSync(1);
-      else if (code === 'EPIPE') process.exit(0);
-      else throw err;
-    }
-  }
 }
 
 /** One line on stderr, prefixed with the command's name. */

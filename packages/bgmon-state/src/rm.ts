@@ -7,7 +7,8 @@ import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
 import { unlinkQuietly } from './fsutil';
 import { removeStopMarkers } from './stop-marker';
-import { advanceQueue, waitingDependents } from './queue';
+import { advanceQueue } from './queue';
+import { waitingDependents } from './queue-rules';
 import { historyFilesByName } from './history';
 
 export interface RmOptions {

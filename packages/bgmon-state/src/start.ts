@@ -8,7 +8,8 @@ import { isTerminal, newRunId, nowIso, readRecord, writeRecord, type JobRecord }
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
-import { planAfter, enqueue, removeQueueEntry } from './queue';
+import { enqueue, removeQueueEntry } from './queue';
+import { planAfter } from './queue-rules';
 import { unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';

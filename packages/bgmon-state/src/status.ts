@@ -4,7 +4,8 @@ import { STATUSES, type CorruptRecordError, type JobRecord } from './record';
 import { foldIfFree } from './fold';
 import { currentState } from './classify';
 import { loadRecords, matchNames } from './select';
-import { advanceQueue, isReadyToLeaveQueue } from './queue';
+import { advanceQueue } from './queue';
+import { isReadyToLeaveQueue } from './queue-rules';
 
 /** Parses `--status RUNNING,failed` into a set of states. */
 export function parseStatusFilter(value: string | undefined): Set<string> | null {

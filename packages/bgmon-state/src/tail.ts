@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, statSync, watch, type FSWatch
 import { logPath, type Home } from './paths';
 import { isTerminal, readRecord } from './record';
 import { currentState } from './classify';
-import { out } from './cli';
+import { out } from './stdout';
 
 const CHUNK = 64 * 1024;
 /** With --json or several jobs, a longer line is printed as several records of at most this many bytes. */

@@ -1,0 +1,64 @@
+import { wasStopped } from './stop-marker';
+import { bootId, isSameProcess, readStat } from './proc';
+import { nowIso, readRecord, type JobRecord } from './record';
+import { readRun } from './history';
+import { endedRecord, readEnd } from './end';
+import type { Home } from './paths';
+import { sleepSync } from './sleep';
+
+// How long a status read waits for a live supervisor to record an end it has just reaped.
+const SUPERVISOR_WRITE_MS = 1000;
+
+/**
+ * A run that has left the queue, as it stands now: the record plus its end file plus /proc.
+ * Folded ends are trusted; a record that says RUNNING is checked against the process it names,
+ * and an end the supervisor wrote wins over anything /proc says later (a reused pid, a reboot).
+ */
+export function runState(home: Home, rec: JobRecord): JobRecord {
+  if (rec.status !== 'RUNNING') return rec;
+  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) return rec;
+  const ended = recordedEnd(home, rec);
+  if (ended) return ended;
+  if (rec.boot_id !== bootId() || rec.pid === null) return { ...rec, status: rec.pid !== null && readStat(rec.pid) ? 'STALE' : 'DEAD' };
+  const st = readStat(rec.pid);
+  if (st && st.starttime !== rec.starttime) return { ...rec, status: 'STALE' };
+  // A zombie's wait status is what its supervisor is about to record; with the supervisor
+  // gone nobody records it, and once reaped it is lost: DEAD either way, consistently.
+  if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : { ...rec, status: 'DEAD' };
+  return awaitedEnd(home, rec);
+}
+
+/**
+ * The run's recorded end: from its end file, or, when someone has folded it since `rec` was read
+ * (the fold writes the record, then removes the end file), from the record or its history.
+ */
+function recordedEnd(home: Home, rec: JobRecord): JobRecord | null {
+  const end = readEnd(home, rec.name, rec.id);
+  if (end) return endedRecord(rec, end, wasStopped(home, rec));
+  let disk: JobRecord | null = null;
+  try {
+    disk = readRecord(home, rec.name);
+  } catch {}
+  const folded = disk && disk.id === rec.id ? disk : readRun(home, rec.name, rec.id);
+  return folded && folded.status !== 'RUNNING' ? folded : null;
+}
+
+/** A zombie job has ended but is not yet reaped: its wait status is in /proc. */
+function endedFromWaitStatus(home: Home, rec: JobRecord, status: number): JobRecord {
+  const sig = status & 0x7f;
+  const shellStatus = sig === 0 ? (status >> 8) & 0xff : 128 + sig;
+  return endedRecord(rec, { status: shellStatus, endedAt: nowIso() }, wasStopped(home, rec));
+}
+
+/** The process is gone: its supervisor is about to write the end, or died with it (DEAD). */
+function awaitedEnd(home: Home, rec: JobRecord): JobRecord {
+  const deadline = Date.now() + SUPERVISOR_WRITE_MS;
+  for (;;) {
+    // Check the supervisor first: if it is gone, the read below sees everything it wrote.
+    const supervisorAlive = isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id);
+    const ended = recordedEnd(home, rec);
+    if (ended) return ended;
+    if (!supervisorAlive || Date.now() > deadline) return { ...rec, status: 'DEAD' };
+    sleepSync(5);
+  }
+}
