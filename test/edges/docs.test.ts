@@ -142,4 +142,15 @@ test('the help of every command runs from the same docs as its parser (no hand-w
   assert.ok(existsSync(binPath('bgmon')));
 });
 
+test('the demo tells the same story on every run: fetch RUNNING and build QUEUED until it releases fetch', withHome(async (h) => {
+  const r = await h.run('/bin/sh', [join(ROOT, 'scripts/demo.sh')], { timeoutMs: 60_000 });
+  assert.is(r.code, 0, `stderr: ${r.stderr}\nstdout: ${r.stdout}`);
+  const tables = r.stdout.split('$ bgmon-status --table\n').slice(1).map((t) => t.split('\n\n')[0]);
+  assert.is(tables.length, 2);
+  assert.match(tables[0], /^fetch +RUNNING /m);
+  assert.match(tables[0], /^build +QUEUED /m);
+  for (const name of ['fetch', 'build', 'publish']) assert.match(tables[1], new RegExp(`^${name} +SUCCEEDED `, 'm'));
+  assert.match(r.stdout, /\$ bgmon-tail -f fetch\nfetching 4 parts\nfetched part 1\n(fetched part \d\n){2}fetched part 4\n/);
+}));
+
 test.run();
