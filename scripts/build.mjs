@@ -34,6 +34,10 @@ for (const dir of readdirSync(join(root, 'packages'))) {
 }
 await Promise.all(jobs);
 
+// Man pages, docs/commands.md and the bash completion, from the same command docs as --help.
+const { writeGenerated } = await import('./man.mjs');
+for (const path of await writeGenerated()) console.log(`updated ${path} (generated: commit it)`);
+
 // --types: bgmon-state's declaration files, for the published library (run on pack).
 if (process.argv.includes('--types')) {
   const { execFileSync } = await import('node:child_process');

@@ -17,3 +17,5 @@ export * from './stop';
 export * from './tail';
 export * from './wait';
 export * from './rm';
+export * as commands from './commands';
+export * from './usage';

@@ -85,6 +85,18 @@ export function signalName(num: number): string {
   return `SIG${num}`;
 }
 
+/**
+ * Every signal name parseSignal accepts, without "SIG", in number order (aliases such as IOT
+ * beside their signal), then the real-time range as bash's kill -l names it. Help texts, man
+ * pages and the bash completion list these, so they name exactly what is accepted.
+ */
+export function signalNames(): string[] {
+  const named = Object.entries(constants.signals).sort(([, a], [, b]) => a - b).map(([name]) => name.slice(3));
+  const rtmin = Array.from({ length: 15 }, (_, i) => `RTMIN+${i + 1}`);
+  const rtmax = Array.from({ length: 14 }, (_, i) => `RTMAX-${14 - i}`);
+  return [...named, 'RTMIN', ...rtmin, ...rtmax, 'RTMAX'];
+}
+
 /** Accepts TERM, SIGTERM, sigterm, RTMIN+2, SIGRTMAX-1, SIG36 or a number; returns the signal number, or null. */
 export function parseSignal(text: string): number | null {
   if (/^\d+$/.test(text)) {

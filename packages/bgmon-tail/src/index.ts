@@ -1,34 +1,7 @@
-import { followLogs, homeFromEnv, lastString, matchNames, printLastLines, requestedPatterns, runCommand, tailOutput, UsageError } from 'bgmon-state';
+import { commands, commandSpec, followLogs, homeFromEnv, lastString, matchNames, printLastLines, requestedPatterns, runCommand, tailOutput, UsageError } from 'bgmon-state';
 import { version } from '../package.json';
 
-const usage = `
-Usage: bgmon-tail NAME|GLOB... [-n N] [-f] [--json]
-
-Prints the last N lines (default 10) of each job's log, read from the file's end (as cheap on a
-multi-GB log as on a small one). -f follows new output as it is written and exits once every
-followed job has ended, after printing everything its log holds. With several jobs each line
-is prefixed "name | ". Without names, reads NDJSON records from stdin (when it is not a terminal).
-
-Memory stays flat whatever the lines' lengths. With one job and no --json the log's bytes are
-copied as they are (with -f, an unfinished line shows at once); a last line without a newline
-gets one. With --json or several jobs, a line longer than 1 MiB is printed as several records
-(or "name | " lines) of at most 1 MiB each, cut between UTF-8 characters.
-
-Options:
-  -n N          number of lines (default 10)
-  -f, --follow  follow until every job has ended
-  --json        print {"name","line"} records instead of raw lines
-  -h, --help    this help;  --version  the version
-
-Exit: 0; 2 usage error; 3 no such job.
-
-Examples:
-  bgmon-tail train -n 50
-  bgmon-tail -f 'shard_*'
-  bgmon-status --status FAILED --json | bgmon-tail -n 5
-`;
-
-runCommand({ name: 'bgmon-tail', version, usage, strings: ['n'], booleans: ['follow', 'json'], alias: { f: 'follow' } }, async (args) => {
+runCommand(commandSpec(commands.tail, version), async (args) => {
   const nText = lastString(args.n) ?? '10';
   if (!/^\d+$/.test(nText) || Number(nText) > 1e9) throw new UsageError(`-n: expected a whole number of lines, got ${JSON.stringify(nText)}`);
   const n = Number(nText);

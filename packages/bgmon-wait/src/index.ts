@@ -1,29 +1,7 @@
-import { homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
+import { commands, commandSpec, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
 import { version } from '../package.json';
 
-const usage = `
-Usage: bgmon-wait NAME|GLOB... [--timeout DUR] [--any]
-
-Blocks until the jobs have ended (with --any: until one has), then prints the records of the
-ended ones. Reacts to an end at once (file events on the state directory) and notices a job
-that died without a trace (DEAD). Without names, reads NDJSON records from stdin (when it is
-not a terminal).
-
-Options:
-  --timeout DUR  give up after DUR (500ms, 10s, 5m, 2h or seconds): prints every record, exit 124
-  --any          return when the first job ends
-  -h, --help     this help;  --version  the version
-
-Exit: one job: its own exit code (128+n when signal n ended it; 1 for DEAD, STALE, STOPPED,
-CANCELLED); several: 0 if all SUCCEEDED, else 1; 124 timeout; 2 usage error; 3 no such job
-(or it was removed while waited for).
-
-Examples:
-  bgmon-wait fetch && bgmon-start --name build -- make
-  bgmon-wait 'shard_*' --timeout 2h
-`;
-
-runCommand({ name: 'bgmon-wait', version, usage, strings: ['timeout'], booleans: ['any'] }, async (args) => {
+runCommand(commandSpec(commands.wait, version), async (args) => {
   const timeout = lastString(args.timeout);
   const timeoutMs = timeout === undefined ? null : parseDuration(timeout, '--timeout');
   const home = homeFromEnv();

@@ -1,29 +1,10 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { warn } from 'bgmon-state';
+import { commands, renderUsage, warn } from 'bgmon-state';
 import { version } from '../package.json';
 
-const COMMANDS: Record<string, string> = {
-  start: 'start a command detached, in its own session, logging to a file',
-  status: 'show jobs and their state (RUNNING, SUCCEEDED, FAILED, DEAD, STALE, ...)',
-  stop: "stop a job's whole process tree: signal, grace, then SIGKILL",
-  tail: 'print or follow (-f) the end of jobs\' logs',
-  wait: 'wait for jobs to end; exit with their exit code',
-  rm: 'remove the records and logs of ended jobs',
-};
-
-const usage = `Usage: bgmon COMMAND [ARGS...]
-
-Runs bgmon-COMMAND with ARGS (like git). Commands:
-${Object.entries(COMMANDS).map(([c, s]) => `  ${c.padEnd(8)}${s}`).join('\n')}
-
-"bgmon COMMAND --help" shows a command's options and exit codes.
-
-Examples:
-  bgmon start --name train -- python train.py
-  bgmon status
-  bgmon wait train && bgmon start --name eval -- python eval.py
-`;
+const COMMANDS = new Set(commands.SUBCOMMANDS.map(commands.subcommandWord));
+const usage = renderUsage(commands.bgmon, commands.SUBCOMMANDS);
 
 /** The command's bin shim: from its installed package, or beside this one in the workspace. */
 function binOf(command: string): string {
@@ -42,7 +23,7 @@ if (command === undefined || command === '--help' || command === '-h' || command
   process.stdout.write(usage);
 } else if (command === '--version') {
   process.stdout.write(`bgmon ${version}\n`);
-} else if (!Object.hasOwn(COMMANDS, command)) {
+} else if (!COMMANDS.has(command)) {
   warn('bgmon', `unknown command ${JSON.stringify(command)} (see bgmon --help)`);
   process.exitCode = 2;
 } else {

@@ -1,0 +1,31 @@
+import { DURATION_FORMS } from '../duration';
+import { READS_STDIN } from './common';
+import type { CommandDoc } from './types';
+
+export const wait: CommandDoc = {
+  name: 'bgmon-wait',
+  summary: 'wait for jobs to end; exit with their exit code',
+  synopsis: ['bgmon-wait NAME|GLOB... [--timeout DUR] [--any]'],
+  description: [
+    'Blocks until the jobs have ended (with --any: until one has), then prints the records of the ' +
+      'ended ones; on --timeout it prints every record as it stands. Reacts to an end at once (file ' +
+      'events on the state directory) and notices a job that died without a trace (DEAD).',
+    READS_STDIN,
+  ],
+  operands: 'jobs',
+  options: [
+    { flag: 'timeout', arg: 'DUR', help: `give up after DUR (${DURATION_FORMS}), print every record and exit 124` },
+    { flag: 'any', help: 'return when the first job ends' },
+  ],
+  exit: [
+    { code: 'one job', meaning: 'its own exit code; 128+n when signal n ended it; 1 for DEAD, STALE, STOPPED, CANCELLED' },
+    { code: 'several', meaning: '0 if all SUCCEEDED, else 1 (with --any, the same rule over the jobs that ended)' },
+    { code: '124', meaning: '--timeout expired' },
+    { code: '2', meaning: 'usage error' },
+    { code: '3', meaning: 'a name or glob matches no job, or a job was removed while waited for' },
+  ],
+  examples: [
+    { command: 'bgmon-wait fetch && bgmon-start --name build -- make' },
+    { command: 'bgmon-wait \'shard_*\' --timeout 2h' },
+  ],
+};
