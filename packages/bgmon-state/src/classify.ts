@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { wasStopped } from './stop-marker';
 import { bootId, isSameProcess, readStat } from './proc';
 import { nowIso, type JobRecord } from './record';
@@ -16,8 +17,12 @@ const SUPERVISOR_WRITE_MS = 1000;
  */
 export function currentState(home: Home, rec: JobRecord): JobRecord {
   if (rec.status === 'QUEUED') return queuedState(home, rec);
-  if (rec.status !== 'RUNNING') return rec;
-  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) return rec;
+  // Records are written RUNNING, never PAUSED; a PAUSED one (hand-made) is checked the same way.
+  if (rec.status !== 'RUNNING' && rec.status !== 'PAUSED') return rec;
+  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) {
+    const paused = isStoppedState(readStat(rec.pid!)?.state);
+    return paused === (rec.status === 'PAUSED') ? rec : { ...rec, status: paused ? 'PAUSED' : 'RUNNING' };
+  }
   const end = readEnd(home, rec.name, rec.id);
   if (end) return endedRecord(rec, end, wasStopped(home, rec));
   if (rec.boot_id !== bootId() || rec.pid === null) return { ...rec, status: rec.pid !== null && readStat(rec.pid) ? 'STALE' : 'DEAD' };
@@ -28,6 +33,14 @@ export function currentState(home: Home, rec: JobRecord): JobRecord {
   if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : { ...rec, status: 'DEAD' };
   return awaitedEnd(home, rec);
 }
+
+/** T: stopped by a signal (SIGSTOP, SIGTSTP...); t: stopped by a tracer. Either way it does not run. */
+export const isStoppedState = (state: string | undefined) => state === 'T' || state === 't';
+
+/** The signals whose default action stops a process: after them a job reads PAUSED. */
+export const STOP_SIGNALS: ReadonlySet<number> = new Set([
+  constants.signals.SIGSTOP, constants.signals.SIGTSTP, constants.signals.SIGTTIN, constants.signals.SIGTTOU,
+]);
 
 /** A zombie job has ended but is not yet reaped: its wait status is in /proc. */
 function endedFromWaitStatus(home: Home, rec: JobRecord, status: number): JobRecord {
