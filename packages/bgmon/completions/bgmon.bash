@@ -15,7 +15,7 @@ _bgmon_complete() {
   COMPREPLY=()
   if [[ $cmd == bgmon ]]; then
     if ((COMP_CWORD == 1)); then
-      COMPREPLY=($(compgen -W "start status stop tail wait rm" -- "$cur"))
+      COMPREPLY=($(compgen -W "start status stop signal tail wait rm" -- "$cur"))
       return
     fi
     cmd=bgmon-${COMP_WORDS[1]}
@@ -23,7 +23,7 @@ _bgmon_complete() {
   fi
   case $prev in
     --after) COMPREPLY=($(compgen -W "$(_bgmon_jobs)" -- "$cur")); return ;;
-    --status) COMPREPLY=($(compgen -W "QUEUED RUNNING SUCCEEDED FAILED STOPPED CANCELLED DEAD STALE" -- "$cur")); return ;;
+    --status) COMPREPLY=($(compgen -W "QUEUED RUNNING PAUSED SUCCEEDED FAILED STOPPED CANCELLED DEAD STALE" -- "$cur")); return ;;
     --signal) COMPREPLY=($(compgen -W "TERM INT HUP KILL QUIT USR1 USR2" -- "$cur")); return ;;
     --cwd) COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --name | --env | --grace | --timeout | --older-than | -n) return ;;
@@ -38,6 +38,13 @@ _bgmon_complete() {
       flags="--name --cwd --env --after --help --version" ;;
     bgmon-status) flags="--status --json --table --help --version" ;;
     bgmon-stop) flags="--signal --grace --help --version" ;;
+    bgmon-signal)
+      # the last word is the signal: offer signals once a name is given
+      if [[ $cur != -* ]] && ((COMP_CWORD > first)); then
+        COMPREPLY=($(compgen -W "HUP USR1 USR2 STOP TSTP CONT INT TERM $(_bgmon_jobs)" -- "$cur"))
+        return
+      fi
+      flags="--help --version" ;;
     bgmon-tail) flags="-n -f --follow --json --help --version" ;;
     bgmon-wait) flags="--timeout --any --help --version" ;;
     bgmon-rm) flags="--finished --older-than --stop --grace --help --version" ;;
@@ -52,4 +59,4 @@ _bgmon_complete() {
   fi
 }
 
-complete -F _bgmon_complete bgmon bgmon-start bgmon-status bgmon-stop bgmon-tail bgmon-wait bgmon-rm
+complete -F _bgmon_complete bgmon bgmon-start bgmon-status bgmon-stop bgmon-signal bgmon-tail bgmon-wait bgmon-rm

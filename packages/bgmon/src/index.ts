@@ -5,8 +5,9 @@ import { version } from '../package.json';
 
 const COMMANDS: Record<string, string> = {
   start: 'start a command detached, in its own session, logging to a file',
-  status: 'show jobs and their state (RUNNING, SUCCEEDED, FAILED, DEAD, STALE, ...)',
+  status: 'show jobs and their state (RUNNING, PAUSED, SUCCEEDED, FAILED, DEAD, STALE, ...)',
   stop: "stop a job's whole process tree: signal, grace, then SIGKILL",
+  signal: 'send a signal to a job without ending it: HUP to reload, STOP/CONT to pause',
   tail: 'print or follow (-f) the end of jobs\' logs',
   wait: 'wait for jobs to end; exit with their exit code',
   rm: 'remove the records and logs of ended jobs',
