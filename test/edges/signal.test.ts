@@ -173,7 +173,7 @@ test('ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why;
   const ended = await signal(h, ['done', 'HUP']);
   one(ended, 'SUCCEEDED', 1);
   assert.is(ended.stderr, 'bgmon-signal: job done is SUCCEEDED: a job that has ended cannot be signalled; SIGHUP not sent\n');
-  const live = await h.start('live', ['sleep', '1000']);
+  const liveJob = await h.start('live', ['sleep', '1000']);
   await h.start('later', ['true'], ['--after', 'live']);
   const queued = await signal(h, ['later', 'STOP']);
   one(queued, 'QUEUED', 1);
@@ -183,16 +183,17 @@ test('ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why;
   assert.is(mixed.code, 1);
   assert.equal(lines(mixed.stdout).map((r) => r.status).sort(), ['PAUSED', 'SUCCEEDED']);
   assert.is(mixed.stderr.split('\n').length, 2, mixed.stderr);
-  assert.ok(stopped(live.pid));
+  assert.ok(stopped(liveJob.pid));
   // STALE: the record's pid now belongs to another process (here: this test runner)
   const me = readStat(process.pid)!;
-  h.writeRecord('stale', { ...h.record('done'), name: 'stale', id: 'forged-stale', status: 'RUNNING', pid: process.pid, starttime: me.starttime + 1, boot_id: bootId(), ended_at: null, exit_code: null });
+  const live = { status: 'RUNNING', pid: process.pid, boot_id: bootId(), ended_at: null, exit_code: null };
+  h.writeRecord('stale', { ...h.record('done'), ...live, name: 'stale', id: 'forged-stale', starttime: me.starttime + 1 });
   const stale = await signal(h, ['stale', 'STOP']);
   assert.is(stale.code, 1);
   assert.match(stale.stderr, /^bgmon-signal: job stale is STALE: pid \d+ now belongs to another process .*; nothing signalled\n$/);
   assert.ok(!stopped(process.pid));
   // a forged record naming a live process that is not a job: refused like bgmon-stop refuses it
-  h.writeRecord('forged', { ...h.record('done'), name: 'forged', id: 'forged-x', status: 'RUNNING', pid: process.pid, starttime: me.starttime, boot_id: bootId(), ended_at: null, exit_code: null });
+  h.writeRecord('forged', { ...h.record('done'), ...live, name: 'forged', id: 'forged-x', starttime: me.starttime });
   const forged = await signal(h, ['forged', 'STOP']);
   assert.is(forged.code, 1);
   assert.match(forged.stderr, /^bgmon-signal: job forged: pid \d+ does not lead its own process group and session, so it is not a bgmon job; nothing signalled\n$/);
@@ -213,10 +214,10 @@ test('ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why;
   }
   const bad = await signal(h, ['CONT'], { input: '{"name":"live"}\nnot json\n' });
   assert.equal([bad.code, bad.stdout], [2, '']);
-  assert.ok(stopped(live.pid), 'malformed stdin: nothing signalled');
+  assert.ok(stopped(liveJob.pid), 'malformed stdin: nothing signalled');
   const missing = await signal(h, ['live', 'nope*', 'CONT']);
   assert.equal([missing.code, missing.stdout, missing.stderr], [3, '', 'bgmon-signal: no such job: nope*\n']);
-  assert.ok(stopped(live.pid), 'a missing name: nothing signalled');
+  assert.ok(stopped(liveJob.pid), 'a missing name: nothing signalled');
 }));
 
 test('bgmon signal, --help and --version', withHome(async (h) => {
@@ -244,7 +245,8 @@ epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job un
   const sup = spawn('sh', ['-c', 'setsid sleep 1000 & wait', 'sh', home], { detached: true, stdio: 'ignore' });
   let jobPid = 0;
   try {
-    const job = await eventually(() => listDir('/proc').map(Number).map((p) => readStat(p)).find((st) => st && st.ppid === sup.pid && st.session === st.pid), 5000, 'the root-owned job');
+    const isJob = (st: ReturnType<typeof readStat>) => st && st.ppid === sup.pid && st.session === st.pid;
+    const job = await eventually(() => listDir('/proc').map(Number).map((p) => readStat(p)).find(isJob), 5000, 'the root-owned job');
     jobPid = job!.pid;
     const now = new Date().toISOString();
     const rec = {
@@ -255,7 +257,8 @@ epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job un
     const file = join(home, 'jobs', 'rootjob.json');
     writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
     chownSync(file, 65534, 65534);
-    const child = spawn(process.execPath, [binPath('bgmon-signal'), 'rootjob', 'STOP'], { uid: 65534, gid: 65534, env: { ...process.env, BGMON_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const asNobody = { uid: 65534, gid: 65534, env: { ...process.env, BGMON_HOME: home }, stdio: 'pipe' as const };
+    const child = spawn(process.execPath, [binPath('bgmon-signal'), 'rootjob', 'STOP'], asNobody);
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (c) => (stdout += c));

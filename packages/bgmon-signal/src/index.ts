@@ -1,4 +1,6 @@
-import { homeFromEnv, matchNames, ndjson, out, parseSignal, requestedPatterns, runCommand, signalJobs, UsageError, warn } from 'bgmon-state';
+import {
+  homeFromEnv, matchNames, ndjson, out, parseSignal, requestedPatterns, runCommand, signalJobs, UsageError, warn,
+} from 'bgmon-state';
 import { version } from '../package.json';
 
 const usage = `
@@ -38,7 +40,9 @@ runCommand({ name: 'bgmon-signal', version, usage }, async (args) => {
   const sigText = words.at(-1);
   if (sigText === undefined) throw new UsageError('missing SIG: bgmon-signal NAME|GLOB... SIG (see --help)');
   const signal = parseSignal(sigText);
-  if (signal === null) throw new UsageError(`unknown signal ${JSON.stringify(sigText)} (the last argument is the signal)`);
+  if (signal === null) {
+    throw new UsageError(`unknown signal ${JSON.stringify(sigText)} (the last argument is the signal)`);
+  }
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(words.slice(0, -1), true);
   const { records, refusals } = await signalJobs(home, matchNames(home, patterns), signal);

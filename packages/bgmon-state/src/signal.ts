@@ -96,7 +96,8 @@ async function signalOne(home: Home, name: string, signal: number): Promise<[Job
   const cur = currentState(home, rec);
   const sig = signalName(signal);
   if (cur.status === 'STALE') {
-    return [cur, `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`];
+    const why = `pid ${rec.pid} now belongs to another process (start time or boot id differ)`;
+    return [cur, `job ${name} is STALE: ${why}; nothing signalled`];
   }
   if (cur.status === 'QUEUED') return [cur, `job ${name} is QUEUED: it has no process yet; nothing signalled`];
   if (isTerminal(cur.status)) return [cur, `job ${name} is ${cur.status}: ${ENDED_NOTE}; ${sig} not sent`];
