@@ -72,6 +72,13 @@ VALUE_CASES
     mapfile -t COMPREPLY < <(compgen -W "$flags" -- "$cur")
   elif [[ $operands == jobs ]]; then
     _bgmon_words "$(_bgmon_jobs)" "$cur" 0
+  elif [[ $operands == jobs-then-signal ]]; then
+    # bgmon-signal NAME... SIG: job names, and from the second word on the signal too
+    if ((COMP_CWORD > first)); then
+      _bgmon_words "$(_bgmon_jobs) SIGNALS" "$cur" 0
+    else
+      _bgmon_words "$(_bgmon_jobs)" "$cur" 0
+    fi
   elif [[ $operands == commands ]]; then
     mapfile -t COMPREPLY < <(compgen -c -- "$cur")
   fi
@@ -103,7 +110,7 @@ export function renderCompletion(u) {
     ...docs.map((d) => commandCase(u, d)),
     '    *) return ;;',
     '  esac',
-    BODY.trimEnd().replace('VALUE_CASES', valueCases(u, docs)),
+    BODY.trimEnd().replace('VALUE_CASES', valueCases(u, docs)).replace('SIGNALS', quoteWords(u.valuesOf('signals'))),
     '',
     `complete -F _bgmon_complete ${names.join(' ')}`,
     '',

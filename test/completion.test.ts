@@ -16,7 +16,10 @@ test('bash completion: commands, flags per command, job names, states', withHome
   await h.start('train_a', ['true']);
   await h.start('train_b', ['true']);
   await h.start('eval', ['true']);
-  assert.equal(await complete(h, ['bgmon', 's']), ['start', 'status', 'stop']);
+  assert.equal(await complete(h, ['bgmon', 's']), ['signal', 'start', 'status', 'stop']);
+  assert.equal(await complete(h, ['bgmon-signal', 'ev']), ['eval']);
+  assert.equal(await complete(h, ['bgmon', 'signal', 'eval', 'ST']), ['STKFLT', 'STOP']);
+  assert.equal(await complete(h, ['bgmon-status', '--status', 'P']), ['PAUSED']);
   assert.equal(await complete(h, ['bgmon-stop', '--']), ['--grace', '--help', '--signal', '--version']);
   assert.equal(await complete(h, ['bgmon', 'tail', '--f']), ['--follow']);
   assert.equal(await complete(h, ['bgmon-wait', 'train']), ['train_a', 'train_b']);

@@ -6,7 +6,7 @@ import Ajv from 'ajv';
 import { environHas, listPids, readStat } from 'bgmon-state';
 
 export const ROOT = resolve(__dirname, '..');
-export const BINS = ['bgmon-start', 'bgmon-status', 'bgmon-stop', 'bgmon-tail', 'bgmon-wait'] as const;
+export const BINS = ['bgmon-start', 'bgmon-status', 'bgmon-stop', 'bgmon-signal', 'bgmon-tail', 'bgmon-wait'] as const;
 export const binPath = (bin: string) => join(ROOT, 'packages', bin, 'bin', bin);
 
 export interface Result {
@@ -89,7 +89,7 @@ export class TestHome {
       child.on('close', (code, signal) => {
         clearTimeout(timer);
         if (opts.openStdin) child.stdin!.destroy();
-        if (/^bgmon(-(start|status|stop|wait|rm))?$/.test(bin)) this.checkSchema(stdout, `${bin} ${args.join(' ')}`);
+        if (/^bgmon(-(start|status|stop|signal|wait|rm))?$/.test(bin)) this.checkSchema(stdout, `${bin} ${args.join(' ')}`);
         done({ code, signal, stdout, stderr, ms: Date.now() - started });
       }),
     );

@@ -5,7 +5,7 @@ import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, withHome } from './helpers';
 
-const PACKAGES = ['bgmon-state', 'bgmon-start', 'bgmon-status', 'bgmon-stop', 'bgmon-tail', 'bgmon-wait', 'bgmon-rm', 'bgmon'];
+const PACKAGES = ['bgmon-state', 'bgmon-start', 'bgmon-status', 'bgmon-stop', 'bgmon-signal', 'bgmon-tail', 'bgmon-wait', 'bgmon-rm', 'bgmon'];
 
 test('every package is publishable: name, version, bin, files, engines, license, README, types', () => {
   for (const name of PACKAGES) {

@@ -108,7 +108,7 @@ test('completion: comma lists, --flag=value, directories, the job\'s command, fl
     const want = [...doc.options, ...commands.STANDARD_OPTIONS].flatMap((o) => [flagWord(o.flag), ...(o.alias ? [`-${o.alias}`] : [])]);
     assert.equal(await complete(h, [doc.name, '-']), want.sort(), doc.name);
   }
-  assert.equal(await complete(h, ['bgmon', '']), ['--help', '--version', '-h', 'rm', 'start', 'status', 'stop', 'tail', 'wait']);
+  assert.equal(await complete(h, ['bgmon', '']), ['--help', '--version', '-h', 'rm', 'signal', 'start', 'status', 'stop', 'tail', 'wait']);
 }));
 
 function relativeLinks(file: string): string[] {

@@ -19,3 +19,4 @@ export * from './wait';
 export * from './rm';
 export * as commands from './commands';
 export * from './usage';
+export * from './signal';

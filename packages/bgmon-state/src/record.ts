@@ -4,7 +4,7 @@ import { isValidName } from './names';
 import { recordPath, type Home } from './paths';
 import { randomHex } from './random';
 
-export const STATUSES = ['QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE'] as const;
+export const STATUSES = ['QUEUED', 'RUNNING', 'PAUSED', 'SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE'] as const;
 export type Status = (typeof STATUSES)[number];
 const TERMINAL: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE']);
 export const isTerminal = (status: string) => TERMINAL.has(status);

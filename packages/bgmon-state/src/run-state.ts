@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { wasStopped } from './stop-marker';
 import { bootId, isSameProcess, readStat } from './proc';
 import { nowIso, readRecord, type JobRecord } from './record';
@@ -6,8 +7,10 @@ import { endedRecord, readEnd } from './end';
 import type { Home } from './paths';
 import { sleepSync } from './sleep';
 
-// How long a status read waits for a live supervisor to record an end it has just reaped.
-const SUPERVISOR_WRITE_MS = 1000;
+// How long a read waits for a live supervisor to write an end it has just reaped: its next step
+// is one printf, but a loaded machine can take seconds to schedule it. Past this, or when the
+// supervisor itself is stopped, the run is reported DEAD rather than block the reader.
+const SUPERVISOR_WRITE_MS = 10_000;
 
 /**
  * A run that has left the queue, as it stands now: the record plus its end file plus /proc.
@@ -15,8 +18,12 @@ const SUPERVISOR_WRITE_MS = 1000;
  * and an end the supervisor wrote wins over anything /proc says later (a reused pid, a reboot).
  */
 export function runState(home: Home, rec: JobRecord): JobRecord {
-  if (rec.status !== 'RUNNING') return rec;
-  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) return rec;
+  // Records are written RUNNING, never PAUSED; a PAUSED one (hand-made) is checked the same way.
+  if (rec.status !== 'RUNNING' && rec.status !== 'PAUSED') return rec;
+  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) {
+    const paused = isStoppedState(readStat(rec.pid!)?.state);
+    return paused === (rec.status === 'PAUSED') ? rec : { ...rec, status: paused ? 'PAUSED' : 'RUNNING' };
+  }
   const ended = recordedEnd(home, rec);
   if (ended) return ended;
   if (rec.boot_id !== bootId() || rec.pid === null) return { ...rec, status: rec.pid !== null && readStat(rec.pid) ? 'STALE' : 'DEAD' };
@@ -27,6 +34,14 @@ export function runState(home: Home, rec: JobRecord): JobRecord {
   if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : { ...rec, status: 'DEAD' };
   return awaitedEnd(home, rec);
 }
+
+/** T: stopped by a signal (SIGSTOP, SIGTSTP...); t: stopped by a tracer. Either way it does not run. */
+export const isStoppedState = (state: string | undefined) => state === 'T' || state === 't';
+
+/** The signals whose default action stops a process: after them a job reads PAUSED. */
+export const STOP_SIGNALS: ReadonlySet<number> = new Set([
+  constants.signals.SIGSTOP, constants.signals.SIGTSTP, constants.signals.SIGTTIN, constants.signals.SIGTTOU,
+]);
 
 /**
  * The run's recorded end: from its end file, or, when someone has folded it since `rec` was read
@@ -58,7 +73,8 @@ function awaitedEnd(home: Home, rec: JobRecord): JobRecord {
     const supervisorAlive = isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id);
     const ended = recordedEnd(home, rec);
     if (ended) return ended;
-    if (!supervisorAlive || Date.now() > deadline) return { ...rec, status: 'DEAD' };
+    const supervisorStopped = supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state);
+    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return { ...rec, status: 'DEAD' };
     sleepSync(5);
   }
 }

@@ -5,6 +5,7 @@ import type { Home } from './paths';
 import { environHas, isSameProcess, listPids, readStat, type ProcStat } from './proc';
 import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
+import { isStoppedState, STOP_SIGNALS } from './run-state';
 import { lock, unlock } from './lock';
 import { removeQueueEntry } from './queue';
 import { sleep } from './sleep';
@@ -12,6 +13,8 @@ import { foldEnd } from './fold';
 import { claimStop, clearStop, confirmStop, isUsableRunId, withdrawStop, type StopClaim } from './stop-marker';
 
 export { removeStopMarkers, wasStopped } from './stop-marker';
+// for bgmon-signal, which reaches a job exactly as stop does
+export { leadsGroup as leadsOwnGroup, send as killGuarded };
 
 export interface StopOptions {
   signal: number;
@@ -124,6 +127,15 @@ interface Outcome {
   denied: Set<number>;
 }
 
+/**
+ * A stopped process (a PAUSED job, or a child stopped on its own) acts on no signal but KILL
+ * until it is continued: SIGCONT after the signal lets it act on it (a TERM trap runs, and exits).
+ */
+function continueStopped(pids: number[], signal: number, denied: Set<number>): void {
+  if (signal === constants.signals.SIGKILL || STOP_SIGNALS.has(signal)) return;
+  for (const pid of pids) if (isStoppedState(readStat(pid)?.state)) send(pid, constants.signals.SIGCONT, denied);
+}
+
 /** Signals the group and every process of the job, escalating to SIGKILL after the grace. */
 async function signalUntilGone(rec: JobRecord, opts: StopOptions): Promise<Outcome> {
   const denied = new Set<number>();
@@ -141,6 +153,7 @@ async function signalUntilGone(rec: JobRecord, opts: StopOptions): Promise<Outco
       if (!signalled.has(pid)) send(pid, signal, denied);
       signalled.add(pid);
     }
+    continueStopped(pids, signal, denied);
     if (signal !== 9 && Date.now() >= deadline) {
       signal = 9;
       signalled.clear();

@@ -26,7 +26,7 @@ _bgmon_complete() {
   if [[ $cur == = ]]; then cur=; elif [[ $prev == = ]]; then prev=${COMP_WORDS[COMP_CWORD-2]}; fi
   if [[ $cmd == bgmon ]]; then
     if ((COMP_CWORD == 1)); then
-      mapfile -t COMPREPLY < <(compgen -W "start status stop tail wait rm -h --help --version" -- "$cur")
+      mapfile -t COMPREPLY < <(compgen -W "start status stop signal tail wait rm -h --help --version" -- "$cur")
       return
     fi
     cmd=bgmon-${COMP_WORDS[1]}
@@ -39,6 +39,8 @@ _bgmon_complete() {
       flags="--status --json --table -h --help --version" takes="--status" operands=jobs stop_early=0 ;;
     bgmon-stop)
       flags="--signal --grace -h --help --version" takes="--signal --grace" operands=jobs stop_early=0 ;;
+    bgmon-signal)
+      flags="-h --help --version" takes="" operands=jobs-then-signal stop_early=0 ;;
     bgmon-tail)
       flags="-n -f --follow --json -h --help --version" takes="-n" operands=jobs stop_early=0 ;;
     bgmon-wait)
@@ -67,7 +69,7 @@ _bgmon_complete() {
     "bgmon-start --cwd") mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
     "bgmon-start --env") return ;;
     "bgmon-start --after") _bgmon_words "$(_bgmon_jobs)" "$cur" 0; return ;;
-    "bgmon-status --status") _bgmon_words "QUEUED RUNNING SUCCEEDED FAILED STOPPED CANCELLED DEAD STALE" "$cur" 1; return ;;
+    "bgmon-status --status") _bgmon_words "QUEUED RUNNING PAUSED SUCCEEDED FAILED STOPPED CANCELLED DEAD STALE" "$cur" 1; return ;;
     "bgmon-stop --signal") _bgmon_words "HUP INT QUIT ILL TRAP ABRT IOT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO POLL PWR SYS RTMIN RTMIN+1 RTMIN+2 RTMIN+3 RTMIN+4 RTMIN+5 RTMIN+6 RTMIN+7 RTMIN+8 RTMIN+9 RTMIN+10 RTMIN+11 RTMIN+12 RTMIN+13 RTMIN+14 RTMIN+15 RTMAX-14 RTMAX-13 RTMAX-12 RTMAX-11 RTMAX-10 RTMAX-9 RTMAX-8 RTMAX-7 RTMAX-6 RTMAX-5 RTMAX-4 RTMAX-3 RTMAX-2 RTMAX-1 RTMAX" "$cur" 0; return ;;
     "bgmon-stop --grace") return ;;
     "bgmon-tail -n") return ;;
@@ -79,9 +81,16 @@ _bgmon_complete() {
     mapfile -t COMPREPLY < <(compgen -W "$flags" -- "$cur")
   elif [[ $operands == jobs ]]; then
     _bgmon_words "$(_bgmon_jobs)" "$cur" 0
+  elif [[ $operands == jobs-then-signal ]]; then
+    # bgmon-signal NAME... SIG: job names, and from the second word on the signal too
+    if ((COMP_CWORD > first)); then
+      _bgmon_words "$(_bgmon_jobs) HUP INT QUIT ILL TRAP ABRT IOT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO POLL PWR SYS RTMIN RTMIN+1 RTMIN+2 RTMIN+3 RTMIN+4 RTMIN+5 RTMIN+6 RTMIN+7 RTMIN+8 RTMIN+9 RTMIN+10 RTMIN+11 RTMIN+12 RTMIN+13 RTMIN+14 RTMIN+15 RTMAX-14 RTMAX-13 RTMAX-12 RTMAX-11 RTMAX-10 RTMAX-9 RTMAX-8 RTMAX-7 RTMAX-6 RTMAX-5 RTMAX-4 RTMAX-3 RTMAX-2 RTMAX-1 RTMAX" "$cur" 0
+    else
+      _bgmon_words "$(_bgmon_jobs)" "$cur" 0
+    fi
   elif [[ $operands == commands ]]; then
     mapfile -t COMPREPLY < <(compgen -c -- "$cur")
   fi
 }
 
-complete -F _bgmon_complete bgmon bgmon-start bgmon-status bgmon-stop bgmon-tail bgmon-wait bgmon-rm
+complete -F _bgmon_complete bgmon bgmon-start bgmon-status bgmon-stop bgmon-signal bgmon-tail bgmon-wait bgmon-rm

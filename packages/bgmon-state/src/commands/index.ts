@@ -1,5 +1,6 @@
 import { bgmon } from './bgmon';
 import { rm } from './rm';
+import { signal } from './signal';
 import { start } from './start';
 import { status } from './status';
 import { stop } from './stop';
@@ -9,9 +10,9 @@ import { wait } from './wait';
 
 export { ENVIRONMENT, FILES, READS_STDIN, STANDARD_OPTIONS } from './common';
 export type { CommandDoc, ExampleSpec, ExitSpec, FileSpec, OptionSpec, ValueKind } from './types';
-export { bgmon, rm, start, status, stop, tail, wait };
+export { bgmon, rm, signal, start, status, stop, tail, wait };
 
 /** bgmon's subcommands, in the order its help lists them: `bgmon start` runs bgmon-start. */
-export const SUBCOMMANDS: CommandDoc[] = [start, status, stop, tail, wait, rm];
+export const SUBCOMMANDS: CommandDoc[] = [start, status, stop, signal, tail, wait, rm];
 
 export const subcommandWord = (doc: CommandDoc) => doc.name.replace(/^bgmon-/, '');

@@ -4,7 +4,7 @@
  */
 
 /** What an option's value (or a command's operand) is, for help texts and completion. */
-export type ValueKind = 'states' | 'signals' | 'jobs' | 'dirs' | 'commands' | 'text';
+export type ValueKind = 'states' | 'signals' | 'jobs' | 'jobs-then-signal' | 'dirs' | 'commands' | 'text';
 
 export interface OptionSpec {
   /** long name without dashes; a one-letter flag is written -n */

@@ -1,0 +1,21 @@
+import {
+  commands, commandSpec, homeFromEnv, matchNames, ndjson, out, parseSignal, requestedPatterns, runCommand, signalJobs, UsageError, warn,
+} from 'bgmon-state';
+import { version } from '../package.json';
+
+
+runCommand(commandSpec(commands.signal, version), async (args) => {
+  const words: string[] = args._;
+  const sigText = words.at(-1);
+  if (sigText === undefined) throw new UsageError('missing SIG: bgmon-signal NAME|GLOB... SIG (see --help)');
+  const signal = parseSignal(sigText);
+  if (signal === null) {
+    throw new UsageError(`unknown signal ${JSON.stringify(sigText)} (the last argument is the signal)`);
+  }
+  const home = homeFromEnv();
+  const { patterns } = await requestedPatterns(words.slice(0, -1), true);
+  const { records, refusals } = await signalJobs(home, matchNames(home, patterns), signal);
+  out(ndjson(records));
+  for (const line of refusals) warn('bgmon-signal', line);
+  return refusals.length > 0 ? 1 : 0;
+});
