@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, renameSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ExecError, StateError, UsageError } from './errors';
@@ -9,7 +9,7 @@ import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
 import { planAfter, enqueue, removeQueueEntry } from './queue';
-import { unlinkQuietly } from './fsutil';
+import { renameOwnFile, unlinkQuietly } from './fsutil';
 
 export interface StartOptions {
   name?: string;
@@ -120,11 +120,7 @@ function readRecordForReplace(home: Home, name: string): JobRecord | null {
 /** Keeps the log of the run being replaced beside the new one, under the old run's id. */
 function keepLog(home: Home, old: JobRecord): string | null {
   const kept = previousLogPath(home, old.name, old.id);
-  try {
-    renameSync(logPath(home, old.name), kept);
-    return kept;
-  } catch {
-    return null;
-  }
+  // only a plain file of ours is kept; a link planted at the log is dropped, never followed
+  return renameOwnFile(logPath(home, old.name), kept) ? kept : null;
 }
 
