@@ -1,11 +1,11 @@
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { UsageError } from './errors';
 import { queuePath, type Home } from './paths';
 import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
-import { lock, unlock } from './lock';
+import { lock, LockBusyError, unlock } from './lock';
 import { launch } from './launch';
-import { unlinkQuietly } from './fsutil';
+import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 
 /*
  * --after without a daemon: a QUEUED job is a record plus run/<name>.queued (its id and
@@ -74,10 +74,7 @@ export function isReadyToLeaveQueue(home: Home, rec: JobRecord): boolean {
 }
 
 export function enqueue(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): void {
-  const file = queuePath(home, rec.name);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ id: rec.id, env }), { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomic(queuePath(home, rec.name), JSON.stringify({ id: rec.id, env }));
   writeRecord(home, rec);
 }
 
@@ -93,12 +90,24 @@ function queuedNames(home: Home): string[] {
   }
 }
 
-/** Starts or cancels every queued job whose predecessors have all ended; repeats until stable. */
-export async function advanceQueue(home: Home): Promise<void> {
+/**
+ * Starts or cancels every queued job whose predecessors have all ended; repeats until stable.
+ * A name whose lock is stuck (LockBusyError) is skipped, not waited for: returns one note each.
+ */
+export async function advanceQueue(home: Home): Promise<string[]> {
+  const skipped = new Map<string, string>();
   for (let changed = true; changed; ) {
     changed = false;
     for (const name of queuedNames(home)) {
-      const held = await lock(home, name);
+      if (skipped.has(name)) continue;
+      let held;
+      try {
+        held = await lock(home, name);
+      } catch (err) {
+        if (!(err instanceof LockBusyError)) throw err;
+        skipped.set(name, `queued job ${name} not advanced: ${err.message}`);
+        continue;
+      }
       try {
         changed = (await advanceOne(home, name)) || changed;
       } finally {
@@ -106,13 +115,14 @@ export async function advanceQueue(home: Home): Promise<void> {
       }
     }
   }
+  return [...skipped.values()];
 }
 
 async function advanceOne(home: Home, name: string): Promise<boolean> {
   const rec = readOrNull(home, name);
   let entry: { id: string; env: NodeJS.ProcessEnv } | null = null;
   try {
-    entry = JSON.parse(readFileSync(queuePath(home, name), 'utf8'));
+    entry = JSON.parse(readOwnFile(queuePath(home, name)));
   } catch {}
   if (!rec || rec.status !== 'QUEUED' || !entry || entry.id !== rec.id) {
     removeQueueEntry(home, name);

@@ -17,6 +17,8 @@ export function parseStatusFilter(value: string | undefined): Set<string> | null
 export interface Statuses {
   records: JobRecord[];
   corrupt: CorruptRecordError[];
+  /** queued names that could not be advanced (their lock is stuck), one line each */
+  notes: string[];
 }
 
 /**
@@ -26,9 +28,10 @@ export interface Statuses {
 export async function jobStatuses(home: Home, patterns: string[]): Promise<Statuses> {
   const names = patterns.length > 0 ? matchNames(home, patterns) : undefined;
   let { records, corrupt } = loadRecords(home, names);
+  let notes: string[] = [];
   if (records.some((r) => isReadyToLeaveQueue(home, r))) {
-    await advanceQueue(home);
+    notes = await advanceQueue(home);
     ({ records, corrupt } = loadRecords(home, names));
   }
-  return { records: records.map((r) => currentState(home, r)), corrupt };
+  return { records: records.map((r) => currentState(home, r)), corrupt, notes };
 }
