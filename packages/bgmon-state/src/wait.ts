@@ -37,6 +37,8 @@ export function waitExitCode(ended: JobRecord[]): number {
 }
 
 export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Promise<WaitResult> {
+  // Waiting for nothing is not a success: `... | bgmon-wait && deploy` must not deploy.
+  if (names.length === 0) return Promise.reject(new NotFoundError('nothing to wait for: the selection is empty (no names, or no records on stdin)'));
   const last = new Map<string, JobRecord>();
   let queued = false;
   const snapshot = (): JobRecord[] => {
@@ -88,7 +90,7 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
             recs = snapshot();
           }
           const ended = recs.filter((r) => isTerminal(r.status));
-          if (names.length === 0 || (opts.any ? ended.length > 0 : ended.length === recs.length)) finish({ records: ended, code: waitExitCode(ended) });
+          if (opts.any ? ended.length > 0 : ended.length === recs.length) finish({ records: ended, code: waitExitCode(ended) });
         } while (again && !finished);
       } catch (err) {
         finished = true;
@@ -100,11 +102,9 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
         busy = false;
       }
     };
-    if (names.length > 0) {
-      watcher = watch(home.jobs, () => void check());
-      interval = setInterval(() => void check(), RECHECK_MS);
-      if (opts.timeoutMs !== null) timer = setTimeout(() => finish({ records: snapshot(), code: 124 }), opts.timeoutMs);
-    }
+    watcher = watch(home.jobs, () => void check());
+    interval = setInterval(() => void check(), RECHECK_MS);
+    if (opts.timeoutMs !== null) timer = setTimeout(() => finish({ records: snapshot(), code: 124 }), opts.timeoutMs);
     void check();
   });
 }

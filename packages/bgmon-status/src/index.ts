@@ -7,7 +7,8 @@ Usage: bgmon-status [NAME|GLOB...] [--status S1,S2] [--json|--table]
 Prints every job (or the named ones), oldest first, with its state computed now from its
 record and /proc: QUEUED RUNNING SUCCEEDED FAILED STOPPED CANCELLED DEAD STALE.
 NDJSON records when stdout is not a terminal, a table (NAME STATUS PID AGE EXIT) on one.
-Without names it never reads stdin; "-" reads names from NDJSON records on stdin.
+Without names it never reads stdin; "-" reads names from NDJSON records on stdin (an empty
+stdin selects nothing). A queued job whose lock is stuck is listed but not advanced (noted).
 
 Options:
   --status S1,S2  only jobs in these states
@@ -24,9 +25,16 @@ Examples:
 
 runCommand({ name: 'bgmon-status', version, usage, strings: ['status'], booleans: ['json', 'table'] }, async (args) => {
   const filter = parseStatusFilter(lastString(args.status));
-  const { patterns } = await requestedPatterns(args._, false);
-  const { records, corrupt } = await jobStatuses(homeFromEnv(), patterns);
+  const { patterns, fromStdin } = await requestedPatterns(args._, false);
+  const home = homeFromEnv();
+  // `-` with an empty stdin selects nothing (it is not "no names": that would list every job)
+  if (fromStdin && patterns.length === 0) {
+    out(formatRecords([], outputMode(args)));
+    return 0;
+  }
+  const { records, corrupt, notes } = await jobStatuses(home, patterns);
   out(formatRecords(filter ? records.filter((r) => filter.has(r.status)) : records, outputMode(args)));
+  for (const line of notes) warn('bgmon-status', line);
   for (const err of corrupt) warn('bgmon-status', err.message);
   return corrupt.length > 0 ? 1 : 0;
 });

@@ -7,7 +7,7 @@ Usage: bgmon-wait NAME|GLOB... [--timeout DUR] [--any]
 Blocks until the jobs have ended (with --any: until one has), then prints the records of the
 ended ones. Reacts to an end at once (file events on the state directory) and notices a job
 that died without a trace (DEAD). Without names, reads NDJSON records from stdin (when it is
-not a terminal).
+not a terminal); an empty selection there is exit 3: waiting for nothing is not a success.
 
 Options:
   --timeout DUR  give up after DUR (500ms, 10s, 5m, 2h or seconds): prints every record, exit 124
@@ -16,7 +16,7 @@ Options:
 
 Exit: one job: its own exit code (128+n when signal n ended it; 1 for DEAD, STALE, STOPPED,
 CANCELLED); several: 0 if all SUCCEEDED, else 1; 124 timeout; 2 usage error; 3 no such job
-(or it was removed while waited for).
+(or it was removed while waited for, or nothing was selected).
 
 Examples:
   bgmon-wait fetch && bgmon-start --name build -- make
