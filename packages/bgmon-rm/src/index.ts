@@ -8,7 +8,8 @@ Usage: bgmon-rm NAME|GLOB... [--stop [--grace DUR]]
 Removes the records and logs (the current one and those kept from earlier runs) of jobs
 that have ended, and prints the removed records. A QUEUED or RUNNING job is refused unless
 --stop stops it first (as bgmon-stop does). --finished selects every ended job (or every
-ended one among the names), skipping live ones. Without names and without --finished,
+ended one among the names), skipping live ones and, with a note, corrupt records. A corrupt
+record named (or matched by a glob) is removed with its logs (said on stderr). Without names and without --finished,
 reads NDJSON records from stdin (when it is not a terminal).
 
 Options:
@@ -18,7 +19,7 @@ Options:
   --grace DUR       with --stop: SIGKILL after DUR (default 10s)
   -h, --help        this help;  --version  the version
 
-Exit: 0 removed; 1 a job was QUEUED or RUNNING (refused, the others are removed);
+Exit: 0 removed (also when nothing was selected); 1 a job was QUEUED or RUNNING (refused, the others are removed);
 2 usage error; 3 no such job.
 
 Examples:
@@ -36,12 +37,12 @@ runCommand({ name: 'bgmon-rm', version, usage, strings: ['older-than', 'grace'],
   const fromArgsOnly = args.finished && args._.length === 0;
   const { patterns } = fromArgsOnly ? { patterns: [] } : await requestedPatterns(args._, true);
   const names = fromArgsOnly ? listNames(home) : matchNames(home, patterns);
-  const { records, refusals } = await removeJobs(home, names, {
+  const { records, refusals, notes } = await removeJobs(home, names, {
     finished: Boolean(args.finished),
     olderThanMs,
     stop: args.stop ? { signal: 15, graceMs } : null,
   });
   out(ndjson(records));
-  for (const line of refusals) warn('bgmon-rm', line);
+  for (const line of [...notes, ...refusals]) warn('bgmon-rm', line);
   return refusals.length > 0 ? 1 : 0;
 });

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { logPath, queuePath, recordPath, sparePath, stopMarkerPath, type Home } from './paths';
-import { isTerminal, readRecord, type JobRecord } from './record';
+import { CorruptRecordError, isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
@@ -19,6 +19,8 @@ export interface RmOptions {
 export interface RmResult {
   records: JobRecord[];
   refusals: string[];
+  /** corrupt records removed (named) or skipped (--finished): said on stderr, not a failure */
+  notes: string[];
 }
 
 function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): boolean {
@@ -53,25 +55,63 @@ async function removeJob(home: Home, name: string, id: string, extra: string[]):
     const rec = readRecord(home, name);
     // a new run of the name started meanwhile: not ours to remove
     if (!rec || rec.id !== id || !isTerminal(currentState(home, rec).status)) return false;
-    unlinkQuietly(recordPath(home, name));
-    unlinkQuietly(sparePath(home, name));
-    unlinkQuietly(logPath(home, name));
-    unlinkQuietly(stopMarkerPath(home, name));
-    unlinkQuietly(queuePath(home, name));
-    extra.forEach(unlinkQuietly);
+    removeFiles(home, name, extra);
     return true;
   } finally {
     unlock(held);
   }
 }
 
+function removeFiles(home: Home, name: string, extra: string[]): void {
+  unlinkQuietly(recordPath(home, name));
+  unlinkQuietly(sparePath(home, name));
+  unlinkQuietly(logPath(home, name));
+  unlinkQuietly(stopMarkerPath(home, name));
+  unlinkQuietly(queuePath(home, name));
+  extra.forEach(unlinkQuietly);
+}
+
+/**
+ * A named job whose record cannot be read: nothing in it can be trusted (not even a pid to
+ * stop), so it is removed with its logs, as start's hint promises. Checked again under the lock.
+ */
+async function removeCorrupt(home: Home, name: string, extra: string[]): Promise<string> {
+  const held = await lock(home, name);
+  try {
+    try {
+      readRecord(home, name);
+      return `job ${name} changed while being removed; left as it is`;
+    } catch (err) {
+      if (!(err instanceof CorruptRecordError)) throw err;
+    }
+    removeFiles(home, name, extra);
+    return `removed ${recordPath(home, name)} (a corrupt record) and its logs`;
+  } finally {
+    unlock(held);
+  }
+}
+
+/** The record, or the name in `corrupt` (named) or a note (--finished skips it). */
+function readOrSetAside(home: Home, name: string, opts: RmOptions, corrupt: string[], notes: string[]): JobRecord | null {
+  try {
+    return readRecord(home, name);
+  } catch (err) {
+    if (!(err instanceof CorruptRecordError)) throw err;
+    if (opts.finished) notes.push(`${err.message}; skipped (remove it with bgmon-rm ${name})`);
+    else corrupt.push(name);
+    return null;
+  }
+}
+
 export async function removeJobs(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
   const refusals: string[] = [];
+  const notes: string[] = [];
+  const corrupt: string[] = [];
   const now = Date.now();
   const targets: JobRecord[] = [];
   const toStop: string[] = [];
   for (const name of names) {
-    const rec = readRecord(home, name);
+    const rec = readOrSetAside(home, name, opts, corrupt, notes);
     if (!rec) continue;
     const cur = currentState(home, rec);
     if (isTerminal(cur.status)) {
@@ -89,7 +129,8 @@ export async function removeJobs(home: Home, names: string[], opts: RmOptions): 
     }
   }
   const removed: JobRecord[] = [];
-  const extra = targets.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
+  const extra = targets.length + corrupt.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
   for (const rec of targets) if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
-  return { records: removed, refusals };
+  for (const name of corrupt) notes.push(await removeCorrupt(home, name, extra.get(name) ?? []));
+  return { records: removed, refusals, notes };
 }
