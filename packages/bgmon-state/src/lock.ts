@@ -1,5 +1,5 @@
-import { lstatSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, mkdirSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Server } from 'node:net';
 import { StateError } from './errors';
 import { isNoSpace, noSpaceError, readOwnFile } from './fsutil';
@@ -44,12 +44,18 @@ function holderIdentity(): string {
   return identity;
 }
 
-function tryCreate(path: string): boolean {
+function tryCreate(path: string, retry = true): boolean {
   try {
     symlinkSync(holderIdentity(), path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code === 'ENOENT' && retry) {
+      // a home made before run/ existed (or by hand): run/ is ours to create, like ensureHome does
+      mkdirSync(dirname(path), { mode: 0o700 });
+      return tryCreate(path, false);
+    }
     throw isNoSpace(err) ? noSpaceError(path, err) : err;
   }
 }
@@ -59,17 +65,20 @@ type Holder = { pid: number; starttime: number; boot: string } | 'gone' | 'unwri
 /** Who holds the lock at path, read without following anything. */
 function readHolder(path: string): Holder {
   let text: string;
+  let st;
   try {
-    const st = lstatSync(path);
+    st = lstatSync(path);
     if (st.isSymbolicLink()) text = readlinkSync(path, 'latin1');
     else if (!st.isFile()) return { foreign: st.isDirectory() ? 'a directory' : 'not a regular file' };
+    else if (st.nlink !== 1) return { foreign: `a hard link (${st.nlink} names)` };
     else if (st.size === 0 || (text = readOwnFile(path)) === '' || !/\n$/.test(text)) {
       // the older form: created, then written; empty or partial means its writer is mid-write or died
       return Date.now() - st.mtimeMs > EMPTY_LOCK_STALE_MS ? 'abandoned' : 'unwritten';
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return 'gone'; // released meanwhile: just try again
+    // released meanwhile, or replaced between lstat and open: just look again
+    if (code === 'ENOENT' || (st?.isFile() && code === 'ENOTOWNFILE')) return 'gone';
     return { foreign: code === 'ENOTOWNFILE' ? (err as Error).message : `unreadable (${code ?? (err as Error).message})` };
   }
   const m = /^(\d+) (\d+) (\S+)\n?$/.exec(text);

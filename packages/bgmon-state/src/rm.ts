@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
+import { StateError } from './errors';
 import { join } from 'node:path';
 import { logPath, queuePath, recordPath, sparePath, stopMarkerPath, type Home } from './paths';
 import { CorruptRecordError, isTerminal, readRecord, type JobRecord } from './record';
@@ -29,6 +30,15 @@ function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): 
   return now - Date.parse(at) >= olderThanMs;
 }
 
+function listOrNone(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
 /**
  * Files beyond the fixed ones, by job name: kept logs (logs/<name>@<id>.log) and temp files
  * of writers killed mid-write (jobs/.<name>.<pid>.<n>.tmp). Listed once per call, not once
@@ -37,11 +47,11 @@ function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): 
 function extraFilesByName(home: Home): Map<string, string[]> {
   const byName = new Map<string, string[]>();
   const add = (name: string, path: string) => byName.set(name, [...(byName.get(name) ?? []), path]);
-  for (const file of readdirSync(home.logs)) {
+  for (const file of listOrNone(home.logs)) {
     const at = file.indexOf('@');
     if (at > 0 && file.endsWith('.log')) add(file.slice(0, at), join(home.logs, file));
   }
-  for (const file of readdirSync(home.jobs)) {
+  for (const file of listOrNone(home.jobs)) {
     const temp = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file);
     if (temp) add(temp[1], join(home.jobs, file));
   }
@@ -85,9 +95,20 @@ async function removeCorrupt(home: Home, name: string, extra: string[]): Promise
       if (!(err instanceof CorruptRecordError)) throw err;
     }
     removeFiles(home, name, extra);
-    return `removed ${recordPath(home, name)} (a corrupt record) and its logs`;
+    const file = recordPath(home, name);
+    if (existsNoFollow(file)) throw new StateError(`cannot remove ${file} (a corrupt record): remove it by hand`);
+    return `removed ${file} (a corrupt record) and its logs`;
   } finally {
     unlock(held);
+  }
+}
+
+function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
