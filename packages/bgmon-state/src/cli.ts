@@ -6,6 +6,7 @@ export { out };
 import { homeFromEnv } from './paths';
 import { CorruptRecordError } from './record';
 import { isValidName } from './names';
+import { isNoSpace, noSpaceError } from './fsutil';
 
 export interface CommandSpec {
   name: string;
@@ -122,6 +123,8 @@ export function runCommand(spec: CommandSpec, main: (args: Args) => Promise<numb
     return (await main(args)) ?? 0;
   };
   go().then(finish, (err) => {
+    // a full disk or quota is the user's to fix: one line, exit 1, never an internal error
+    if (isNoSpace(err)) err = noSpaceError((err as NodeJS.ErrnoException).path ?? 'the state directory', err);
     if (err instanceof BgmonError || err instanceof CorruptRecordError) warn(spec.name, err.message);
     else warn(spec.name, `internal error: ${(err as Error)?.stack?.split('\n').slice(0, 2).join(' ') ?? err}`);
     finish(err instanceof BgmonError ? err.exitCode : 1);

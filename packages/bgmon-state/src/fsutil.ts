@@ -1,7 +1,124 @@
-import { unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { StateError } from './errors';
+
+/*
+ * Our files inside the home are opened without following links: a symlink or a hard link
+ * planted at one of our paths is never written or read through. New files are created with
+ * O_EXCL (which refuses any existing name, a dangling symlink included) and renamed into place
+ * (rename replaces a link, never writes through it).
+ */
+
+const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
 export function unlinkQuietly(path: string): void {
   try {
     unlinkSync(path);
   } catch {}
+}
+
+/** A full disk or quota is the user's to fix, not a crash: one line, exit 1. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+export function noSpaceError(path: string, err: unknown): StateError {
+  const code = (err as NodeJS.ErrnoException).code;
+  return new StateError(`cannot write ${path}: ${code === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'} (${code})`);
+}
+
+/** The file at path is not a plain file of ours: a link, a FIFO, a directory, a second name. */
+export class NotOwnFileError extends Error {
+  readonly code = 'ENOTOWNFILE';
+}
+
+/**
+ * Opens an existing file of ours for reading: never through a symlink, never blocking on a
+ * FIFO, and only a regular file with one name (a hard link could be anybody's file).
+ */
+export function openOwnFile(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new NotOwnFileError('a symbolic link, not followed');
+    throw err;
+  }
+  const st = fstatSync(fd);
+  if (st.isFile() && st.nlink === 1) return fd;
+  closeSync(fd);
+  throw new NotOwnFileError(st.isFile() ? `a hard link (${st.nlink} names), not read` : 'not a regular file');
+}
+
+/** Reads a small file of ours (see openOwnFile) whole. */
+export function readOwnFile(path: string): string {
+  const fd = openOwnFile(path);
+  try {
+    const chunks: Buffer[] = [];
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) chunks.push(Buffer.from(buf.subarray(0, n)));
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+let tmpCounter = 0;
+
+/** Creates a new temp file `<tmpBase>.<pid>.<n>.tmp` (O_EXCL|O_NOFOLLOW), skipping names taken. */
+function createTemp(tmpBase: string): { fd: number; tmp: string } {
+  for (let tries = 0; ; tries++) {
+    const tmp = `${tmpBase}.${process.pid}.${++tmpCounter}.tmp`;
+    try {
+      return { fd: openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600), tmp };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || tries >= 1000) throw err;
+    }
+  }
+}
+
+/**
+ * Replaces path atomically with data: a fresh temp file beside it (its name starts with
+ * tmpBase, default `.<basename>`), written whole, then renamed over path. A full disk is a
+ * StateError naming the file; nothing half-written is left behind.
+ */
+export function writeFileAtomic(path: string, data: string | Buffer, tmpBase = join(dirname(path), `.${basename(path)}`)): void {
+  let created: { fd: number; tmp: string } | null = null;
+  try {
+    created = createTemp(tmpBase);
+    let buf = typeof data === 'string' ? Buffer.from(data) : data;
+    try {
+      while (buf.length > 0) buf = buf.subarray(writeSync(created.fd, buf));
+    } finally {
+      closeSync(created.fd);
+    }
+    renameSync(created.tmp, path);
+  } catch (err) {
+    if (created) unlinkQuietly(created.tmp);
+    throw isNoSpace(err) ? noSpaceError(path, err) : err;
+  }
+}
+
+/**
+ * Renames a plain file of ours (regular, one name). Anything else at `from` (a planted link)
+ * is not ours to keep: it is unlinked and false returned. False too when there is nothing.
+ */
+export function renameOwnFile(from: string, to: string): boolean {
+  let st;
+  try {
+    st = lstatSync(from);
+  } catch {
+    return false;
+  }
+  if (!st.isFile() || st.nlink !== 1) {
+    unlinkQuietly(from);
+    return false;
+  }
+  try {
+    renameSync(from, to);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -16,9 +16,15 @@ export function ndjson(records: readonly object[]): string {
   return out;
 }
 
+// A start a little ahead of the clock reading it is rounding, not a time in the future.
+const CLOCK_SLACK_MS = 1000;
+
+/** Time from `from` to `to` (or now), e.g. 90m; '-' when unknown, unreadable or negative. */
 export function age(from: string | null, to: string | null, now = Date.now()): string {
   if (!from) return '-';
-  const s = Math.max(0, Math.floor(((to ? Date.parse(to) : now) - Date.parse(from)) / 1000));
+  const ms = (to ? Date.parse(to) : now) - Date.parse(from);
+  if (!Number.isFinite(ms) || ms < -CLOCK_SLACK_MS) return '-';
+  const s = Math.max(0, Math.floor(ms / 1000));
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.floor(s / 60)}m`;
   if (s < 172800) return `${Math.floor(s / 3600)}h`;

@@ -1,10 +1,10 @@
-import { closeSync, constants, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
 import { ExecError, StateError } from './errors';
 import { queuePath, type Home } from './paths';
 import { nowIso, writeRecord, type JobRecord } from './record';
-import { lock, unlock } from './lock';
+import { lock, LockBusyError, unlock } from './lock';
 import { launch } from './launch';
-import { unlinkQuietly } from './fsutil';
+import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import {
   beginAdvancing, boundRuns, cancelReason, decide, endAdvancing, newLook, predecessorStates, queuedNames, readOrNull,
@@ -18,10 +18,7 @@ import {
  */
 
 export function enqueue(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): void {
-  const file = queuePath(home, rec.name);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ id: rec.id, env }), { mode: 0o600 });
-  renameSync(tmp, file);
+  writeFileAtomic(queuePath(home, rec.name), JSON.stringify({ id: rec.id, env }));
   writeRecord(home, rec);
 }
 
@@ -32,15 +29,27 @@ export function removeQueueEntry(home: Home, name: string): void {
 
 export const hasQueuedJobs = (home: Home): boolean => queuedNames(home).length > 0;
 
-/** Starts or cancels every queued job that can leave the queue; repeats until stable. */
-export async function advanceQueue(home: Home): Promise<void> {
+/**
+ * Starts or cancels every queued job that can leave the queue; repeats until stable. A name
+ * whose lock is stuck (LockBusyError) is skipped, not waited for: returns one note each.
+ */
+export async function advanceQueue(home: Home): Promise<string[]> {
+  const skipped = new Map<string, string>();
   beginAdvancing();
   try {
     for (let changed = true; changed; ) {
       changed = false;
       newLook();
       for (const name of queuedNames(home)) {
-        const held = await lock(home, name);
+        if (skipped.has(name)) continue;
+        let held;
+        try {
+          held = await lock(home, name);
+        } catch (err) {
+          if (!(err instanceof LockBusyError)) throw err;
+          skipped.set(name, `queued job ${name} not advanced: ${err.message}`);
+          continue;
+        }
         try {
           changed = (await advanceOne(home, name)) || changed;
         } finally {
@@ -51,11 +60,12 @@ export async function advanceQueue(home: Home): Promise<void> {
   } finally {
     endAdvancing();
   }
+  return [...skipped.values()];
 }
 
 function readQueueEntry(home: Home, name: string): { id: string; env: NodeJS.ProcessEnv } | null {
   try {
-    return JSON.parse(readFileSync(queuePath(home, name), 'utf8'));
+    return JSON.parse(readOwnFile(queuePath(home, name)));
   } catch {
     return null;
   }

@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
+import { openOwnFile, writeFileAtomic } from './fsutil';
 import { isValidName } from './names';
 import { recordPath, type Home } from './paths';
 import { randomHex } from './random';
@@ -47,12 +48,13 @@ export class CorruptRecordError extends Error {
   }
 }
 
-// One shared buffer: a record is read with open/read/close, no fstat, no allocation (status
-// over 10,000 records spends most of its time here).
+// One shared buffer: a record is read with open/fstat/read/close and no allocation (status
+// over 10,000 records spends most of its time here). openOwnFile refuses a symlink, a hard
+// link or a FIFO at the record's path: such a file is reported corrupt, never read through.
 const FIRST_READ = Buffer.allocUnsafe(64 * 1024);
 
 function readCapped(file: string): string {
-  const fd = openSync(file, 'r');
+  const fd = openOwnFile(file);
   try {
     const first = readSync(fd, FIRST_READ, 0, FIRST_READ.length, 0);
     if (first < FIRST_READ.length) return FIRST_READ.toString('utf8', 0, first);
@@ -128,20 +130,12 @@ export function nowIso(): string {
   return new Date().toISOString();
 }
 
-let tmpCounter = 0;
-
-/** Writes a record atomically: a private temp file renamed over the old one. */
+/**
+ * Writes a record atomically: a fresh temp file (jobs/.<name>.<pid>.<n>.tmp, created O_EXCL,
+ * never through a link) renamed over the old one.
+ */
 export function writeRecord(home: Home, record: JobRecord): void {
-  const tmp = join(home.jobs, `.${record.name}.${process.pid}.${++tmpCounter}.tmp`);
-  try {
-    writeFileSync(tmp, JSON.stringify(record) + '\n', { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, recordPath(home, record.name));
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {}
-    throw err;
-  }
+  writeFileAtomic(recordPath(home, record.name), JSON.stringify(record) + '\n', join(home.jobs, `.${record.name}`));
 }
 
 /** Names of all jobs with a record file (temp and spare files start with '.' and are skipped). */

@@ -1,7 +1,8 @@
-import { readdirSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
+import { StateError } from './errors';
 import { join } from 'node:path';
 import { logPath, queuePath, recordPath, sparePath, type Home } from './paths';
-import { isTerminal, readRecord, type JobRecord } from './record';
+import { CorruptRecordError, isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
@@ -23,7 +24,7 @@ export interface RmOptions {
 export interface RmResult {
   records: JobRecord[];
   refusals: string[];
-  /** jobs skipped with a reason (not an error): stderr lines, exit 0 */
+  /** jobs kept or skipped with a reason, corrupt records removed or skipped: stderr lines, exit 0 */
   notes: string[];
 }
 
@@ -31,6 +32,15 @@ function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): 
   if (olderThanMs === null) return true;
   const at = rec.ended_at ?? rec.started_at ?? rec.created_at;
   return now - Date.parse(at) >= olderThanMs;
+}
+
+function listOrNone(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
 }
 
 /**
@@ -41,11 +51,11 @@ function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): 
 function extraFilesByName(home: Home): Map<string, string[]> {
   const byName = new Map<string, string[]>();
   const add = (name: string, path: string) => byName.set(name, [...(byName.get(name) ?? []), path]);
-  for (const file of readdirSync(home.logs)) {
+  for (const file of listOrNone(home.logs)) {
     const at = file.indexOf('@');
     if (at > 0 && file.endsWith('.log')) add(file.slice(0, at), join(home.logs, file));
   }
-  for (const file of readdirSync(home.jobs)) {
+  for (const file of listOrNone(home.jobs)) {
     // writers' temp files, and runs' end and spare files (see end.ts)
     const own = /^\.(.+)\.\d+\.\d+\.tmp$/.exec(file) ?? /^\.([^@]+)@[^@]+\.(?:end|spare)$/.exec(file);
     if (own) add(own[1], join(home.jobs, file));
@@ -61,26 +71,74 @@ async function removeJob(home: Home, name: string, id: string, extra: string[]):
     const rec = readRecord(home, name);
     // a new run of the name started meanwhile: not ours to remove
     if (!rec || rec.id !== id || !isTerminal(currentState(home, rec).status)) return false;
-    unlinkQuietly(recordPath(home, name));
-    unlinkQuietly(logPath(home, name));
-    unlinkQuietly(sparePath(home, name)); // the single spare of versions before end files
-    removeStopMarkers(home, name);
-    unlinkQuietly(queuePath(home, name));
-    extra.forEach(unlinkQuietly);
+    removeFiles(home, name, extra);
     return true;
   } finally {
     unlock(held);
   }
 }
 
+function removeFiles(home: Home, name: string, extra: string[]): void {
+  unlinkQuietly(recordPath(home, name));
+  unlinkQuietly(logPath(home, name));
+  unlinkQuietly(sparePath(home, name)); // the single spare of versions before end files
+  removeStopMarkers(home, name);
+  unlinkQuietly(queuePath(home, name));
+  extra.forEach(unlinkQuietly);
+}
+
+/**
+ * A named job whose record cannot be read: nothing in it can be trusted (not even a pid to
+ * stop), so it is removed with its logs, as start's hint promises. Checked again under the lock.
+ */
+async function removeCorrupt(home: Home, name: string, extra: string[]): Promise<string> {
+  const held = await lock(home, name);
+  try {
+    try {
+      readRecord(home, name);
+      return `job ${name} changed while being removed; left as it is`;
+    } catch (err) {
+      if (!(err instanceof CorruptRecordError)) throw err;
+    }
+    removeFiles(home, name, extra);
+    const file = recordPath(home, name);
+    if (existsNoFollow(file)) throw new StateError(`cannot remove ${file} (a corrupt record): remove it by hand`);
+    return `removed ${file} (a corrupt record) and its logs`;
+  } finally {
+    unlock(held);
+  }
+}
+
+function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The record, or the name in `corrupt` (named) or a note (--finished skips it). */
+function readOrSetAside(home: Home, name: string, opts: RmOptions, corrupt: string[], notes: string[]): JobRecord | null {
+  try {
+    return readRecord(home, name);
+  } catch (err) {
+    if (!(err instanceof CorruptRecordError)) throw err;
+    if (opts.finished) notes.push(`${err.message}; skipped (remove it with bgmon-rm ${name})`);
+    else corrupt.push(name);
+    return null;
+  }
+}
+
 export async function removeJobs(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
   const refusals: string[] = [];
   const notes: string[] = [];
+  const corrupt: string[] = [];
   const now = Date.now();
   const targets: JobRecord[] = [];
   const toStop: string[] = [];
   for (const name of names) {
-    const rec = readRecord(home, name);
+    const rec = readOrSetAside(home, name, opts, corrupt, notes);
     if (!rec) continue;
     const cur = currentState(home, rec);
     if (isTerminal(cur.status)) {
@@ -98,7 +156,7 @@ export async function removeJobs(home: Home, names: string[], opts: RmOptions): 
     }
   }
   const removed: JobRecord[] = [];
-  const extra = targets.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
+  const extra = targets.length + corrupt.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
   // a queued job must still find the outcome of the run it waits for: keep that job
   const waiting = targets.length > 0 ? waitingDependents(home) : new Map<string, string[]>();
   for (const rec of targets) {
@@ -106,6 +164,7 @@ export async function removeJobs(home: Home, names: string[], opts: RmOptions): 
     if (by) (opts.finished ? notes : refusals).push(`job ${rec.name} is kept: ${by.join(', ')} queued after it`);
     else if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
   }
+  for (const name of corrupt) notes.push(await removeCorrupt(home, name, extra.get(name) ?? []));
   // a job queued after a removed one (queued meanwhile) is cancelled now, on disk
   if (removed.length > 0) await advanceQueue(home);
   return { records: removed, refusals, notes };

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { NotFoundError, UsageError } from './errors';
 import { isGlob, isValidName, nameMatcher } from './names';
@@ -79,6 +79,16 @@ export function loadRecords(home: Home, names?: string[]): Loaded {
   return { records, corrupt };
 }
 
+/** A record file exists (whatever it is: a planted link is still selectable, e.g. by rm). */
+function hasRecordFile(home: Home, name: string): boolean {
+  try {
+    lstatSync(recordPath(home, name));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Resolves names and globs to existing job names. Every pattern must match a job (else exit 3,
  * before anything is done); patterns are validated first, so bad input is exit 2.
@@ -89,7 +99,7 @@ export function matchNames(home: Home, patterns: string[]): string[] {
   const all = patterns.some(isGlob) ? listNames(home) : null;
   const chosen = new Set<string>();
   for (const { p, test } of matchers) {
-    const hits = all ? all.filter(test) : existsSync(recordPath(home, p)) ? [p] : [];
+    const hits = all ? all.filter(test) : hasRecordFile(home, p) ? [p] : [];
     if (hits.length === 0) throw new NotFoundError(`no such job: ${p}`);
     hits.forEach((n) => chosen.add(n));
   }

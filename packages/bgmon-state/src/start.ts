@@ -1,4 +1,4 @@
-import { existsSync, renameSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { StateError, UsageError } from './errors';
@@ -10,7 +10,7 @@ import { lock, unlock } from './lock';
 import { launch } from './launch';
 import { enqueue, removeQueueEntry } from './queue';
 import { planAfter } from './queue-rules';
-import { unlinkQuietly } from './fsutil';
+import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
 import { archiveRun } from './history';
@@ -115,11 +115,7 @@ function readRecordForReplace(home: Home, name: string): JobRecord | null {
 function keepLog(home: Home, old: JobRecord): string | null {
   const kept = previousLogPath(home, old.name, old.id);
   archiveRun(home, { ...old, log: kept });
-  try {
-    renameSync(logPath(home, old.name), kept);
-    return kept;
-  } catch {
-    return null;
-  }
+  // only a plain file of ours is kept; a link planted at the log is dropped, never followed
+  return renameOwnFile(logPath(home, old.name), kept) ? kept : null;
 }
 

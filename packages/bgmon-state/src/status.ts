@@ -19,6 +19,8 @@ export function parseStatusFilter(value: string | undefined): Set<string> | null
 export interface Statuses {
   records: JobRecord[];
   corrupt: CorruptRecordError[];
+  /** queued names that could not be advanced (their lock is stuck), one line each */
+  notes: string[];
 }
 
 /**
@@ -28,11 +30,12 @@ export interface Statuses {
 export async function jobStatuses(home: Home, patterns: string[]): Promise<Statuses> {
   const names = patterns.length > 0 ? matchNames(home, patterns) : undefined;
   let { records, corrupt } = loadRecords(home, names);
+  let notes: string[] = [];
   if (records.some((r) => isReadyToLeaveQueue(home, r))) {
-    await advanceQueue(home);
+    notes = await advanceQueue(home);
     ({ records, corrupt } = loadRecords(home, names));
   }
   const current = records.map((r) => currentState(home, r));
   current.forEach((cur, i) => records[i].status === 'RUNNING' && foldIfFree(home, cur));
-  return { records: current, corrupt };
+  return { records: current, corrupt, notes };
 }

@@ -39,6 +39,8 @@ export function waitExitCode(ended: JobRecord[]): number {
 }
 
 export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Promise<WaitResult> {
+  // Waiting for nothing is not a success: `... | bgmon-wait && deploy` must not deploy.
+  if (names.length === 0) return Promise.reject(new NotFoundError('nothing to wait for: the selection is empty (no names, or no records on stdin)'));
   const last = new Map<string, JobRecord>();
   let queued = false;
   const snapshot = (): JobRecord[] => {
@@ -90,7 +92,7 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
             recs = snapshot();
           }
           const ended = recs.filter((r) => isTerminal(r.status));
-          if (names.length === 0 || (opts.any ? ended.length > 0 : ended.length === recs.length)) {
+          if (opts.any ? ended.length > 0 : ended.length === recs.length) {
             // so that the record files say it too when the caller looks
             for (const r of ended) await foldEnd(home, r.name, r.id);
             finish({ records: ended, code: waitExitCode(ended) });
@@ -106,11 +108,9 @@ export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Pro
         busy = false;
       }
     };
-    if (names.length > 0) {
-      watcher = watch(home.jobs, () => void check());
-      interval = setInterval(() => void check(), RECHECK_MS);
-      if (opts.timeoutMs !== null) timer = setTimeout(() => finish({ records: snapshot(), code: 124 }), opts.timeoutMs);
-    }
+    watcher = watch(home.jobs, () => void check());
+    interval = setInterval(() => void check(), RECHECK_MS);
+    if (opts.timeoutMs !== null) timer = setTimeout(() => finish({ records: snapshot(), code: 124 }), opts.timeoutMs);
     void check();
   });
 }

@@ -3,9 +3,16 @@ import { version } from '../package.json';
 
 runCommand(commandSpec(commands.status, version), async (args) => {
   const filter = parseStatusFilter(lastString(args.status));
-  const { patterns } = await requestedPatterns(args._, false);
-  const { records, corrupt } = await jobStatuses(homeFromEnv(), patterns);
+  const { patterns, fromStdin } = await requestedPatterns(args._, false);
+  const home = homeFromEnv();
+  // `-` with an empty stdin selects nothing (it is not "no names": that would list every job)
+  if (fromStdin && patterns.length === 0) {
+    out(formatRecords([], outputMode(args)));
+    return 0;
+  }
+  const { records, corrupt, notes } = await jobStatuses(home, patterns);
   out(formatRecords(filter ? records.filter((r) => filter.has(r.status)) : records, outputMode(args)));
+  for (const line of notes) warn('bgmon-status', line);
   for (const err of corrupt) warn('bgmon-status', err.message);
   return corrupt.length > 0 ? 1 : 0;
 });

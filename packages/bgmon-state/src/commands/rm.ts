@@ -10,7 +10,10 @@ export const rm: CommandDoc = {
     'Removes the records and logs (the current one and those kept from earlier runs) and the markers ' +
       'of jobs that have ended, and prints the removed records. A QUEUED or RUNNING job is refused ' +
       'unless --stop stops it first (as bgmon-stop does, never a STALE job\'s pid). --finished selects ' +
-      'every ended job (or every ended one among the names) and skips live ones silently.',
+      'every ended job (or every ended one among the names) and skips live ones silently. An ended ' +
+      'job that a QUEUED job still waits for is kept (said on stderr), so the dependent can read its ' +
+      'outcome. A corrupt record named (or matched by a glob) is removed with its logs (said on ' +
+      'stderr); --finished skips corrupt records with a note.',
     READS_STDIN.replace('Without names,', 'Without names and without --finished,'),
   ],
   operands: 'jobs',
@@ -22,7 +25,7 @@ export const rm: CommandDoc = {
   ],
   exit: [
     { code: '0', meaning: 'removed (or nothing to remove)' },
-    { code: '1', meaning: 'a job was QUEUED or RUNNING: refused, named on stderr; the others are removed' },
+    { code: '1', meaning: 'a job was QUEUED or RUNNING, or is named but still waited for by a queued job: refused, named on stderr; the others are removed' },
     { code: '2', meaning: 'usage error (--older-than without --finished, bad duration, malformed stdin)' },
     { code: '3', meaning: 'a name or glob matches no job' },
   ],

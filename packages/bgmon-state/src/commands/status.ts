@@ -10,8 +10,9 @@ export const status: CommandDoc = {
       'is not a terminal, a table (NAME STATUS PID AGE EXIT) on one. AGE is how long the job has run; ' +
       'EXIT is the exit code, the signal\'s name, or "-".',
     'Without names it lists every job and never reads stdin (a caller\'s stdin may be a pipe that never ' +
-      'closes); "-" as the only name reads names from NDJSON records on stdin. A queued job whose ' +
-      'predecessors have all ended is started or cancelled on the way.',
+      'closes); "-" as the only name reads names from NDJSON records on stdin, and an empty stdin ' +
+      'selects nothing. A queued job whose predecessors have all ended is started or cancelled on the ' +
+      'way; one whose lock is stuck is listed but not advanced (a note on stderr).',
   ],
   operands: 'jobs',
   options: [

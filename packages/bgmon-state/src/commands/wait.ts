@@ -10,7 +10,7 @@ export const wait: CommandDoc = {
     'Blocks until the jobs have ended (with --any: until one has), then prints the records of the ' +
       'ended ones; on --timeout it prints every record as it stands. Reacts to an end at once (file ' +
       'events on the state directory) and notices a job that died without a trace (DEAD).',
-    READS_STDIN,
+    READS_STDIN.replace('an empty stdin is an empty selection.', 'an empty selection is exit 3: waiting for nothing is not a success.'),
   ],
   operands: 'jobs',
   options: [
@@ -22,7 +22,7 @@ export const wait: CommandDoc = {
     { code: 'several', meaning: '0 if all SUCCEEDED, else 1 (with --any, the same rule over the jobs that ended)' },
     { code: '124', meaning: '--timeout expired' },
     { code: '2', meaning: 'usage error' },
-    { code: '3', meaning: 'a name or glob matches no job, or a job was removed while waited for' },
+    { code: '3', meaning: 'a name or glob matches no job, nothing was selected (empty stdin), or a job was removed while waited for' },
   ],
   examples: [
     { command: 'bgmon-wait fetch && bgmon-start --name build -- make' },
