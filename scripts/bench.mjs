@@ -215,6 +215,30 @@ async function tailOnHugeLog() {
   rmSync(join(home, 'logs', 'big.log'));
 }
 
+async function tailSinceOnHugeLog() {
+  // An incremental read (what an agent polling a log does): the last 1 KiB of a 1 GiB log,
+  // reached through a cursor, against `tail -n 10` of a whole 1 KiB log.
+  const home = join(tempDir('tailsince'), 'home');
+  bg([bin('bgmon-start'), '--name', 'small', '--', 'true'], home);
+  bg([bin('bgmon-start'), '--name', 'big', '--', 'true'], home);
+  bg([bin('bgmon-wait'), 'small', 'big'], home);
+  const line = Buffer.from('2026-11-28T00:00:00Z INFO step=123456 loss=0.123456 lr=0.0001 a typical log line of a long job\n');
+  const chunk = Buffer.concat(Array(Math.ceil(2 ** 20 / line.length)).fill(line));
+  writeFileSync(join(home, 'logs', 'small.log'), chunk.subarray(0, 1024));
+  const fd = openSync(join(home, 'logs', 'big.log'), 'w');
+  let size = 0;
+  while (size < BIG_LOG) size += writeSync(fd, chunk);
+  closeSync(fd);
+  const id = JSON.parse(readFileSync(join(home, 'jobs', 'big.json'), 'utf8')).id;
+  const cursor = `${id}:${size - 1024}`;
+  const r = paired(
+    () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'small'], { env: homeEnv(home) }),
+    () => timeSync(node, [bin('bgmon-tail'), '--json', '--since', cursor, 'big'], { env: homeEnv(home) }),
+  );
+  row(`bgmon-tail --json --since: last 1 KiB of a ${BIG_LOG / 2 ** 20} MiB log`, r.bgmon, r.baseline, 'tail -n 10 of a 1 KiB log', '≤ 1.2×');
+  rmSync(join(home, 'logs', 'big.log'));
+}
+
 async function tailFollowLatency() {
   const home = join(tempDir('tailf'), 'home');
   cleanups.push(() => killBgmonHome(home));
@@ -296,7 +320,7 @@ async function versusPm2() {
 }
 
 // ---------- main ----------
-const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, tailOnHugeLog, tailFollowLatency, bigOutput, versusPm2];
+const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, tailOnHugeLog, tailSinceOnHugeLog, tailFollowLatency, bigOutput, versusPm2];
 // --only NAME[,NAME]: run just those cases (their function names), e.g. --only bigOutput
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
 const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;

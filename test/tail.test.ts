@@ -34,14 +34,19 @@ test('tail -f shows a line written after it started and exits when the job ends'
   assert.is(r.stdout, 'before\nafter\ntail-end\n');
 }));
 
-test('tail: two jobs are prefixed "name | "; --json gives {name,line} records', withHome(async (h) => {
+test('tail: two jobs are prefixed "name | "; --json gives {name,id,line,offset} records', withHome(async (h) => {
   await h.start('a', ['sh', '-c', 'echo a1; echo a2']);
   await h.start('b', ['sh', '-c', 'echo b1']);
   await eventually(async () => (await h.run('bgmon-status', ['--status', 'SUCCEEDED'])).stdout.split('\n').length === 3);
   const r = await h.run('bgmon-tail', ['a', 'b', '-n', '5']);
   assert.is(r.stdout, 'a | a1\na | a2\nb | b1\n');
   const j = await h.run('bgmon-tail', ['a', 'b', '--json']);
-  assert.equal(lines(j.stdout), [{ name: 'a', line: 'a1' }, { name: 'a', line: 'a2' }, { name: 'b', line: 'b1' }]);
+  const [a, b] = [(await h.status('a')).id, (await h.status('b')).id];
+  assert.equal(lines(j.stdout), [
+    { name: 'a', id: a, line: 'a1', offset: 3 },
+    { name: 'a', id: a, line: 'a2', offset: 6 },
+    { name: 'b', id: b, line: 'b1', offset: 3 },
+  ]);
   const f = await h.run('bgmon-tail', ['a', 'b', '-f', '-n', '1']);
   assert.is(f.code, 0, 'follow on ended jobs exits at once');
   assert.is(f.stdout, 'a | a2\nb | b1\n');

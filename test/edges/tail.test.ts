@@ -2,9 +2,9 @@
 // reader's speed or the number of jobs; huge lines stream in bounded memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { environHas, listPids } from 'bgmon-state';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { environHas, listPids } from 'bgmon-state';
 import { binPath, eventually, lines, withHome, type TestHome } from '../helpers';
 
 const BIG = 100_000_000;
@@ -50,52 +50,52 @@ function ends(path: string, n: number): [string, string] {
   }
 }
 
-/**
- * A job command that writes only once the test releases it, and a release that waits until a
- * follower holds every named log open: the output then reaches tail through -f, whatever the
- * machine's speed (a fixed sleep lost that race under load and tail printed only the last lines).
- */
-const gated = (h: TestHome, script: string) => ['sh', '-c', `until [ -e ${quote(join(h.dir, 'release'))} ]; do sleep 0.02; done; ${script}`];
+const seqLines = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
 
-async function releaseWhenFollowed(h: TestHome, names: string[]): Promise<void> {
+/** What a process has open, as paths ([] once it is gone). */
+function openFiles(pid: number): string[] {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Waits until a bgmon-tail of this home has every one of these jobs' logs open. Jobs gated on a
+ * file are released only then: a job that ended before tail opened its log would rightly show
+ * its last 10 lines only, so a fixed sleep made these tests depend on the machine's load.
+ */
+async function tailHasOpened(h: TestHome, names: string[]): Promise<void> {
   const logs = names.map((n) => join(h.root, 'logs', `${n}.log`));
-  const openLogs = (pid: number) => {
-    try {
-      return readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
-    } catch {
-      return [];
-    }
-  };
   const isTail = (pid: number) => {
     try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(binPath('bgmon-tail'));
+      return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('bgmon-tail');
     } catch {
       return false;
     }
   };
-  await eventually(() => listPids().some((pid) => {
-    if (!environHas(pid, `BGMON_HOME=${h.root}`) || !isTail(pid)) return false;
-    const held = openLogs(pid);
-    return logs.every((log) => held.includes(log));
-  }), 30_000, 'bgmon-tail to open every log');
-  writeFileSync(join(h.dir, 'release'), '');
+  const opened = () => listPids().some((pid) => isTail(pid) && environHas(pid, `BGMON_HOME=${h.root}`) && logs.every((l) => openFiles(pid).includes(l)));
+  await eventually(opened, 20_000, `bgmon-tail to open ${names.join(', ')}`);
 }
 
-/** Runs tail and releases the jobs once it follows them; removes the release for the next round. */
-async function followReleased<T>(h: TestHome, names: string[], tail: () => Promise<T>): Promise<T> {
-  const result = tail();
-  await releaseWhenFollowed(h, names);
-  const done = await result;
-  rmSync(join(h.dir, 'release'));
-  return done;
-}
-
-const seqLines = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
+/** A shell script that waits for `go` to exist, then runs `script`. */
+const gated = (go: string, script: string) => `while [ ! -e ${quote(go)} ]; do sleep 0.02; done; ${script}`;
 
 test('tail -f prints every one of 100000 lines, run after run, to a fast and to a slow reader', withHome(async (h) => {
   for (let run = 0; run < 3; run++) {
-    await h.start('t', gated(h, 'seq 1 100000'));
-    const r = await followReleased(h, ['t'], () => h.run('bgmon-tail', ['-f', 't'], { timeoutMs: 60_000 }));
+    const go = join(h.dir, `go-${run}`);
+    await h.start('t', ['sh', '-c', gated(go, 'seq 1 100000')]);
+    const follower = h.run('bgmon-tail', ['-f', 't'], { timeoutMs: 60_000 });
+    await tailHasOpened(h, ['t']);
+    writeFileSync(go, '');
+    const r = await follower;
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stderr, '');
     const got = r.stdout.split('\n');
@@ -103,8 +103,12 @@ test('tail -f prints every one of 100000 lines, run after run, to a fast and to 
     assert.ok(r.stdout === seqLines(100_000).join('\n') + '\n', `run ${run}: lines in order, none twice`);
   }
   // The reader takes nothing for a second: tail blocks on a full pipe while the job ends.
-  await h.start('t', gated(h, 'seq 1 100000'));
-  const slow = await followReleased(h, ['t'], () => tailShell(h, ['-f', 't'], '| (sleep 1; wc -l)'));
+  const go = join(h.dir, 'go-slow');
+  await h.start('t', ['sh', '-c', gated(go, 'seq 1 100000')]);
+  const follower = tailShell(h, ['-f', 't'], '| (sleep 1; wc -l)');
+  await tailHasOpened(h, ['t']);
+  writeFileSync(go, '');
+  const slow = await follower;
   assert.is(slow.code, 0, slow.stderr);
   assert.is(slow.stdout.trim(), '100000', 'slow reader');
 }));
@@ -124,10 +128,14 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
   const names = ['p1', 'p2', 'p3'];
   const outFile = join(h.dir, 'out');
   for (const reader of ['fast', 'slow']) {
-    for (const name of names) await h.start(name, gated(h, `seq 1 50000; printf ${name}-end`));
-    const r = await followReleased(h, names, () => reader === 'fast'
+    const go = join(h.dir, `go-${reader}`);
+    for (const name of names) await h.start(name, ['sh', '-c', gated(go, `seq 1 50000; printf ${name}-end`)]);
+    const follower = reader === 'fast'
       ? h.run('bgmon-tail', ['-f', 'p*'], { timeoutMs: 60_000 })
-      : tailShell(h, ['-f', 'p*'], `| (sleep 1; cat > ${quote(outFile)})`));
+      : tailShell(h, ['-f', 'p*'], `| (sleep 1; cat > ${quote(outFile)})`);
+    await tailHasOpened(h, names);
+    writeFileSync(go, '');
+    const r = await follower;
     assert.is(r.code, 0, r.stderr);
     const found = byName(reader === 'fast' ? r.stdout : readFileSync(outFile, 'latin1'), names);
     for (const name of names) {
@@ -140,9 +148,9 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
 }));
 
 test('tail -f streams a 100 MB line without newline in bounded memory and ends with the job', withHome(async (h) => {
-  await h.start('flat', gated(h, `head -c ${BIG} /dev/zero | tr '\\0' x`));
+  await h.start('flat', ['sh', '-c', `sleep 0.5; head -c ${BIG} /dev/zero | tr '\\0' x`]);
   const outFile = join(h.dir, 'out');
-  const r = await followReleased(h, ['flat'], () => tailShell(h, ['-f', 'flat'], `> ${quote(outFile)}`, true));
+  const r = await tailShell(h, ['-f', 'flat'], `> ${quote(outFile)}`, true);
   assert.is(r.code, 0, r.stderr);
   assert.is((await h.status('flat')).status, 'SUCCEEDED');
   assert.is(statSync(outFile).size, BIG + 1, 'every byte, then a newline closing the line');

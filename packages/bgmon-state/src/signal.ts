@@ -16,7 +16,7 @@ export interface SignalResult {
 
 const POLL_MS = 10;
 // SIGSTOP takes effect when the kernel next schedules the process: on a loaded machine, a while.
-const SETTLE_MS = 2000;
+const SETTLE_MS = 10_000;
 const { SIGSTOP, SIGCONT } = constants.signals;
 
 type Disposition = 'default' | 'ignored' | 'caught';

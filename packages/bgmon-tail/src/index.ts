@@ -1,17 +1,44 @@
-import { commands, commandSpec, followLogs, homeFromEnv, lastString, matchNames, printLastLines, requestedPatterns, runCommand, tailOutput, UsageError } from 'bgmon-state';
+import {
+  commands, commandSpec, followLogs, homeFromEnv, lastString, matchNames, parseCursor, printTail, requestedPatterns, runCommand, tailOutput, UsageError, warn,
+} from 'bgmon-state';
+import type { TailOptions } from 'bgmon-state';
 import { version } from '../package.json';
 
+
+const SIZE_RE = /^(0|[1-9][0-9]{0,15})([KMG]?)$/i;
+
+function parseMaxBytes(text: string | undefined): number {
+  if (text === undefined) return Infinity;
+  const m = SIZE_RE.exec(text);
+  const bytes = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf(m[2].toUpperCase() || ' ') : NaN;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--max-bytes: expected a number of bytes (N, NK, NM or NG), got ${JSON.stringify(text)}`);
+  return bytes;
+}
+
+function parseLines(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  if (!/^\d+$/.test(text) || Number(text) > 1e9) throw new UsageError(`-n: expected a whole number of lines, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
 runCommand(commandSpec(commands.tail, version), async (args) => {
-  const nText = lastString(args.n) ?? '10';
-  if (!/^\d+$/.test(nText) || Number(nText) > 1e9) throw new UsageError(`-n: expected a whole number of lines, got ${JSON.stringify(nText)}`);
-  const n = Number(nText);
+  const lines = parseLines(lastString(args.n));
+  const sinceText = lastString(args.since);
+  const since = sinceText === undefined ? null : parseCursor(sinceText);
+  const maxBytes = parseMaxBytes(lastString(args['max-bytes']));
+  const json = Boolean(args.json);
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
   const names = matchNames(home, patterns);
-  const sink = tailOutput(names.length > 1, Boolean(args.json));
-  if (args.follow) {
-    await followLogs(home, names, n, sink);
-    return;
-  }
-  for (const name of names) printLastLines(home, name, n, sink);
+  if (since && names.length > 1) throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
+  const opts: TailOptions = {
+    lines: since ? lines : lines ?? 10,
+    since,
+    maxBytes,
+    identify: json || since !== null,
+    note: (message) => warn('bgmon-tail', message),
+  };
+  const sink = tailOutput(names.length > 1, json);
+  if (args.follow) await followLogs(home, names, opts, sink);
+  else printTail(home, names, opts, sink);
 });

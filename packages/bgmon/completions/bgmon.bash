@@ -42,7 +42,7 @@ _bgmon_complete() {
     bgmon-signal)
       flags="-h --help --version" takes="" operands=jobs-then-signal stop_early=0 ;;
     bgmon-tail)
-      flags="-n -f --follow --json -h --help --version" takes="-n" operands=jobs stop_early=0 ;;
+      flags="-n -f --follow --json --since --max-bytes -h --help --version" takes="-n --since --max-bytes" operands=jobs stop_early=0 ;;
     bgmon-wait)
       flags="--timeout --any -h --help --version" takes="--timeout" operands=jobs stop_early=0 ;;
     bgmon-rm)
@@ -73,6 +73,8 @@ _bgmon_complete() {
     "bgmon-stop --signal") _bgmon_words "HUP INT QUIT ILL TRAP ABRT IOT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO POLL PWR SYS RTMIN RTMIN+1 RTMIN+2 RTMIN+3 RTMIN+4 RTMIN+5 RTMIN+6 RTMIN+7 RTMIN+8 RTMIN+9 RTMIN+10 RTMIN+11 RTMIN+12 RTMIN+13 RTMIN+14 RTMIN+15 RTMAX-14 RTMAX-13 RTMAX-12 RTMAX-11 RTMAX-10 RTMAX-9 RTMAX-8 RTMAX-7 RTMAX-6 RTMAX-5 RTMAX-4 RTMAX-3 RTMAX-2 RTMAX-1 RTMAX" "$cur" 0; return ;;
     "bgmon-stop --grace") return ;;
     "bgmon-tail -n") return ;;
+    "bgmon-tail --since") return ;;
+    "bgmon-tail --max-bytes") return ;;
     "bgmon-wait --timeout") return ;;
     "bgmon-rm --older-than") return ;;
     "bgmon-rm --grace") return ;;
