@@ -17,3 +17,4 @@ export * from './stop';
 export * from './tail';
 export * from './wait';
 export * from './rm';
+export * from './hosts';
