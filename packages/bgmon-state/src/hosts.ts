@@ -30,7 +30,8 @@ export function requestedHosts(args: Args, env: NodeJS.ProcessEnv = process.env)
   const given = fromFlag ? allStrings(args.host) : [env.BGMON_HOSTS ?? ''];
   const hosts = [...new Set(given.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
   for (const h of hosts) {
-    if (!HOST_NAME.test(h)) throw new UsageError(`${fromFlag ? '--host' : 'BGMON_HOSTS'}: not a host name: ${JSON.stringify(h)}`);
+    const source = fromFlag ? '--host' : 'BGMON_HOSTS';
+    if (!HOST_NAME.test(h)) throw new UsageError(`${source}: not a host name: ${JSON.stringify(h)}`);
   }
   return hosts.length > 0 ? hosts : null;
 }
@@ -87,7 +88,13 @@ function transport(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** Runs the command on one host; resolves when it has ended, whatever happened. */
-function runOnHost(command: HostCommand, host: string, io: HostIo): { run: HostRun; done: Promise<HostRun>; cancel: () => void } {
+interface Started {
+  run: HostRun;
+  done: Promise<HostRun>;
+  cancel: () => void;
+}
+
+function runOnHost(command: HostCommand, host: string, io: HostIo): Started {
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const [ssh, ...sshArgs] = transport(process.env);
   // env BGMON_HOSTS= : a remote whose environment names hosts must not fan out again.
@@ -98,7 +105,8 @@ function runOnHost(command: HostCommand, host: string, io: HostIo): { run: HostR
     run.relayed++;
     warn(command, `host ${host}: ${line.startsWith(`${command}: `) ? line.slice(command.length + 2) : line}`);
   };
-  const child = spawn(ssh, [...sshArgs, host, '--', ...remote], { stdio: [io.input === null ? 'ignore' : 'pipe', io.raw ? 'inherit' : 'pipe', 'pipe'] });
+  const stdio = [io.input === null ? 'ignore' : 'pipe', io.raw ? 'inherit' : 'pipe', 'pipe'] as const;
+  const child = spawn(ssh, [...sshArgs, host, '--', ...remote], { stdio: [...stdio] });
   run.child = child;
   if (io.input !== null) {
     child.stdin!.on('error', () => {}); // a remote that exits without reading stdin
@@ -117,7 +125,8 @@ function runOnHost(command: HostCommand, host: string, io: HostIo): { run: HostR
   }
   // Until the remote says something on stdout, its stderr may be ssh's own: held, so that an
   // unreachable host makes one line, not ssh's several.
-  eachLine(child.stderr!, (line) => (line.trim() === '' ? undefined : run.lines > 0 ? relay(line) : held.push(line)), () => {});
+  const onStderr = (line: string) => (line.trim() === '' ? undefined : run.lines > 0 ? relay(line) : held.push(line));
+  eachLine(child.stderr!, onStderr, () => {});
   let cancel = () => {};
   const done = new Promise<HostRun>((resolve) => {
     let settled = false;
@@ -246,7 +255,10 @@ async function stdinByHost(hosts: string[]): Promise<Map<string, string>> {
     if (!isValidName(rec.name)) throw new UsageError(`stdin line ${i + 1}: no valid "name" field`);
     if (rec.host === undefined || rec.host === null) hosts.forEach((h) => add(h, line));
     else if (typeof rec.host === 'string' && hosts.includes(rec.host)) add(rec.host, line);
-    else throw new UsageError(`stdin line ${i + 1}: host ${JSON.stringify(rec.host)} is not one of the hosts asked for (${hosts.join(',')})`);
+    else {
+      const host = JSON.stringify(rec.host);
+      throw new UsageError(`stdin line ${i + 1}: host ${host} is not one of the hosts asked for (${hosts.join(',')})`);
+    }
   }
   return groups;
 }
@@ -262,9 +274,16 @@ function endOnSignal(runs: HostRun[]): void {
 }
 
 /** Starts the command on every selected host at once; `done` resolves once all have ended. */
-function fanOut(command: HostCommand, hosts: string[], sel: Selection, io: Omit<HostIo, 'input' | 'argv'>): { runs: HostRun[]; cancel: (run: HostRun) => void; done: Promise<HostRun[]> } {
+interface FannedOut {
+  runs: HostRun[];
+  cancel: (run: HostRun) => void;
+  done: Promise<HostRun[]>;
+}
+
+function fanOut(command: HostCommand, hosts: string[], sel: Selection, io: Omit<HostIo, 'input' | 'argv'>): FannedOut {
   const targets = sel.inputs === null ? hosts : hosts.filter((h) => sel.inputs!.has(h));
-  const started = targets.map((h) => runOnHost(command, h, { ...io, argv: sel.argv, input: sel.inputs?.get(h) ?? null }));
+  const input = (h: string) => sel.inputs?.get(h) ?? null;
+  const started = targets.map((h) => runOnHost(command, h, { ...io, argv: sel.argv, input: input(h) }));
   const runs = started.map((s) => s.run);
   endOnSignal(runs);
   const cancel = (run: HostRun) => started[runs.indexOf(run)].cancel();
@@ -328,7 +347,8 @@ async function statusOnHosts(hosts: string[], sel: Selection, args: Args): Promi
 function hostTable(rows: { host: string; rec: JobRecord }[]): string {
   const width = Math.max(4, ...rows.map((r) => r.host.length));
   const lines = table(rows.map((r) => r.rec)).split('\n');
-  return lines.map((l, i) => (i === 0 ? `${'HOST'.padEnd(width)}  ${l}` : i <= rows.length ? `${rows[i - 1].host.padEnd(width)}  ${l}` : l)).join('\n');
+  const hostOf = (i: number) => (i === 0 ? 'HOST' : rows[i - 1].host);
+  return lines.map((l, i) => (i <= rows.length ? `${hostOf(i).padEnd(width)}  ${l}` : l)).join('\n');
 }
 
 async function stopOnHosts(hosts: string[], sel: Selection): Promise<number> {
