@@ -20,7 +20,7 @@ test('bash completion: commands, flags per command, job names, states', withHome
   assert.equal(await complete(h, ['bgmon-signal', 'ev']), ['eval']);
   assert.equal(await complete(h, ['bgmon', 'signal', 'eval', 'ST']), ['STKFLT', 'STOP']);
   assert.equal(await complete(h, ['bgmon-status', '--status', 'P']), ['PAUSED']);
-  assert.equal(await complete(h, ['bgmon-stop', '--']), ['--grace', '--help', '--signal', '--version']);
+  assert.equal(await complete(h, ['bgmon-stop', '--']), ['--grace', '--help', '--host', '--signal', '--version']);
   assert.equal(await complete(h, ['bgmon', 'tail', '--f']), ['--follow']);
   assert.equal(await complete(h, ['bgmon-wait', 'train']), ['train_a', 'train_b']);
   assert.equal(await complete(h, ['bgmon', 'rm', '']), ['eval', 'train_a', 'train_b']);

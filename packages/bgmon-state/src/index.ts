@@ -20,3 +20,4 @@ export * from './rm';
 export * as commands from './commands';
 export * from './usage';
 export * from './signal';
+export * from './hosts';

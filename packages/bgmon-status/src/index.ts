@@ -1,7 +1,9 @@
-import { commands, commandSpec, formatRecords, homeFromEnv, jobStatuses, lastString, out, outputMode, parseStatusFilter, requestedPatterns, runCommand, warn } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, formatRecords, homeFromEnv, jobStatuses, lastString, out, outputMode, parseStatusFilter, requestedPatterns, runCommand, warn } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.status, version), async (args) => {
+  const hosts = requestedHosts(args);
+  if (hosts) return runOnHosts('bgmon-status', hosts, args);
   const filter = parseStatusFilter(lastString(args.status));
   const { patterns, fromStdin } = await requestedPatterns(args._, false);
   const home = homeFromEnv();

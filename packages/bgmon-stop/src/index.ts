@@ -1,7 +1,9 @@
-import { commands, commandSpec, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, parseSignal, requestedPatterns, runCommand, stopJobs, UsageError, warn } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, parseSignal, requestedPatterns, runCommand, stopJobs, UsageError, warn } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.stop, version), async (args) => {
+  const hosts = requestedHosts(args);
+  if (hosts) return runOnHosts('bgmon-stop', hosts, args);
   const sigText = lastString(args.signal) ?? 'TERM';
   const signal = parseSignal(sigText);
   if (signal === null) throw new UsageError(`--signal: unknown signal ${JSON.stringify(sigText)}`);

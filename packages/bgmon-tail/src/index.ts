@@ -1,5 +1,5 @@
 import {
-  commands, commandSpec, followLogs, homeFromEnv, lastString, matchNames, parseCursor, printTail, requestedPatterns, runCommand, tailOutput, UsageError, warn,
+  commands, commandSpec, requestedHosts, runOnHosts, followLogs, homeFromEnv, lastString, matchNames, parseCursor, printTail, requestedPatterns, runCommand, tailOutput, UsageError, warn,
 } from 'bgmon-state';
 import type { TailOptions } from 'bgmon-state';
 import { version } from '../package.json';
@@ -22,6 +22,8 @@ function parseLines(text: string | undefined): number | null {
 }
 
 runCommand(commandSpec(commands.tail, version), async (args) => {
+  const hosts = requestedHosts(args);
+  if (hosts) return runOnHosts('bgmon-tail', hosts, args);
   const lines = parseLines(lastString(args.n));
   const sinceText = lastString(args.since);
   const since = sinceText === undefined ? null : parseCursor(sinceText);

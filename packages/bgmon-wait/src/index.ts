@@ -1,7 +1,9 @@
-import { commands, commandSpec, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.wait, version), async (args) => {
+  const hosts = requestedHosts(args);
+  if (hosts) return runOnHosts('bgmon-wait', hosts, args);
   const timeout = lastString(args.timeout);
   const timeoutMs = timeout === undefined ? null : parseDuration(timeout, '--timeout');
   const home = homeFromEnv();

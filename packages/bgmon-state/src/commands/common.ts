@@ -11,8 +11,24 @@ export const READS_STDIN =
   'and acts on their "name"s; "-" as the only name reads stdin always. A malformed line is a usage error ' +
   'and nothing is acted on; an empty stdin is an empty selection.';
 
+/** --host: the same command on several machines over ssh (hosts.ts). */
+export const HOST_OPTION: OptionSpec = {
+  flag: 'host',
+  arg: 'H1,H2',
+  help: 'run on each host over ssh ($BGMON_SSH, default ssh) in parallel, records tagged with "host"; ' +
+    'default $BGMON_HOSTS; empty: this machine. Stdin records go to their host',
+};
+
+export const HOST_EXIT = {
+  code: '--host',
+  meaning: 'the same codes over every host\'s answers together; 1 also when a host could not answer or ' +
+    'lacked the job (one line on stderr: "host H: reason"); 2 or 3 only when every host said so',
+};
+
 export const ENVIRONMENT: FileSpec[] = [
   { path: 'BGMON_HOME', meaning: 'where bgmon keeps its state (default ~/.bgmon). Created 0700; refused when it belongs to another user or others can write to it.' },
+  { path: 'BGMON_HOSTS', meaning: 'H1,H2: the hosts status, stop, tail and wait run on over ssh when --host is not given (empty: this machine).' },
+  { path: 'BGMON_SSH', meaning: 'the transport for --host (default ssh), split on spaces: e.g. "ssh -o BatchMode=yes -o ConnectTimeout=5".' },
   { path: 'BGMON_JOB, BGMON_JOB_ID', meaning: "set in every job's environment: its name and its run id (the run id also marks the job's processes for bgmon-stop)." },
 ];
 

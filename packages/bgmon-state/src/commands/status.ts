@@ -1,9 +1,10 @@
+import { HOST_EXIT, HOST_OPTION } from './common';
 import type { CommandDoc } from './types';
 
 export const status: CommandDoc = {
   name: 'bgmon-status',
   summary: 'show jobs and their state, computed now from their records and /proc',
-  synopsis: ['bgmon-status [NAME|GLOB...] [--status S1,S2] [--json|--table]'],
+  synopsis: ['bgmon-status [NAME|GLOB...] [--status S1,S2] [--json|--table] [--host H1,H2]'],
   description: [
     'Prints every job (or the named ones), oldest first, with its state computed on every call from ' +
       'its record and /proc: a record that says RUNNING is never trusted. NDJSON records when stdout ' +
@@ -19,12 +20,14 @@ export const status: CommandDoc = {
     { flag: 'status', arg: 'S1,S2', values: 'states', commaList: true, help: 'only jobs in these states (any case)' },
     { flag: 'json', help: 'print NDJSON records, also on a terminal' },
     { flag: 'table', help: 'print the table, also into a pipe' },
+    HOST_OPTION,
   ],
   exit: [
     { code: '0', meaning: 'listed (also when there are no jobs)' },
     { code: '1', meaning: 'a record file is corrupt: named on stderr, every other job is still listed' },
     { code: '2', meaning: 'usage error' },
     { code: '3', meaning: 'a named job (or glob) matches nothing' },
+    HOST_EXIT,
   ],
   examples: [
     { command: 'bgmon-status' },

@@ -1,11 +1,11 @@
 import { DURATION_FORMS } from '../duration';
-import { READS_STDIN } from './common';
+import { HOST_EXIT, HOST_OPTION, READS_STDIN } from './common';
 import type { CommandDoc } from './types';
 
 export const stop: CommandDoc = {
   name: 'bgmon-stop',
   summary: 'stop a job\'s whole process tree: signal, grace, then SIGKILL',
-  synopsis: ['bgmon-stop NAME|GLOB... [--signal SIG] [--grace DUR]'],
+  synopsis: ['bgmon-stop NAME|GLOB... [--signal SIG] [--grace DUR] [--host H1,H2]'],
   description: [
     'Sends SIG to each job\'s whole process group and to every process it started that left the group ' +
       '(found by the BGMON_JOB_ID marker in its environment); after the grace period sends SIGKILL to ' +
@@ -22,6 +22,7 @@ export const stop: CommandDoc = {
   options: [
     { flag: 'signal', arg: 'SIG', values: 'signals', help: 'the signal: a name with or without SIG, any case, or a number 1-64', default: 'TERM' },
     { flag: 'grace', arg: 'DUR', help: `SIGKILL what remains after DUR: ${DURATION_FORMS}`, default: '10s' },
+    HOST_OPTION,
   ],
   exit: [
     { code: '0', meaning: 'every job ended (or had already ended: nothing changed)' },
@@ -29,6 +30,7 @@ export const stop: CommandDoc = {
     { code: '2', meaning: 'usage error: unknown signal, bad duration, malformed stdin (nothing is stopped)' },
     { code: '3', meaning: 'a name or glob matches no job (nothing is stopped)' },
     { code: '129, 130, 143', meaning: 'interrupted by HUP, INT, TERM' },
+    HOST_EXIT,
   ],
   examples: [
     { command: 'bgmon-stop train' },

@@ -1,10 +1,10 @@
-import { READS_STDIN } from './common';
+import { HOST_EXIT, HOST_OPTION, READS_STDIN } from './common';
 import type { CommandDoc } from './types';
 
 export const tail: CommandDoc = {
   name: 'bgmon-tail',
   summary: 'print or follow (-f) the end of jobs\' logs',
-  synopsis: ['bgmon-tail NAME|GLOB... [-n N] [-f] [--json] [--since ID:OFFSET] [--max-bytes N]'],
+  synopsis: ['bgmon-tail NAME|GLOB... [-n N] [-f] [--json] [--since ID:OFFSET] [--max-bytes N] [--host H1,H2]'],
   description: [
     'Prints the last N lines of each job\'s log, read from the file\'s end (as cheap on a multi-GB log ' +
       'as on a small one). -f follows new output as it is written and exits once every followed job ' +
@@ -36,11 +36,13 @@ export const tail: CommandDoc = {
     { flag: 'json', help: 'print {"name","id","line","offset"} records instead of raw lines' },
     { flag: 'since', arg: 'ID:OFFSET', help: 'only what was written after this cursor (one job)' },
     { flag: 'max-bytes', arg: 'N', help: 'print at most N log bytes, the newest whole lines (N, NK, NM or NG)' },
+    HOST_OPTION,
   ],
   exit: [
     { code: '0', meaning: 'printed' },
     { code: '2', meaning: 'usage error (a malformed cursor, --since with several jobs)' },
     { code: '3', meaning: 'a name or glob matches no job' },
+    HOST_EXIT,
   ],
   examples: [
     { command: 'bgmon-tail train -n 50' },

@@ -1,11 +1,11 @@
 import { DURATION_FORMS } from '../duration';
-import { READS_STDIN } from './common';
+import { HOST_EXIT, HOST_OPTION, READS_STDIN } from './common';
 import type { CommandDoc } from './types';
 
 export const wait: CommandDoc = {
   name: 'bgmon-wait',
   summary: 'wait for jobs to end; exit with their exit code',
-  synopsis: ['bgmon-wait NAME|GLOB... [--timeout DUR] [--any]'],
+  synopsis: ['bgmon-wait NAME|GLOB... [--timeout DUR] [--any] [--host H1,H2]'],
   description: [
     'Blocks until the jobs have ended (with --any: until one has), then prints the records of the ' +
       'ended ones; on --timeout it prints every record as it stands. Reacts to an end at once (file ' +
@@ -16,6 +16,7 @@ export const wait: CommandDoc = {
   options: [
     { flag: 'timeout', arg: 'DUR', help: `give up after DUR (${DURATION_FORMS}), print every record and exit 124` },
     { flag: 'any', help: 'return when the first job ends' },
+    HOST_OPTION,
   ],
   exit: [
     { code: 'one job', meaning: 'its own exit code; 128+n when signal n ended it; 1 for DEAD, STALE, STOPPED, CANCELLED' },
@@ -23,6 +24,7 @@ export const wait: CommandDoc = {
     { code: '124', meaning: '--timeout expired' },
     { code: '2', meaning: 'usage error' },
     { code: '3', meaning: 'a name or glob matches no job, nothing was selected (empty stdin), or a job was removed while waited for' },
+    HOST_EXIT,
   ],
   examples: [
     { command: 'bgmon-wait fetch && bgmon-start --name build -- make' },
