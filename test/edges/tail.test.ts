@@ -2,9 +2,9 @@
 // reader's speed or the number of jobs; huge lines stream in bounded memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, eventually, lines, withHome, type TestHome } from '../helpers';
+import { binPath, eventually, lines, sleep, slowTest, until, withHome, type TestHome } from '../helpers';
 
 const BIG = 100_000_000;
 // Generous: node itself takes ~45 MB; holding the 100 MB line took 340 MB.
@@ -51,10 +51,25 @@ function ends(path: string, n: number): [string, string] {
 
 const seqLines = (n: number) => Array.from({ length: n }, (_, i) => String(i + 1));
 
-test('tail -f prints every one of 100000 lines, run after run, to a fast and to a slow reader', withHome(async (h) => {
+/**
+ * Starts tail -f (through `follow`), then lets the jobs write: they wait for the file "go" in
+ * their cwd. -n covers every line, so what is printed does not depend on whether tail was
+ * already following when the first line came (under load, it may not be).
+ */
+async function followFromStart<T>(h: TestHome, follow: (n: string) => Promise<T>): Promise<T> {
+  const result = follow('1000000');
+  await sleep(300);
+  writeFileSync(join(h.dir, 'go'), '');
+  const r = await result;
+  unlinkSync(join(h.dir, 'go'));
+  return r;
+}
+const GATED = 'while [ ! -e go ]; do sleep 0.05; done;';
+
+slowTest('tail -f prints every one of 100000 lines, run after run, to a fast and to a slow reader', withHome(async (h) => {
   for (let run = 0; run < 3; run++) {
-    await h.start('t', ['sh', '-c', 'sleep 0.5; seq 1 100000']);
-    const r = await h.run('bgmon-tail', ['-f', 't'], { timeoutMs: 60_000 });
+    await h.start('t', ['sh', '-c', `${GATED} seq 1 100000`]);
+    const r = await followFromStart(h, (n) => h.run('bgmon-tail', ['-f', '-n', n, 't'], { timeoutMs: 60_000 }));
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stderr, '');
     const got = r.stdout.split('\n');
@@ -62,8 +77,8 @@ test('tail -f prints every one of 100000 lines, run after run, to a fast and to 
     assert.ok(r.stdout === seqLines(100_000).join('\n') + '\n', `run ${run}: lines in order, none twice`);
   }
   // The reader takes nothing for a second: tail blocks on a full pipe while the job ends.
-  await h.start('t', ['sh', '-c', 'sleep 0.5; seq 1 100000']);
-  const slow = await tailShell(h, ['-f', 't'], '| (sleep 1; wc -l)');
+  await h.start('t', ['sh', '-c', `${GATED} seq 1 100000`]);
+  const slow = await followFromStart(h, (n) => tailShell(h, ['-f', '-n', n, 't'], '| (sleep 1; wc -l)'));
   assert.is(slow.code, 0, slow.stderr);
   assert.is(slow.stdout.trim(), '100000', 'slow reader');
 }));
@@ -83,10 +98,10 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
   const names = ['p1', 'p2', 'p3'];
   const outFile = join(h.dir, 'out');
   for (const reader of ['fast', 'slow']) {
-    for (const name of names) await h.start(name, ['sh', '-c', `sleep 0.5; seq 1 50000; printf ${name}-end`]);
-    const r = reader === 'fast'
-      ? await h.run('bgmon-tail', ['-f', 'p*'], { timeoutMs: 60_000 })
-      : await tailShell(h, ['-f', 'p*'], `| (sleep 1; cat > ${quote(outFile)})`);
+    for (const name of names) await h.start(name, ['sh', '-c', `${GATED} seq 1 50000; printf ${name}-end`]);
+    const r = await followFromStart(h, (n) => (reader === 'fast'
+      ? h.run('bgmon-tail', ['-f', '-n', n, 'p*'], { timeoutMs: 60_000 })
+      : tailShell(h, ['-f', '-n', n, 'p*'], `| (sleep 1; cat > ${quote(outFile)})`)));
     assert.is(r.code, 0, r.stderr);
     const found = byName(reader === 'fast' ? r.stdout : readFileSync(outFile, 'latin1'), names);
     for (const name of names) {
@@ -98,7 +113,7 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
   }
 }));
 
-test('tail -f streams a 100 MB line without newline in bounded memory and ends with the job', withHome(async (h) => {
+slowTest('tail -f streams a 100 MB line without newline in bounded memory and ends with the job', withHome(async (h) => {
   await h.start('flat', ['sh', '-c', `sleep 0.5; head -c ${BIG} /dev/zero | tr '\\0' x`]);
   const outFile = join(h.dir, 'out');
   const r = await tailShell(h, ['-f', 'flat'], `> ${quote(outFile)}`, true);
@@ -110,9 +125,9 @@ test('tail -f streams a 100 MB line without newline in bounded memory and ends w
   assert.ok(kb < RSS_LIMIT_KB, `tail -f peaked at ${kb} kB`);
 }));
 
-test('tail -n 1 prints a 100 MB last line in flat memory; --json splits it into 1 MiB records', withHome(async (h) => {
+slowTest('tail -n 1 prints a 100 MB last line in flat memory; --json splits it into 1 MiB records', withHome(async (h) => {
   await h.start('wide', ['sh', '-c', `echo first; echo second; head -c ${BIG} /dev/zero | tr '\\0' x`]);
-  await eventually(async () => (await h.status('wide')).status === 'SUCCEEDED', 20_000, 'the log to be written');
+  await until(h, 'wide', 'SUCCEEDED', 60_000);
   const outFile = join(h.dir, 'out');
   const r = await tailShell(h, ['-n', '1', 'wide'], `> ${quote(outFile)}`, true);
   assert.is(r.code, 0, r.stderr);
@@ -143,7 +158,7 @@ test('a line split for --json or several jobs is cut between UTF-8 characters', 
   const manyE = `head -c 600000 /dev/zero | tr '\\0' '\\001' | sed 's/\\x01/é/g'`;
   await h.start('utf', ['sh', '-c', `printf 'a'; ${manyE}; echo; echo next`]);
   await h.start('other', ['sh', '-c', 'echo other']);
-  await eventually(async () => (await h.status('utf')).status === 'SUCCEEDED');
+  await until(h, 'utf', 'SUCCEEDED');
   const expected = 'a' + 'é'.repeat(600_000);
   // to a file: the test's pipe reader would decode chunk by chunk and break characters itself
   const outFile = join(h.dir, 'out');
