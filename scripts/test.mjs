@@ -1,31 +1,137 @@
-// Runs every test/**/*.test.ts under uvu (through tsx) and ends with one line that CI reads:
-// "N passed, N failed". Exits non-zero when anything failed or the runner itself broke.
+// Runs the test files under uvu (through tsx), a few at a time: each file has its own
+// BGMON_HOMEs, so files are independent. Prints one line per file and ends with the line CI
+// reads: "N passed, N failed" (and ", N skipped"). Exits non-zero when anything failed.
+//
+//   node scripts/test.mjs [PATTERN] [--all]
+// PATTERN (a regular expression on the path under test/) picks files; --all also runs the tests
+// marked slowTest (helpers.ts), which the default run reports as skipped. test/helpers.fails.ts
+// must fail, test by test, as it says: it proves the helpers catch what they should.
 import { spawn } from 'node:child_process';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const uvu = join(root, 'node_modules', 'uvu', 'bin.js');
-const pattern = process.argv[2] ?? '\\.test\\.ts$';
+const testDir = join(root, 'test');
+const args = process.argv.slice(2);
+const all = args.includes('--all');
+const pattern = args.find((a) => !a.startsWith('--'));
+const WORKERS = Number(process.env.BGMON_TEST_WORKERS) || 4;
+const FILE_TIMEOUT_MS = 10 * 60_000;
+const FAILS_FILE = 'helpers.fails.ts';
+// How long each file took last time: the longest start first, so the workers end together.
+const TIMES = join(root, 'node_modules', '.cache', 'bgmon-test-times.json');
 
-const child = spawn(process.execPath, ['--import', 'tsx', uvu, 'test', pattern], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-let output = '';
-child.stdout.on('data', (chunk) => {
-  process.stdout.write(chunk);
-  output += chunk.toString();
-});
-child.on('close', (code) => {
-  // uvu's summary: "Total: N", "Passed: N", "Skipped: N" (ANSI colours stripped)
-  const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
-  const count = (label) => Number((new RegExp(`${label}:\\s+(\\d+)`).exec(plain) ?? [])[1] ?? NaN);
+function readTimes() {
+  try {
+    return JSON.parse(readFileSync(TIMES, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+function walk(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+
+function pickFiles() {
+  const chosen = walk(testDir)
+    .map((f) => relative(testDir, f))
+    .filter((f) => f.endsWith('.test.ts') || f === FAILS_FILE)
+    .filter((f) => !pattern || new RegExp(pattern).test(f));
+  const last = readTimes();
+  // without a previous run, size stands in for time (1 s per 2 kB)
+  const guess = (f) => last[f] ?? statSync(join(testDir, f)).size / 2000;
+  return chosen.sort((a, b) => guess(b) - guess(a));
+}
+
+/** uvu's summary of one file ("Total: N", "Passed: N", "Skipped: N"); null when it printed none. */
+function summary(output) {
+  const count = (label) => Number((new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm').exec(output) ?? [])[1] ?? NaN);
   const total = count('Total');
   const passed = count('Passed');
-  const skipped = count('Skipped') || 0;
-  if (Number.isNaN(total) || Number.isNaN(passed)) {
-    console.log(`0 passed, 1 failed`);
-    process.exit(code || 1);
+  const skipped = count('Skipped');
+  return [total, passed, skipped].some(Number.isNaN) ? null : { total, passed, skipped };
+}
+
+function runFile(file) {
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(testDir, file)], {
+    cwd: root,
+    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...(all ? { BGMON_TEST_ALL: '1' } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c) => (output += c));
+  child.stderr.on('data', (c) => (output += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), FILE_TIMEOUT_MS);
+  return new Promise((done) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      done({ file, code, signal, output, seconds: (Date.now() - started) / 1000 });
+    }),
+  );
+}
+
+/** Counts for a normal test file: a crash or a non-zero exit without a failed test is one failure. */
+function judgeTests(run) {
+  const s = summary(run.output);
+  if (!s) return { passed: 0, failed: 1, skipped: 0, note: `no uvu summary (exit ${run.code ?? run.signal})` };
+  const failed = s.total - s.passed; // uvu's Total counts the tests that ran: skipped ones are apart
+  return { passed: s.passed, failed: failed || (run.code === 0 ? 0 : 1), skipped: s.skipped, note: '' };
+}
+
+/**
+ * helpers.fails.ts passes only by failing: every test in it fails, their number is the one its
+ * header states ("// expected failures: N"), and each "// expect: TEXT" line appears in the output.
+ */
+function judgeFails(run) {
+  const text = readFileSync(join(testDir, FAILS_FILE), 'utf8');
+  const expected = Number((/^\/\/ expected failures: (\d+)$/m.exec(text) ?? [])[1]);
+  const wanted = [...text.matchAll(/^\/\/ expect: (.+)$/gm)].map((m) => m[1]);
+  const s = summary(run.output);
+  const problems = [];
+  if (!s) problems.push(`no uvu summary (exit ${run.code ?? run.signal})`);
+  else if (s.total !== expected || s.passed !== 0 || s.skipped !== 0) problems.push(`${s.total - s.passed} of ${s.total} failed, ${expected} should`);
+  if (run.code === 0) problems.push('it exited 0');
+  for (const w of wanted) if (!run.output.includes(w)) problems.push(`no failure saying "${w}"`);
+  if (problems.length > 0) return { passed: 0, failed: 1, skipped: 0, note: `the helpers did not fail as they should: ${problems.join('; ')}` };
+  return { passed: 1, failed: 0, skipped: 0, note: `${expected} tests failed as they should` };
+}
+
+async function main() {
+  const files = pickFiles();
+  if (files.length === 0) {
+    console.log(`no test file matches ${pattern}`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
   }
-  const failed = total - passed - skipped + (code !== 0 && total === passed + skipped ? 1 : 0);
-  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
-  process.exit(failed > 0 ? 1 : code ?? 1);
-});
+  const totals = { passed: 0, failed: 0, skipped: 0 };
+  const times = {};
+  const queue = [...files];
+  const started = Date.now();
+  const worker = async () => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      const run = await runFile(file);
+      times[file] = run.seconds;
+      const r = file === FAILS_FILE ? judgeFails(run) : judgeTests(run);
+      for (const k of Object.keys(totals)) totals[k] += r[k];
+      const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
+      const counts = `${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`;
+      console.log(`${mark} ${file.padEnd(40)} ${counts.padEnd(34)} ${run.seconds.toFixed(1).padStart(6)} s${r.note ? `  ${r.note}` : ''}`);
+      // the whole output when something failed or was skipped (uvu names the test and why)
+      if (file !== FAILS_FILE && (r.failed > 0 || r.skipped > 0)) console.log(run.output.replace(/^/gm, '    | '));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WORKERS, files.length) }, worker));
+  try {
+    mkdirSync(dirname(TIMES), { recursive: true });
+    writeFileSync(TIMES, JSON.stringify({ ...readTimes(), ...times }));
+  } catch {} // only a scheduling hint
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`${files.length} files in ${seconds} s, ${WORKERS} at a time${all ? ', slow tests included' : '; slow tests skipped (pnpm test:all)'}`);
+  console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);
+  process.exit(totals.failed > 0 ? 1 : 0);
+}
+
+main();

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lines, schemaProblems, withHome } from './helpers';
+import { binPath, lines, schemaProblems, withHome } from './helpers';
 
 test('bgmon dispatches to every command like git', withHome(async (h) => {
   const start = await h.run('bgmon', ['start', '--name', 'j', '--', 'sh', '-c', 'echo hi; exit 3']);
@@ -45,7 +45,7 @@ test('every command answers --help, --version and rejects unknown flags', withHo
 
 test('stop, tail and wait without names and with a terminal on stdin exit 2', withHome(async (h) => {
   for (const bin of ['bgmon-stop', 'bgmon-tail', 'bgmon-wait']) {
-    const r = await h.run('/usr/bin/script', ['-qec', `"${process.execPath}" "${require('./helpers').binPath(bin)}"`, '/dev/null']);
+    const r = await h.run('/usr/bin/script', ['-qec', `"${process.execPath}" "${binPath(bin)}"`, '/dev/null']);
     assert.is(r.code, 2, `${bin}: ${r.stdout}`);
     assert.match(r.stdout, new RegExp(`${bin}: no job names given \\(and stdin is a terminal\\)`));
   }

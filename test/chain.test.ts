@@ -1,11 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, isAlive, lines, listDir, withHome, type TestHome } from './helpers';
-
-const until = (h: TestHome, name: string, status: string, ms = 15_000) =>
-  eventually(async () => { const s = await h.status(name); return s.status === status && s; }, ms, `${name} ${status}`);
+import { isAlive, lines, listDir, sleep, until, untilGone, untilOnDisk, withHome } from './helpers';
 
 test('after: a three-stage chain A -> B -> C runs to the end with nobody watching', withHome(async (h) => {
   const go = join(h.dir, 'go');
@@ -18,15 +15,15 @@ test('after: a three-stage chain A -> B -> C runs to the end with nobody watchin
   assert.is(c.status, 'QUEUED');
   assert.is(h.record('C').status, 'QUEUED', 'on disk');
   assert.equal(lines((await h.run('bgmon-status', ['--status', 'QUEUED'])).stdout).map((r) => r.name), ['B', 'C']);
-  require('node:fs').writeFileSync(go, '');
+  writeFileSync(go, '');
   // Nobody calls status or wait here: the supervisors alone must move the chain on.
-  await eventually(() => h.record('C').status === 'SUCCEEDED', 15_000, 'C to succeed on disk');
+  await untilOnDisk(h, 'C', 'SUCCEEDED');
   const [A, B, C] = ['A', 'B', 'C'].map((n) => h.record(n));
   assert.is(A.status, 'SUCCEEDED');
   assert.is(B.status, 'SUCCEEDED');
   assert.ok(B.started_at >= A.ended_at && C.started_at >= B.ended_at, 'each stage started after the previous ended');
   assert.is(B.id, b.id, 'the queued run is the one that ran');
-  assert.is(require('node:fs').readFileSync(C.log, 'utf8'), 'c\n');
+  assert.is(readFileSync(C.log, 'utf8'), 'c\n');
   assert.equal(listDir(join(h.root, 'run')).filter((f) => f.endsWith('.queued')), []);
 }));
 
@@ -36,8 +33,8 @@ test('after: a failure in A cancels B and C, which never run', withHome(async (h
   const ran = join(h.dir, 'ran');
   await h.start('B', ['touch', ran], ['--after', 'A']);
   await h.start('C', ['touch', ran], ['--after', 'B']);
-  require('node:fs').writeFileSync(go, '');
-  await eventually(() => h.record('C').status === 'CANCELLED', 15_000, 'C cancelled on disk');
+  writeFileSync(go, '');
+  await untilOnDisk(h, 'C', 'CANCELLED');
   assert.is(h.record('B').status, 'CANCELLED');
   assert.is(h.record('B').pid, null);
   assert.not.ok(existsSync(ran), 'neither ran');
@@ -71,7 +68,7 @@ test('after: stopping a QUEUED job makes it STOPPED and it never runs', withHome
   assert.is(lines(w.stdout)[0].status, 'STOPPED');
   assert.ok(isAlive(a.pid), 'A was not touched');
   await h.run('bgmon-stop', ['A', '--grace', '0']);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   assert.is(h.record('B').status, 'STOPPED');
   assert.not.ok(existsSync(ran));
 }));
@@ -100,9 +97,9 @@ test('after: a queued job keeps the environment and cwd it was started with', wi
   const go = join(h.dir, 'go');
   await h.start('A', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done`]);
   await h.start('B', ['sh', '-c', 'echo "$GREETING from $(pwd) as $BGMON_JOB"'], ['--after', 'A', '--env', 'GREETING=hello', '--cwd', '/tmp']);
-  require('node:fs').writeFileSync(go, '');
-  await eventually(() => h.record('B').status === 'SUCCEEDED', 15_000, 'B');
-  assert.is(require('node:fs').readFileSync(h.record('B').log, 'utf8'), 'hello from /tmp as B\n');
+  writeFileSync(go, '');
+  await untilOnDisk(h, 'B', 'SUCCEEDED');
+  assert.is(readFileSync(h.record('B').log, 'utf8'), 'hello from /tmp as B\n');
 }));
 
 test('after: when no supervisor is left to advance the queue, the next status call does', withHome(async (h) => {
@@ -110,9 +107,9 @@ test('after: when no supervisor is left to advance the queue, the next status ca
   const ran = join(h.dir, 'ran');
   await h.start('B', ['touch', ran], ['--after', 'A']);
   process.kill(a.sup_pid, 'SIGKILL');
-  await eventually(() => !isAlive(a.sup_pid), 5000, 'the supervisor to die');
+  await untilGone([a.sup_pid], 'the supervisor');
   process.kill(a.pid, 'SIGKILL');
-  await eventually(() => !isAlive(a.pid), 5000, 'A to die');
+  await untilGone([a.pid], 'A');
   assert.is(h.record('B').status, 'QUEUED', 'nobody moved the queue');
   const s = await h.status('B');
   assert.is(s.status, 'CANCELLED');

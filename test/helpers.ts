@@ -1,9 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
-import { environHas, listPids, readStat } from 'bgmon-state';
+import { test } from 'uvu';
+import { bootId, environHas, listPids, readStat } from 'bgmon-state';
 
 export const ROOT = resolve(__dirname, '..');
 export const BINS = ['bgmon-start', 'bgmon-status', 'bgmon-stop', 'bgmon-signal', 'bgmon-tail', 'bgmon-wait'] as const;
@@ -26,12 +27,49 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-const validateRecord = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(join(resolve(__dirname, '..'), 'docs', 'record.schema.json'), 'utf8')));
+/**
+ * For the slowest tests (a gigabyte of output, a hundred killed starts...): run by `pnpm test:all`
+ * (and CI), reported as skipped by the default `pnpm test`, which must stay under a minute.
+ */
+export const slowTest: typeof test.skip = process.env.BGMON_TEST_ALL === '1' ? test : test.skip;
+
+export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/**
+ * Spawns a process and collects its output; it is SIGKILLed after timeoutMs. `done` settles when
+ * it has exited and its output is read. For every process a test starts and waits for.
+ */
+export function spawnCollect(command: string, argv: string[], spawnOpts: SpawnOptions, opts: RunOptions = {}): { child: ChildProcess; done: Promise<Result> } {
+  const started = Date.now();
+  const child = spawn(command, argv, { ...spawnOpts, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c) => (stdout += c));
+  child.stderr!.on('data', (c) => (stderr += c));
+  child.stdin!.on('error', () => {});
+  if (opts.input !== undefined) child.stdin!.end(opts.input);
+  else if (!opts.openStdin) child.stdin!.end();
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
+  const done = new Promise<Result>((settle) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (opts.openStdin) child.stdin!.destroy();
+      settle({ code, signal, stdout, stderr, ms: Date.now() - started });
+    }),
+  );
+  return { child, done };
+}
+
+const validateRecord = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(join(ROOT, 'docs', 'record.schema.json'), 'utf8')));
 
 /** Every record a bgmon command prints or leaves on disk must match docs/record.schema.json. */
 export function schemaProblems(record: unknown): string | null {
   return validateRecord(record) ? null : JSON.stringify(validateRecord.errors);
 }
+
+/** The commands whose stdout is records (NDJSON); `bgmon CMD` runs one of them. */
+const RECORD_COMMAND = /^bgmon-(start|status|stop|signal|wait|rm)$/;
+const printsRecords = (bin: string, args: string[]) => RECORD_COMMAND.test(bin) || (bin === 'bgmon' && RECORD_COMMAND.test(`bgmon-${args[0]}`));
 
 /** A temporary BGMON_HOME plus everything a test starts in it, all ended in cleanup(). */
 export class TestHome {
@@ -45,25 +83,42 @@ export class TestHome {
   /** how many records were checked against the schema */
   checkedRecords = 0;
 
-  private checkSchema(text: string, where: string): void {
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('{"v":')) continue;
-      let rec: any;
-      try {
-        rec = JSON.parse(line);
-      } catch {
-        continue;
-      }
-      if (this.handWritten.has(rec.name)) continue;
-      this.checkedRecords++;
-      const problem = schemaProblems(rec);
-      if (problem) this.schemaFailures.push(`${where}: ${problem}: ${line}`);
-    }
-  }
-
   constructor() {
     this.dir = mkdtempSync(join(tmpdir(), 'bgmon-test-'));
     this.root = join(this.dir, 'home');
+  }
+
+  /**
+   * Checks every JSON object line of `text` (whatever its key order): one that does not parse,
+   * is not an object or breaks the schema is a failure, unless a test wrote that name by hand.
+   */
+  private checkSchema(text: string, where: string): void {
+    for (const line of text.split('\n')) {
+      if (!line.trimStart().startsWith('{')) continue;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        this.schemaFailures.push(`${where}: not JSON: ${line.slice(0, 200)}`);
+        continue;
+      }
+      const name = rec !== null && typeof rec === 'object' ? (rec as { name?: unknown }).name : undefined;
+      if (typeof name === 'string' && this.handWritten.has(name)) continue;
+      this.checkedRecords++;
+      const problem = schemaProblems(rec);
+      if (problem) this.schemaFailures.push(`${where}: ${problem}: ${line.slice(0, 500)}`);
+    }
+  }
+
+  /** Records left in jobs/ by bgmon (not those a test wrote by hand) must match the schema too. */
+  private checkRecordsOnDisk(): void {
+    const jobs = join(this.root, 'jobs');
+    for (const file of listDir(jobs)) {
+      if (!file.endsWith('.json') || file.startsWith('.') || this.handWritten.has(file.slice(0, -5))) continue;
+      try {
+        this.checkSchema(readFileSync(join(jobs, file), 'utf8'), `jobs/${file}`);
+      } catch {}
+    }
   }
 
   get env(): Record<string, string> {
@@ -71,28 +126,14 @@ export class TestHome {
   }
 
   /** Runs a bgmon binary (or any command when `bin` is a path) and collects its output. */
-  run(bin: string, args: string[] = [], opts: RunOptions = {}): Promise<Result> {
-    const started = Date.now();
+  async run(bin: string, args: string[] = [], opts: RunOptions = {}): Promise<Result> {
     const command = bin.includes('/') ? bin : process.execPath;
     const argv = bin.includes('/') ? args : [binPath(bin), ...args];
-    const child = spawn(command, argv, { env: { ...this.env, ...opts.env }, cwd: opts.cwd ?? this.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    const { child, done } = spawnCollect(command, argv, { env: { ...this.env, ...opts.env }, cwd: opts.cwd ?? this.dir }, opts);
     this.outside.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c) => (stdout += c));
-    child.stderr!.on('data', (c) => (stderr += c));
-    child.stdin!.on('error', () => {});
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    else if (!opts.openStdin) child.stdin!.end();
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    return new Promise((done) =>
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        if (opts.openStdin) child.stdin!.destroy();
-        if (/^bgmon(-(start|status|stop|signal|wait|rm))?$/.test(bin)) this.checkSchema(stdout, `${bin} ${args.join(' ')}`);
-        done({ code, signal, stdout, stderr, ms: Date.now() - started });
-      }),
-    );
+    const result = await done;
+    if (printsRecords(bin, args)) this.checkSchema(result.stdout, `${bin} ${args.join(' ')}`);
+    return result;
   }
 
   /** bgmon-start; asserts success and returns the printed record. */
@@ -113,14 +154,16 @@ export class TestHome {
     return JSON.parse(readFileSync(join(this.root, 'jobs', `${name}.json`), 'utf8'));
   }
 
+  /** Writes a record by hand (creating the home as bgmon would); it is not held to the schema. */
   writeRecord(name: string, record: object): void {
     this.handWritten.add(name);
+    for (const dir of ['', 'jobs', 'logs', 'run']) mkdirSync(join(this.root, dir), { recursive: true, mode: 0o700 });
     writeFileSync(join(this.root, 'jobs', `${name}.json`), JSON.stringify(record) + '\n', { mode: 0o600 });
   }
 
   /** Starts a process outside bgmon; it is killed by pid in cleanup(). */
-  spawnOutside(cmd: string, args: string[], opts: { detached?: boolean } = {}): ChildProcess {
-    const child = spawn(cmd, args, { stdio: 'ignore', detached: opts.detached, env: this.env });
+  spawnOutside(cmd: string, args: string[], opts: { detached?: boolean; env?: Record<string, string> } = {}): ChildProcess {
+    const child = spawn(cmd, args, { stdio: 'ignore', detached: opts.detached, env: { ...this.env, ...opts.env } });
     this.outside.push(child);
     return child;
   }
@@ -128,14 +171,7 @@ export class TestHome {
   /** Ends, by pid, every process whose environment says BGMON_HOME=<root>. */
   async killHome(root: string): Promise<void> {
     for (let round = 0; round < 3; round++) {
-      for (const pid of listPids()) {
-        if (pid !== process.pid && environHas(pid, `BGMON_HOME=${root}`)) {
-          try {
-            process.kill(pid, 'SIGCONT');
-            process.kill(pid, 'SIGKILL');
-          } catch {}
-        }
-      }
+      for (const pid of homeProcs(root)) killQuietly(pid);
       await sleep(20);
     }
   }
@@ -143,38 +179,126 @@ export class TestHome {
   /** Ends every process of this home (by pid: jobs, their groups, supervisors) and removes it. */
   async cleanup(): Promise<void> {
     for (const child of this.outside) {
-      if (child.exitCode === null && child.signalCode === null && child.pid) {
-        try {
-          process.kill(child.pid, 'SIGCONT');
-          process.kill(child.pid, 'SIGKILL');
-        } catch {}
-      }
+      if (child.exitCode === null && child.signalCode === null && child.pid) killQuietly(child.pid);
     }
     // Everything bgmon started here carries BGMON_HOME=<this home> in its environment.
     await this.killHome(this.root);
     try {
       chmodSync(this.root, 0o700);
     } catch {}
-    for (const file of listDir(join(this.root, 'jobs'))) {
-      if (!file.endsWith('.json') || file.startsWith('.')) continue;
-      try {
-        this.checkSchema(readFileSync(join(this.root, 'jobs', file), 'utf8'), `jobs/${file}`);
-      } catch {}
-    }
+    this.checkRecordsOnDisk();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+function killQuietly(pid: number): void {
+  if (pid === process.pid || pid <= 1) return;
+  try {
+    process.kill(pid, 'SIGCONT');
+    process.kill(pid, 'SIGKILL');
+  } catch {}
+}
 
-/** Polls until fn returns a truthy value; throws after timeoutMs. */
-export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what = 'condition'): Promise<Exclude<T, false | null | undefined | 0 | ''>> {
+type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
+
+/** Polls until fn returns a truthy value; throws after timeoutMs, saying what it waited for. */
+export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what: string | (() => string) = 'condition'): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v as Exclude<T, false | null | undefined | 0 | ''>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (v) return v as Truthy<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(20);
+  }
+}
+
+export type Want = string | ((rec: any) => boolean);
+const wanted = (want: Want) => (typeof want === 'string' ? (rec: any) => rec.status === want : want);
+const describe = (name: string, want: Want, last: any) =>
+  `${name} to be ${typeof want === 'string' ? want : 'as wanted'} (last seen: ${last === undefined ? 'nothing' : JSON.stringify(last)})`;
+
+/** True for a record in a terminal state. */
+export const ended = (rec: any) => !['QUEUED', 'RUNNING', 'PAUSED'].includes(rec.status);
+
+/** Polls bgmon-status until the job is in state `want` (or `want(record)` holds); returns that record. */
+export async function until(h: TestHome, name: string, want: Want, timeoutMs = 15_000): Promise<any> {
+  const ok = wanted(want);
+  let last: any;
+  return eventually(async () => ((last = await h.status(name)), ok(last) && last), timeoutMs, () => describe(name, want, last));
+}
+
+/** As until(), but reads the record file only: for what must happen with nobody calling bgmon. */
+export async function untilOnDisk(h: TestHome, name: string, want: Want, timeoutMs = 15_000): Promise<any> {
+  const ok = wanted(want);
+  let last: any;
+  const read = () => {
+    try {
+      return h.record(name);
+    } catch {
+      return undefined; // not written yet
+    }
+  };
+  return eventually(() => ((last = read()), last !== undefined && ok(last) && last), timeoutMs, () => describe(`${name} on disk`, want, last));
+}
+
+/**
+ * A hand-written record (valid by the schema) that says RUNNING for the process the test names
+ * in `fields` (pid, starttime...). The factory for forged, STALE and DEAD records.
+ */
+export function forgeRecord(h: TestHome, name: string, fields: Record<string, unknown> = {}): any {
+  const now = new Date().toISOString();
+  const rec = {
+    v: 1, name, id: `forged-${name}`, status: 'RUNNING', cmd: ['sleep', '1000'], cwd: h.dir, pid: null,
+    created_at: now, started_at: now, ended_at: null, exit_code: null, signal: null,
+    log: join(h.root, 'logs', `${name}.log`), previous_log: null, after: [], host: hostname(), boot_id: bootId(),
+    starttime: 0, sup_pid: null, sup_starttime: null, ...fields,
+  };
+  h.writeRecord(name, rec);
+  return rec;
+}
+
+/** A RUNNING record whose pid now belongs to another live process (its starttime differs): STALE. */
+export function staleRecord(h: TestHome, name: string, pid: number, fields: Record<string, unknown> = {}): any {
+  const st = readStat(pid);
+  if (!st) throw new Error(`staleRecord: no process ${pid}`);
+  return forgeRecord(h, name, { pid, starttime: st.starttime + 1, ...fields });
+}
+
+/** Above any pid_max (2^22): never a live process. */
+export const NO_SUCH_PID = 2 ** 22 + 1;
+
+/** A RUNNING record of this boot whose process is gone and whose end was never recorded: DEAD. */
+export function deadRecord(h: TestHome, name: string, fields: Record<string, unknown> = {}): any {
+  return forgeRecord(h, name, { pid: NO_SUCH_PID, starttime: 5, ...fields });
+}
+
+type Stat = NonNullable<ReturnType<typeof readStat>>;
+
+/** Live (not zombie) processes, from /proc, for which keep() holds. */
+export function processes(keep: (st: Stat) => boolean = () => true): Stat[] {
+  const found: Stat[] = [];
+  for (const pid of listPids()) {
+    const st = readStat(pid);
+    if (st && st.state !== 'Z' && keep(st)) found.push(st);
+  }
+  return found;
+}
+
+const pids = (stats: Stat[]) => stats.map((st) => st.pid);
+/** Live processes of a process group or session. */
+export const groupMembers = (pgid: number) => pids(processes((st) => st.pgrp === pgid || st.session === pgid));
+/** Live processes carrying this run's marker (the job and everything it started), not its supervisor. */
+export const jobProcs = (rec: any) => pids(processes((st) => st.pid !== rec.sup_pid && environHas(st.pid, `BGMON_JOB_ID=${rec.id}`)));
+export const childrenOf = (ppid: number) => pids(processes((st) => st.ppid === ppid));
+/** Every live process whose environment says BGMON_HOME=<root>, this runner excepted. */
+export const homeProcs = (root: string) => pids(processes((st) => st.pid !== process.pid && environHas(st.pid, `BGMON_HOME=${root}`)));
+
+/** Resident memory of a process in kB; 0 when it is gone. */
+export function rssKb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0);
+  } catch {
+    return 0;
   }
 }
 
@@ -183,12 +307,17 @@ export function isAlive(pid: number): boolean {
   return st !== null && st.state !== 'Z';
 }
 
+/** Waits until none of the processes is alive (a zombie counts as ended). */
+export async function untilGone(pidList: number[], what: string, timeoutMs = 10_000): Promise<void> {
+  await eventually(() => pidList.every((pid) => !isAlive(pid)), timeoutMs, `${what} to end (pids ${pidList.join(', ')})`);
+}
+
 export function lines(text: string): any[] {
   return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
 export function fileMode(path: string): number {
-  return require('node:fs').statSync(path).mode & 0o777;
+  return statSync(path).mode & 0o777;
 }
 
 export function listDir(path: string): string[] {
@@ -196,6 +325,37 @@ export function listDir(path: string): string[] {
     return readdirSync(path).sort();
   } catch {
     return [];
+  }
+}
+
+/** Why a small tmpfs cannot be mounted here (it needs root and CAP_SYS_ADMIN), or null when it can. */
+export function tmpfsUnavailable(): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'bgmon-tmpfs-probe-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
+    execFileSync('umount', [dir], { stdio: 'pipe' });
+    return null;
+  } catch (err) {
+    return String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim().split('\n')[0] || 'mount failed';
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs fn with a tmpfs of `size` (e.g. '512k') mounted in the test's directory and the env of a
+ * BGMON_HOME inside it; afterwards every process of that home is killed and the tmpfs unmounted.
+ */
+export async function withSmallDisk(h: TestHome, size: string, fn: (mnt: string, env: { BGMON_HOME: string }) => Promise<void>): Promise<void> {
+  const mnt = join(h.dir, 'small');
+  mkdirSync(mnt);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mnt], { stdio: 'ignore' });
+  const env = { BGMON_HOME: join(mnt, 'home') };
+  try {
+    await fn(mnt, env);
+  } finally {
+    await h.killHome(env.BGMON_HOME);
+    execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
   }
 }
 

@@ -1,12 +1,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { eventually, isAlive, lines, withHome, type TestHome } from './helpers';
+import { isAlive, lines, until, withHome, type TestHome } from './helpers';
 
 async function twoFailedOneRunning(h: TestHome) {
   await h.start('f1', ['sh', '-c', 'echo f1 out; exit 1']);
   await h.start('f2', ['sh', '-c', 'echo f2 out; exit 2']);
   const run = await h.start('r', ['sleep', '1000']);
-  await eventually(async () => lines((await h.run('bgmon-status', ['--status', 'FAILED'])).stdout).length === 2);
+  await until(h, 'f1', 'FAILED');
+  await until(h, 'f2', 'FAILED');
   return run;
 }
 

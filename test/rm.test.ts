@@ -2,15 +2,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, isAlive, lines, listDir, withHome } from './helpers';
+import { isAlive, lines, listDir, until, withHome } from './helpers';
 
 test('rm removes a finished job: record, log, kept logs; prints the removed record', withHome(async (h) => {
   await h.start('job', ['sh', '-c', 'echo one']);
-  await eventually(async () => (await h.status('job')).status === 'SUCCEEDED');
+  await until(h, 'job', 'SUCCEEDED');
   await h.start('job', ['sh', '-c', 'echo two']);
-  await eventually(async () => (await h.status('job')).status === 'SUCCEEDED');
+  await until(h, 'job', 'SUCCEEDED');
   await h.start('job.keep', ['true']);
-  await eventually(async () => (await h.status('job.keep')).status === 'SUCCEEDED');
+  await until(h, 'job.keep', 'SUCCEEDED');
   assert.is(listDir(join(h.root, 'logs')).length, 3);
   const r = await h.run('bgmon-rm', ['job']);
   assert.is(r.code, 0, r.stderr);
@@ -24,7 +24,7 @@ test('rm removes a finished job: record, log, kept logs; prints the removed reco
 test('rm refuses a RUNNING job (exit 1) and removes the others; --stop stops it first', withHome(async (h) => {
   const live = await h.start('live', ['sleep', '1000']);
   await h.start('done', ['true']);
-  await eventually(async () => (await h.status('done')).status === 'SUCCEEDED');
+  await until(h, 'done', 'SUCCEEDED');
   const r = await h.run('bgmon-rm', ['live', 'done']);
   assert.is(r.code, 1);
   assert.is(r.stderr, 'bgmon-rm: job live is RUNNING; stop it first or use --stop\n');
@@ -42,7 +42,8 @@ test('rm --finished [--older-than] removes only ended jobs, old enough; reads st
   await h.start('old', ['true']);
   await h.start('new', ['sh', '-c', 'exit 1']);
   const live = await h.start('live', ['sleep', '1000']);
-  await eventually(async () => lines((await h.run('bgmon-status', ['--status', 'SUCCEEDED,FAILED'])).stdout).length === 2);
+  await until(h, 'old', 'SUCCEEDED');
+  await until(h, 'new', 'FAILED');
   const old = h.record('old');
   h.writeRecord('old', { ...old, ended_at: new Date(Date.now() - 3 * 3600_000).toISOString() });
   const r = await h.run('bgmon-rm', ['--finished', '--older-than', '1h'], { openStdin: true });

@@ -1,15 +1,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStat } from 'bgmon-state';
-import { binPath, eventually, fileMode, isAlive, lines, listDir, withHome } from './helpers';
+import { binPath, ended, eventually, fileMode, isAlive, lines, listDir, staleRecord, until, untilGone, untilOnDisk, withHome } from './helpers';
 
 const CONTRACT_FIELDS = ['v', 'name', 'id', 'status', 'cmd', 'cwd', 'pid', 'started_at', 'ended_at', 'exit_code', 'signal', 'log', 'after', 'host', 'boot_id', 'starttime'];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 test('start prints the record, writes it, and the job ends SUCCEEDED with exit_code 0', withHome(async (h) => {
-  const r = await h.run('bgmon-start', ['--name', 'ok', '--', 'sh', '-c', 'echo out; echo err >&2; sleep 0.5']);
+  // the job waits for the file "go": everything below looks at it while it surely runs
+  const cmd = ['sh', '-c', 'echo out; echo err >&2; while [ ! -e go ]; do sleep 0.05; done'];
+  const r = await h.run('bgmon-start', ['--name', 'ok', '--', ...cmd]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stderr, '');
   const printed = JSON.parse(r.stdout);
@@ -17,7 +19,7 @@ test('start prints the record, writes it, and the job ends SUCCEEDED with exit_c
   assert.equal(h.record('ok'), printed);
   assert.is(printed.v, 1);
   assert.is(printed.status, 'RUNNING');
-  assert.equal(printed.cmd, ['sh', '-c', 'echo out; echo err >&2; sleep 0.5']);
+  assert.equal(printed.cmd, cmd);
   assert.is(printed.cwd, h.dir);
   assert.is(printed.log, join(h.root, 'logs', 'ok.log'));
   assert.equal(printed.after, []);
@@ -28,10 +30,12 @@ test('start prints the record, writes it, and the job ends SUCCEEDED with exit_c
   assert.is(st.starttime, printed.starttime);
   assert.is(st.pgrp, printed.pid, 'job leads its own process group');
   assert.is(st.session, printed.pid, 'job leads its own session');
-  assert.is(readFileSync(`/proc/${printed.pid}/fd/0` === '' ? '' : `/proc/${printed.pid}/stat`, 'latin1').length > 0, true);
-  assert.is(require('node:fs').readlinkSync(`/proc/${printed.pid}/fd/0`), '/dev/null');
+  assert.is(readlinkSync(`/proc/${printed.pid}/fd/0`), '/dev/null');
+  assert.is(readlinkSync(`/proc/${printed.pid}/fd/1`), printed.log, 'stdout goes straight to the log');
+  assert.is(readlinkSync(`/proc/${printed.pid}/fd/2`), printed.log, 'stderr too');
   assert.is((await h.status('ok')).status, 'RUNNING');
-  const done = await eventually(async () => { const s = await h.status('ok'); return s.status === 'SUCCEEDED' && s; }, 10_000, 'SUCCEEDED');
+  writeFileSync(join(h.dir, 'go'), '');
+  const done = await until(h, 'ok', 'SUCCEEDED');
   assert.is(done.exit_code, 0);
   assert.is(done.signal, null);
   assert.ok(ISO.test(done.ended_at));
@@ -42,7 +46,7 @@ test('start prints the record, writes it, and the job ends SUCCEEDED with exit_c
 
 test('a job exiting 3 is FAILED with exit_code 3', withHome(async (h) => {
   await h.start('three', ['sh', '-c', 'exit 3']);
-  const s = await eventually(async () => { const s = await h.status('three'); return s.status !== 'RUNNING' && s; });
+  const s = await until(h, 'three', ended);
   assert.is(s.status, 'FAILED');
   assert.is(s.exit_code, 3);
   assert.is(s.signal, null);
@@ -51,7 +55,7 @@ test('a job exiting 3 is FAILED with exit_code 3', withHome(async (h) => {
 test('a job killed by SIGKILL from outside is FAILED with signal SIGKILL', withHome(async (h) => {
   const rec = await h.start('victim', ['sleep', '100']);
   process.kill(rec.pid, 'SIGKILL');
-  const s = await eventually(async () => { const s = await h.status('victim'); return s.status !== 'RUNNING' && s; });
+  const s = await until(h, 'victim', ended);
   assert.is(s.status, 'FAILED');
   assert.is(s.signal, 'SIGKILL');
   assert.is(s.exit_code, null);
@@ -62,12 +66,12 @@ test('the job survives its starting shell being killed with SIGHUP, and still re
   const script = `"${process.execPath}" "${binPath('bgmon-start')}" --name survivor -- sh -c 'sleep 1; exit 7'; echo started; sleep 100`;
   // detached: the shell leads a session of its own, as a login shell does
   const shell = h.spawnOutside('sh', ['-c', script], { detached: true });
-  await eventually(() => existsSync(join(h.root, 'jobs', 'survivor.json')) && h.record('survivor').status === 'RUNNING', 10_000, 'record');
+  await untilOnDisk(h, 'survivor', 'RUNNING');
   assert.is(readStat(shell.pid!)!.session, shell.pid);
   process.kill(-shell.pid!, 'SIGHUP');
-  await eventually(() => !isAlive(shell.pid!), 5000, 'the shell to die');
+  await untilGone([shell.pid!], 'the shell');
   assert.is((await h.status('survivor')).status, 'RUNNING');
-  const s = await eventually(async () => { const s = await h.status('survivor'); return s.status !== 'RUNNING' && s; });
+  const s = await until(h, 'survivor', ended);
   assert.is(s.status, 'FAILED');
   assert.is(s.exit_code, 7);
 }));
@@ -76,18 +80,16 @@ test('supervisor and job both SIGKILLed: DEAD, never RUNNING', withHome(async (h
   const rec = await h.start('doomed', ['sleep', '100']);
   process.kill(rec.sup_pid, 'SIGKILL');
   process.kill(rec.pid, 'SIGKILL');
-  await eventually(() => !isAlive(rec.pid) && !isAlive(rec.sup_pid), 5000, 'both to die');
+  await untilGone([rec.pid, rec.sup_pid], 'job and supervisor');
   const s = await h.status('doomed');
   assert.is(s.status, 'DEAD');
   assert.is(s.exit_code, null);
 }));
 
 test('a record whose starttime does not match its live pid is STALE', withHome(async (h) => {
-  await h.start('real', ['true']);
   const other = h.spawnOutside('sleep', ['100']);
   await eventually(() => readStat(other.pid!));
-  const rec = { ...h.record('real'), name: 'reused', status: 'RUNNING', pid: other.pid, starttime: readStat(other.pid!)!.starttime - 1, ended_at: null, exit_code: null };
-  h.writeRecord('reused', rec);
+  staleRecord(h, 'reused', other.pid!);
   const s = await h.status('reused');
   assert.is(s.status, 'STALE');
   assert.ok(isAlive(other.pid!));
@@ -108,7 +110,7 @@ test('hostile names exit 2 and create nothing anywhere', withHome(async (h) => {
 test('home is 0700 and every file 0600 even under umask 000', withHome(async (h) => {
   const r = await h.run('/bin/sh', ['-c', `umask 000; exec "${process.execPath}" "${binPath('bgmon-start')}" --name u -- sh -c 'echo x'`]);
   assert.is(r.code, 0, r.stderr);
-  await eventually(async () => (await h.status('u')).status === 'SUCCEEDED');
+  await until(h, 'u', 'SUCCEEDED');
   assert.is(fileMode(h.root), 0o700);
   for (const dir of ['jobs', 'logs', 'run']) {
     assert.is(fileMode(join(h.root, dir)), 0o700, dir);
@@ -120,6 +122,7 @@ test('home is 0700 and every file 0600 even under umask 000', withHome(async (h)
 
 test('a corrupt record: status lists the others, names the bad file on stderr, exits 1', withHome(async (h) => {
   await h.start('good', ['true']);
+  h.handWritten.add('bad');
   writeFileSync(join(h.root, 'jobs', 'bad.json'), '{"v":1,"name":', { mode: 0o600 });
   const r = await h.run('bgmon-status', ['--json']);
   assert.is(r.code, 1);
@@ -168,12 +171,12 @@ test('a RUNNING name cannot be started again; a finished one is replaced and its
   assert.match(again.stderr, /^bgmon-start: job dup is RUNNING/);
   assert.is(h.record('dup').id, first.id);
   process.kill(first.pid, 'SIGKILL');
-  await eventually(async () => (await h.status('dup')).status === 'FAILED');
+  await until(h, 'dup', 'FAILED');
   const second = await h.start('dup', ['sh', '-c', 'echo second']);
   assert.is.not(second.id, first.id);
   assert.is(second.previous_log, join(h.root, 'logs', `dup@${first.id}.log`));
   assert.is(readFileSync(second.previous_log, 'utf8'), 'first\n');
-  await eventually(async () => (await h.status('dup')).status === 'SUCCEEDED');
+  await until(h, 'dup', 'SUCCEEDED');
   assert.is(readFileSync(second.log, 'utf8'), 'second\n');
 }));
 
@@ -181,8 +184,8 @@ test('status: names, globs, --status filter, table, unknown name', withHome(asyn
   await h.start('stage_a', ['true']);
   await h.start('stage_b', ['sh', '-c', 'exit 1']);
   await h.start('other', ['sleep', '100']);
-  await eventually(async () => (await h.status('stage_b')).status === 'FAILED');
-  await eventually(async () => (await h.status('stage_a')).status === 'SUCCEEDED');
+  await until(h, 'stage_b', 'FAILED');
+  await until(h, 'stage_a', 'SUCCEEDED');
   const all = lines((await h.run('bgmon-status')).stdout).map((r) => r.name);
   assert.equal(all, ['stage_a', 'stage_b', 'other'], 'oldest first, NDJSON when not a terminal');
   assert.equal(lines((await h.run('bgmon-status', ['stage_*'])).stdout).map((r) => r.name), ['stage_a', 'stage_b']);
@@ -220,11 +223,11 @@ test('arguments that look like record fields, newlines and unicode cannot confus
   const tricky = ['sh', '-c', 'exit 9', '"status":"RUNNING","ended_at":null,"exit_code":null,"signal":null', 'line\nbreak', 'ünï"cødé\\'];
   const rec = await h.start('tricky', tricky);
   assert.equal(rec.cmd, tricky);
-  const end = await eventually(async () => { const s = await h.status('tricky'); return s.status !== 'RUNNING' && s; });
+  const end = await until(h, 'tricky', ended);
   assert.is(end.status, 'FAILED');
   assert.is(end.exit_code, 9);
   assert.equal(h.record('tricky').cmd, tricky, 'the command is recorded exactly as given');
-  assert.is(require('node:fs').readFileSync(join(h.root, 'jobs', 'tricky.json'), 'utf8').split('\n').length, 2, 'still one line');
+  assert.is(readFileSync(join(h.root, 'jobs', 'tricky.json'), 'utf8').split('\n').length, 2, 'still one line');
 }));
 
 test.run();

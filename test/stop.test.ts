@@ -2,19 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readStat } from 'bgmon-state';
-import { eventually, isAlive, lines, withHome, type TestHome } from './helpers';
-
-/** Live processes of a job's process group. */
-function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const entry of require('node:fs').readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const st = readStat(Number(entry));
-    if (st && st.state !== 'Z' && (st.pgrp === pgid || st.session === pgid)) out.push(st.pid);
-  }
-  return out;
-}
+import { environHas, readStat } from 'bgmon-state';
+import { eventually, groupMembers, isAlive, lines, processes, sleep, staleRecord, until, untilGone, withHome, type TestHome } from './helpers';
 
 async function startAndSettle(h: TestHome, name: string, script: string): Promise<any> {
   const rec = await h.start(name, ['sh', '-c', script]);
@@ -48,38 +37,31 @@ test('stop: a job that ignores TERM is SIGKILLed after --grace 1s', withHome(asy
 
 test('stop: a child that called setsid is found by its marker and stopped too', withHome(async (h) => {
   const rec = await h.start('escaper', ['sh', '-c', 'setsid sleep 1000 & echo started; sleep 1000']);
-  const escaped = await eventually(() => {
-    for (const entry of require('node:fs').readdirSync('/proc')) {
-      const st = /^\d+$/.test(entry) && readStat(Number(entry));
-      if (st && st.session !== rec.pid && st.session === st.pid && st.starttime >= rec.starttime && require('node:fs').readFileSync(`/proc/${st.pid}/environ`, 'latin1').includes(`BGMON_JOB_ID=${rec.id}`)) return st.pid;
-    }
-    return 0;
-  }, 5000, 'the escaped child');
+  const escaped = await eventually(() => processes((st) => st.session !== rec.pid && st.session === st.pid && environHas(st.pid, `BGMON_JOB_ID=${rec.id}`))[0]?.pid, 5000, 'the escaped child');
   const r = await h.run('bgmon-stop', ['escaper']);
   assert.is(r.code, 0, r.stderr);
   assert.is(lines(r.stdout)[0].status, 'STOPPED');
-  await eventually(() => !isAlive(escaped), 2000, 'the escaped child to end');
+  await untilGone([escaped], 'the escaped child');
   assert.equal(groupMembers(rec.pid), []);
 }));
 
 test('stop: a STALE record pointing at an unrelated live process: exit 1, nothing signalled', withHome(async (h) => {
-  await h.start('base', ['true']);
   const bystander = h.spawnOutside('sleep', ['1000']);
-  const st = await eventually(() => readStat(bystander.pid!));
-  h.writeRecord('reused', { ...h.record('base'), name: 'reused', status: 'RUNNING', pid: bystander.pid, starttime: st!.starttime - 5, ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  await eventually(() => readStat(bystander.pid!));
+  staleRecord(h, 'reused', bystander.pid!);
   const r = await h.run('bgmon-stop', ['reused', '--grace', '0']);
   assert.is(r.code, 1);
   assert.match(r.stderr, /^bgmon-stop: job reused is STALE: pid \d+ now belongs to another process/);
   assert.is(r.stderr.trim().split('\n').length, 1);
   assert.is(lines(r.stdout)[0].status, 'STALE');
-  await new Promise((res) => setTimeout(res, 200));
+  await sleep(200);
   assert.ok(isAlive(bystander.pid!), 'the unrelated process is still alive');
   assert.not.ok(existsSync(join(h.root, 'run', 'reused.stop')));
 }));
 
 test('stop: a finished job is left unchanged, exit 0; unknown job exit 3; bad flags exit 2', withHome(async (h) => {
   await h.start('done', ['sh', '-c', 'exit 5']);
-  await eventually(async () => (await h.status('done')).status === 'FAILED');
+  await until(h, 'done', 'FAILED');
   const before = h.record('done');
   const r = await h.run('bgmon-stop', ['done']);
   assert.is(r.code, 0);

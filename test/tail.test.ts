@@ -3,11 +3,11 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastLines } from 'bgmon-state';
-import { eventually, lines, withHome } from './helpers';
+import { eventually, lines, sleep, until, withHome } from './helpers';
 
 test('tail -n 3 prints exactly the last three lines', withHome(async (h) => {
   await h.start('count', ['sh', '-c', 'for i in $(seq 1 100); do echo line $i; done']);
-  await eventually(async () => (await h.status('count')).status === 'SUCCEEDED');
+  await until(h, 'count', 'SUCCEEDED');
   const r = await h.run('bgmon-tail', ['count', '-n', '3']);
   assert.is(r.code, 0);
   assert.is(r.stdout, 'line 98\nline 99\nline 100\n');
@@ -18,7 +18,7 @@ test('tail -n 3 prints exactly the last three lines', withHome(async (h) => {
 
 test('tail: a log without a trailing newline keeps its last line', withHome(async (h) => {
   await h.start('partial', ['printf', 'one\ntwo\nthree']);
-  await eventually(async () => (await h.status('partial')).status === 'SUCCEEDED');
+  await until(h, 'partial', 'SUCCEEDED');
   assert.is((await h.run('bgmon-tail', ['partial', '-n', '2'])).stdout, 'two\nthree\n');
 }));
 
@@ -27,7 +27,7 @@ test('tail -f shows a line written after it started and exits when the job ends'
   await h.start('live', ['sh', '-c', `echo before; while [ ! -e ${go} ]; do sleep 0.05; done; echo after; printf tail-end`]);
   await eventually(async () => (await h.run('bgmon-tail', ['live'])).stdout === 'before\n');
   const follower = h.run('bgmon-tail', ['live', '-f']);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   writeFileSync(go, '');
   const r = await follower;
   assert.is(r.code, 0, r.stderr);
@@ -37,7 +37,8 @@ test('tail -f shows a line written after it started and exits when the job ends'
 test('tail: two jobs are prefixed "name | "; --json gives {name,id,line,offset} records', withHome(async (h) => {
   await h.start('a', ['sh', '-c', 'echo a1; echo a2']);
   await h.start('b', ['sh', '-c', 'echo b1']);
-  await eventually(async () => (await h.run('bgmon-status', ['--status', 'SUCCEEDED'])).stdout.split('\n').length === 3);
+  await until(h, 'a', 'SUCCEEDED');
+  await until(h, 'b', 'SUCCEEDED');
   const r = await h.run('bgmon-tail', ['a', 'b', '-n', '5']);
   assert.is(r.stdout, 'a | a1\na | a2\nb | b1\n');
   const j = await h.run('bgmon-tail', ['a', 'b', '--json']);
@@ -69,7 +70,7 @@ test('tail -f on a QUEUED job waits for its log to appear, follows it, and copes
   await h.start('first', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done`]);
   await h.start('second', ['sh', '-c', `echo one; echo two; while [ ! -e ${again} ]; do sleep 0.05; done; : > "$0"; echo three`, join(h.root, 'logs', 'second.log')], ['--after', 'first']);
   const follower = h.run('bgmon-tail', ['second', '-f']);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   writeFileSync(go, '');
   await eventually(async () => (await h.run('bgmon-tail', ['second'])).stdout === 'one\ntwo\n', 10_000, 'second to run');
   writeFileSync(again, '');
@@ -82,12 +83,12 @@ test('tail -f follows a rerun of a name whose first run ended while another job 
   const done = join(h.dir, 'done');
   await h.start('A', ['sh', '-c', 'echo first-run']);
   await h.start('B', ['sh', '-c', `while [ ! -e ${done} ]; do sleep 0.05; done; echo b-end`]);
-  await eventually(async () => (await h.status('A')).status === 'SUCCEEDED');
+  await until(h, 'A', 'SUCCEEDED');
   const follower = h.run('bgmon-tail', ['A', 'B', '-f', '-n', '5']);
-  await new Promise((r) => setTimeout(r, 400));
+  await sleep(400);
   await h.start('A', ['sh', '-c', 'echo second-run; sleep 0.3; echo second-end']);
-  await eventually(async () => (await h.status('A')).status === 'SUCCEEDED');
-  await new Promise((r) => setTimeout(r, 300));
+  await until(h, 'A', 'SUCCEEDED');
+  await sleep(300);
   writeFileSync(done, '');
   const r = await follower;
   assert.is(r.code, 0, r.stderr);

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, eventually, isAlive, lines, withHome } from './helpers';
+import { binPath, isAlive, lines, sleep, until, withHome } from './helpers';
 
 test('wait: propagates exit codes 0, 3 and 128+signal', withHome(async (h) => {
   await h.start('zero', ['sh', '-c', 'sleep 0.3']);
@@ -15,7 +15,7 @@ test('wait: propagates exit codes 0, 3 and 128+signal', withHome(async (h) => {
   assert.is(t.code, 3);
   assert.is(lines(t.stdout)[0].exit_code, 3);
   const pending = h.run('bgmon-wait', ['killed']);
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   process.kill(killed.pid, 'SIGKILL');
   const k = await pending;
   assert.is(k.code, 137);
@@ -53,7 +53,7 @@ test('wait: unknown name exits 3; bad --timeout exits 2', withHome(async (h) => 
 test('wait: a job whose supervisor and process are SIGKILLed returns DEAD, exit 1', withHome(async (h) => {
   const rec = await h.start('doomed', ['sleep', '1000']);
   const pending = h.run('bgmon-wait', ['doomed']);
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   process.kill(rec.sup_pid, 'SIGKILL');
   process.kill(rec.pid, 'SIGKILL');
   const r = await pending;
@@ -71,7 +71,7 @@ test('wait A && start B chains in a real shell', withHome(async (h) => {
   const r = await h.run('/bin/sh', ['-c', script]);
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'chained\n');
-  const b = await eventually(async () => { const s = await h.status('B'); return s.status === 'SUCCEEDED' && s; });
+  const b = await until(h, 'B', 'SUCCEEDED');
   assert.ok(b.started_at >= (await h.status('A')).ended_at, 'B started after A ended');
   await h.start('F', ['sh', '-c', 'exit 1']);
   const f = await h.run('/bin/sh', ['-c', `"${node}" "${binPath('bgmon-wait')}" F >/dev/null && "${node}" "${binPath('bgmon-start')}" --name G -- true`]);
@@ -84,7 +84,7 @@ test('wait: a job removed while waited for ends the wait with exit 3 instead of 
   await h.start('other', ['sleep', '1000']);
   const waiter = h.run('bgmon-wait', ['gone', 'other']);
   const tailer = h.run('bgmon-tail', ['gone', '-f']);
-  await new Promise((r) => setTimeout(r, 400));
+  await sleep(400);
   const rm = await h.run('bgmon-rm', ['gone', '--stop', '--grace', '0']);
   assert.is(rm.code, 0, rm.stderr);
   const w = await waiter;

@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { enqueue, readStat, writeRecord, type Home } from 'bgmon-state';
-import { eventually, isAlive, lines, listDir, sleep, withHome, type Result, type TestHome } from '../helpers';
+import { eventually, isAlive, lines, listDir, sleep, slowTest, withHome, type Result, type TestHome } from '../helpers';
 
 const NOBODY = 65534;
 
@@ -227,7 +227,7 @@ test('a symlink, directory or FIFO at a lock path: a clear error naming it, at o
   assert.ok(existsSync('/etc/passwd'));
 }));
 
-test('a stopped lock holder: start gives up with a clear error; status still lists, noting the lock', withHome(async (h) => {
+slowTest('a stopped lock holder: start gives up with a clear error; status still lists, noting the lock', withHome(async (h) => {
   const holder = h.spawnOutside('sleep', ['1000']);
   await eventually(() => readStat(holder.pid!) !== null);
   process.kill(holder.pid!, 'SIGSTOP');

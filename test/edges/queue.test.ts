@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, fileMode, isAlive, lines, listDir, withHome, type TestHome } from '../helpers';
+import { eventually, fileMode, isAlive, lines, listDir, slowTest, withHome, type TestHome } from '../helpers';
 
 // Issue 9, items 4 (--after binds to a run), 14 (a queued job that cannot start) and 18 (deep chains).
 
@@ -202,7 +202,7 @@ function writeChain(h: TestHome, head: any, n: number): string[] {
   return ids;
 }
 
-test('deep chain: 10,000 queued jobs are walked exactly, without overflowing the stack', withHome(async (h) => {
+slowTest('deep chain: 10,000 queued jobs are walked exactly, without overflowing the stack', withHome(async (h) => {
   const N = 10_000;
   const head = await h.start('c0', ['sleep', '1000']);
   writeChain(h, head, N);
@@ -233,7 +233,7 @@ test('deep chain: 10,000 queued jobs are walked exactly, without overflowing the
   assert.not.ok(existsSync(ranFile(h, `c${N}`)) || existsSync(ranFile(h, 'end')));
 }));
 
-test('deep chain: a cycle through 10,000 queued jobs is refused with its path', withHome(async (h) => {
+slowTest('deep chain: a cycle through 10,000 queued jobs is refused with its path', withHome(async (h) => {
   const N = 10_000;
   await h.start('Z', ['true']);
   await eventually(async () => (await h.status('Z')).status === 'SUCCEEDED', 10_000, 'Z');

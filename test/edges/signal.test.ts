@@ -6,7 +6,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootId, environHas, readStat } from 'bgmon-state';
-import { binPath, eventually, isAlive, lines, listDir, sleep, withHome, type Result, type TestHome } from '../helpers';
+import { binPath, eventually, isAlive, lines, listDir, sleep, slowTest, withHome, type Result, type TestHome } from '../helpers';
 
 const stateOf = (pid: number) => readStat(pid)?.state;
 const stopped = (pid: number) => stateOf(pid) === 'T';
@@ -42,7 +42,7 @@ function catches(pid: number, n: number): boolean {
 // Runs about 2 s of its own time in 0.1 s steps, then exits 5: a pause must not count as running.
 const COUNTER = 'i=0; while [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; echo done; exit 5';
 
-test('a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its true exit 5', withHome(async (h) => {
+slowTest('a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its true exit 5', withHome(async (h) => {
   const rec = await h.start('counter', ['sh', '-c', COUNTER]);
   const paused = one(await signal(h, ['counter', 'STOP']), 'PAUSED');
   assert.is(paused.id, rec.id);

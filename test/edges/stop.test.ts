@@ -1,29 +1,23 @@
 // bgmon-stop at the edges: concurrent stops, interrupted stops, EPERM, forged records, a full disk.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootId, readStat, wasStopped, type Home } from 'bgmon-state';
-import { binPath, eventually, isAlive, lines, listDir, schemaProblems, sleep, withHome, type Result, type TestHome } from '../helpers';
+import {
+  binPath, ended, eventually, forgeRecord, groupMembers, isAlive, lines, listDir, processes, schemaProblems, sleep, slowTest, spawnCollect, tmpfsUnavailable, until, untilOnDisk, withHome, withSmallDisk, type TestHome,
+} from '../helpers';
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 const TERM_TRAPPER = 'trap "exit 3" TERM; while :; do sleep 0.1; done';
-
-/** Live processes of a process group or session. */
-function groupMembers(pgid: number): number[] {
-  return listDir('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
-    const st = readStat(pid);
-    return st !== null && st.state !== 'Z' && (st.pgrp === pgid || st.session === pgid);
-  });
-}
 
 /** Files in run/ that record a stop of `name`: NAME.stop and NAME@ID.* markers. */
 const stopMarkers = (h: TestHome, name: string) => listDir(join(h.root, 'run')).filter((f) => f === `${name}.stop` || f.startsWith(`${name}@`));
 const homeOf = (h: TestHome): Home => ({ root: h.root, jobs: join(h.root, 'jobs'), logs: join(h.root, 'logs'), run: join(h.root, 'run') });
 
-test('item 3: 20 concurrent stops of TERM-trapping jobs: every record valid, STOPPED, exit 3, no temp files', withHome(async (h) => {
+slowTest('item 3: 20 concurrent stops of TERM-trapping jobs: every record valid, STOPPED, exit 3, no temp files', withHome(async (h) => {
   const names = Array.from({ length: 20 }, (_, i) => `trap${i}`);
   for (let i = 0; i < names.length; i += 5) await Promise.all(names.slice(i, i + 5).map((n) => h.start(n, ['sh', '-c', TERM_TRAPPER])));
   const results = await Promise.all(names.map((n) => h.run('bgmon-stop', [n, '--grace', '20s'], { timeoutMs: 60_000 })));
@@ -37,7 +31,7 @@ test('item 3: 20 concurrent stops of TERM-trapping jobs: every record valid, STO
     assert.match(out.ended_at, ISO);
   });
   for (const n of names) {
-    const rec = await eventually(() => (h.record(n).status !== 'RUNNING' ? h.record(n) : null), 10_000, `${n} folded`);
+    const rec = await untilOnDisk(h, n, ended);
     assert.is(schemaProblems(rec), null, JSON.stringify(rec));
     assert.is(rec.status, 'STOPPED', JSON.stringify(rec));
     assert.is(rec.exit_code, 3);
@@ -49,16 +43,8 @@ test('item 3: 20 concurrent stops of TERM-trapping jobs: every record valid, STO
 }));
 
 /** Starts bgmon-stop in the background so the test can signal it during the grace period. */
-function backgroundStop(h: TestHome, name: string, grace = '60s'): { child: ChildProcess; done: Promise<Result> } {
-  const child = spawn(process.execPath, [binPath('bgmon-stop'), name, '--grace', grace], { env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c) => (stdout += c));
-  child.stderr!.on('data', (c) => (stderr += c));
-  const started = Date.now();
-  const done = new Promise<Result>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started })));
-  return { child, done };
-}
+const backgroundStop = (h: TestHome, name: string, grace = '60s') =>
+  spawnCollect(process.execPath, [binPath('bgmon-stop'), name, '--grace', grace], { env: h.env }, { timeoutMs: 120_000 });
 
 // Ignores TERM, then exits 0 on its own once the file "go" exists in its cwd.
 const TERM_IGNORER = 'trap "" TERM; while [ ! -e go ]; do sleep 0.05; done; exit 0';
@@ -82,10 +68,7 @@ test('item 8: Ctrl-C, TERM or HUP on bgmon-stop in its grace period leaves no st
       assert.equal(stopMarkers(h, name), [], `${sig}: nothing left that labels the later end`);
       assert.ok(isAlive(rec.pid), 'the job ignores TERM and runs on');
       writeFileSync(join(cwd, 'go'), '');
-      const end = await eventually(async () => {
-        const s = await h.status(name);
-        return s.status !== 'RUNNING' && s;
-      }, 15_000, `${name} to end`);
+      const end = await until(h, name, ended);
       assert.is(end.status, 'SUCCEEDED', `${sig}: ${JSON.stringify(end)}`);
       assert.is(end.exit_code, 0);
     } finally {
@@ -113,12 +96,7 @@ test('item 8: a stop killed with SIGKILL counts only while it lived; a confirmed
 }));
 
 /** A record that says RUNNING for a process the test chose (a hand-written, forged record). */
-function forge(h: TestHome, name: string, base: any, fields: Record<string, unknown>): void {
-  h.writeRecord(name, {
-    ...base, name, id: `forged-${name}`, status: 'RUNNING', boot_id: bootId(), ended_at: null, exit_code: null, signal: null,
-    sup_pid: null, sup_starttime: null, ...fields,
-  });
-}
+const forge = (h: TestHome, name: string, fields: Record<string, unknown>) => forgeRecord(h, name, fields);
 
 async function assertRefused(h: TestHome, name: string, pattern: RegExp): Promise<void> {
   const r = await h.run('bgmon-stop', [name, '--grace', '0']);
@@ -130,8 +108,6 @@ async function assertRefused(h: TestHome, name: string, pattern: RegExp): Promis
 }
 
 test('item 10: forged records pointing at live processes that are not bgmon jobs: refused, nothing signalled', withHome(async (h) => {
-  await h.start('base', ['true']);
-  const base = h.record('base');
   const follower = h.spawnOutside('sleep', ['1000']); // in the runner's group: leads nothing
   const leader = h.spawnOutside('sleep', ['1000'], { detached: true }); // leads its own session, carries no marker
   const marked = spawn('sleep', ['1000'], { stdio: 'ignore', env: { ...h.env, BGMON_JOB_ID: 'forged-marked' } });
@@ -139,10 +115,10 @@ test('item 10: forged records pointing at live processes that are not bgmon jobs
     const f = await eventually(() => readStat(follower.pid!));
     const l = await eventually(() => readStat(leader.pid!));
     const m = await eventually(() => readStat(marked.pid!));
-    forge(h, 'follower', base, { pid: f.pid, starttime: f.starttime });
-    forge(h, 'leader', base, { pid: l.pid, starttime: l.starttime });
-    forge(h, 'leader2', base, { pid: l.pid, starttime: l.starttime, sup_pid: process.pid, sup_starttime: readStat(process.pid)!.starttime });
-    forge(h, 'marked', base, { pid: m.pid, starttime: m.starttime });
+    forge(h, 'follower', { pid: f.pid, starttime: f.starttime });
+    forge(h, 'leader', { pid: l.pid, starttime: l.starttime });
+    forge(h, 'leader2', { pid: l.pid, starttime: l.starttime, sup_pid: process.pid, sup_starttime: readStat(process.pid)!.starttime });
+    forge(h, 'marked', { pid: m.pid, starttime: m.starttime });
     await assertRefused(h, 'follower', /^bgmon-stop: job follower: pid \d+ does not lead its own process group and session, so it is not a bgmon job; nothing signalled$/m);
     await assertRefused(h, 'leader', /^bgmon-stop: job leader: pid \d+ carries no BGMON_JOB_ID=forged-leader and is not the child of this job's supervisor; nothing signalled$/m);
     await assertRefused(h, 'leader2', /carries no BGMON_JOB_ID/);
@@ -155,24 +131,25 @@ test('item 10: forged records pointing at live processes that are not bgmon jobs
 }));
 
 test('item 10: forged records naming pid 1, the test runner or the runner\'s group leader: refused, never kill(-1)', withHome(async (h) => {
-  await h.start('base', ['true']);
-  const base = h.record('base');
   const one = readStat(1)!;
   const me = readStat(process.pid)!;
-  forge(h, 'init', base, { pid: 1, starttime: one.starttime });
-  forge(h, 'zero', base, { pid: 0, starttime: 0 });
-  forge(h, 'runner', base, { pid: process.pid, starttime: me.starttime });
+  forge(h, 'init', { pid: 1, starttime: one.starttime });
+  forge(h, 'zero', { pid: 0, starttime: 0 });
+  forge(h, 'runner', { pid: process.pid, starttime: me.starttime });
   await assertRefused(h, 'init', /^bgmon-stop: job init: the record names pid 1, and bgmon never signals pid 0 or 1; nothing signalled$/m);
   const zero = await h.run('bgmon-stop', ['zero', '--grace', '0']);
-  assert.ok(zero.code === 0 || zero.code === 1, zero.stderr); // pid 0 is never alive: DEAD, nothing to signal
+  // pid 0 is never alive: the job is DEAD, and stopping an ended job changes nothing (exit 0)
+  assert.is(zero.code, 0, zero.stderr);
+  assert.is(zero.stderr, '');
+  assert.is(lines(zero.stdout)[0].status, 'DEAD');
   await assertRefused(h, 'runner', /does not lead its own process group and session/);
   const lead = readStat(me.pgrp);
   if (lead && me.pgrp > 1) {
     const parent = readStat(lead.ppid);
-    forge(h, 'group', base, { pid: lead.pid, starttime: lead.starttime });
+    forge(h, 'group', { pid: lead.pid, starttime: lead.starttime });
     await assertRefused(h, 'group', /nothing signalled/);
     if (parent && parent.pid > 1) {
-      forge(h, 'group2', base, { pid: lead.pid, starttime: lead.starttime, sup_pid: parent.pid, sup_starttime: parent.starttime });
+      forge(h, 'group2', { pid: lead.pid, starttime: lead.starttime, sup_pid: parent.pid, sup_starttime: parent.starttime });
       await assertRefused(h, 'group2', /nothing signalled/);
     }
   }
@@ -182,19 +159,8 @@ test('item 10: forged records naming pid 1, the test runner or the runner\'s gro
 const canSwitchUser = process.getuid?.() === 0;
 const epermTest = canSwitchUser ? test : test.skip;
 
-function runAsNobody(args: string[], home: string): Promise<Result> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [binPath('bgmon-stop'), ...args], { uid: 65534, gid: 65534, env: { ...process.env, BGMON_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c) => (stdout += c));
-  child.stderr!.on('data', (c) => (stderr += c));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) => child.on('close', (code, signal) => {
-    clearTimeout(timer);
-    resolve({ code, signal, stdout, stderr, ms: Date.now() - started });
-  }));
-}
+const runAsNobody = (args: string[], home: string) =>
+  spawnCollect(process.execPath, [binPath('bgmon-stop'), ...args], { uid: 65534, gid: 65534, env: { ...process.env, BGMON_HOME: home } }).done;
 
 epermTest(`item 9: a job stop cannot signal (EPERM): exit 1 and why, not exit 0 and RUNNING${canSwitchUser ? '' : ' (SKIPPED: needs root to run bgmon-stop as uid 65534)'}`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bgmon-eperm-'));
@@ -208,7 +174,7 @@ epermTest(`item 9: a job stop cannot signal (EPERM): exit 1 and why, not exit 0 
   const sup = spawn('sh', ['-c', 'setsid sleep 1000 & wait', 'sh', home], { detached: true, stdio: 'ignore' });
   let jobPid = 0;
   try {
-    const job = await eventually(() => listDir('/proc').map(Number).map((p) => readStat(p)).find((st) => st && st.ppid === sup.pid && st.session === st.pid), 5000, 'the root-owned job');
+    const job = await eventually(() => processes((st) => st.ppid === sup.pid && st.session === st.pid)[0], 5000, 'the root-owned job');
     jobPid = job!.pid;
     const rec = {
       v: 1, name: 'rootjob', id: 'abc-0123', status: 'RUNNING', cmd: ['sleep', '1000'], cwd: '/', pid: jobPid,
@@ -236,27 +202,11 @@ epermTest(`item 9: a job stop cannot signal (EPERM): exit 1 and why, not exit 0 
 });
 
 /** Decided up front: a small tmpfs needs root and CAP_SYS_ADMIN. */
-function tmpfsProbe(): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'bgmon-tmpfs-probe-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
-    execFileSync('umount', [dir], { stdio: 'pipe' });
-    return null;
-  } catch (err) {
-    return String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim().split('\n')[0] || 'mount failed';
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-const noTmpfs = tmpfsProbe();
+const noTmpfs = tmpfsUnavailable();
 const diskTest = noTmpfs === null ? test : test.skip;
 
 diskTest(`item 13: the job that filled the disk is stopped: exit 0, STOPPED, no internal error${noTmpfs ? ` (SKIPPED: cannot mount a tmpfs: ${noTmpfs})` : ''}`, withHome(async (h) => {
-  const mnt = join(h.dir, 'small');
-  mkdirSync(mnt);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mnt], { stdio: 'ignore' });
-  const env = { BGMON_HOME: join(mnt, 'home') };
-  try {
+  await withSmallDisk(h, '2m', async (mnt, env) => {
     const start = await h.run('bgmon-start', ['--name', 'filler', '--', 'sh', '-c', `head -c 4000000 /dev/zero; ${TERM_TRAPPER}`], { env });
     assert.is(start.code, 0, start.stderr);
     const rec = JSON.parse(start.stdout);
@@ -270,10 +220,7 @@ diskTest(`item 13: the job that filled the disk is stopped: exit 0, STOPPED, no 
     assert.match(out.ended_at, ISO);
     assert.equal(groupMembers(rec.pid), []);
     assert.is(JSON.parse(readFileSync(join(mnt, 'home', 'jobs', 'filler.json'), 'utf8')).status, 'STOPPED');
-  } finally {
-    await h.killHome(join(mnt, 'home'));
-    execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
-  }
+  });
 }));
 
 test.run();

@@ -4,18 +4,17 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listPids, parseSignal, readStat, signalName } from 'bgmon-state';
-import { binPath, eventually, isAlive, lines, ROOT, withHome, type TestHome } from '../helpers';
+import { parseSignal, readStat, signalName } from 'bgmon-state';
+import {
+  binPath, childrenOf, isAlive, lines, ROOT, rssKb, slowTest, untilGone, withHome, type TestHome,
+} from '../helpers';
 
 const SUPERVISOR = join(ROOT, 'packages', 'bgmon-state', 'src', 'supervisor.sh');
 const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
-if (!hasShellcheck) console.log('    SKIP: shellcheck is not installed (apt-get install shellcheck); supervisor.sh was not linted');
 
 const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
-const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0);
-const childrenOf = (ppid: number) => listPids().filter((p) => readStat(p)?.ppid === ppid);
 
-test('item 2: a 40 KB argument, 3,000 arguments, 1.2 MB of arguments: the end is recorded, a dependent runs', withHome(async (h) => {
+slowTest('item 2: a 40 KB argument, 3,000 arguments, 1.2 MB of arguments: the end is recorded, a dependent runs', withHome(async (h) => {
   const shapes: [string, string[]][] = [
     ['wide', ['x'.repeat(40_000)]],
     ['many', Array.from({ length: 3000 }, (_, i) => `arg${i}`)],
@@ -62,7 +61,7 @@ function startAndLook(h: TestHome, name: string): Promise<{ rec: any; st: Return
   });
 }
 
-test('item 5: the moment bgmon-start prints the record, pid = pgid = sid, 30 times in a row', withHome(async (h) => {
+slowTest('item 5: the moment bgmon-start prints the record, pid = pgid = sid, 30 times in a row', withHome(async (h) => {
   for (let i = 0; i < 30; i++) {
     const { rec, st } = await startAndLook(h, `g${i}`);
     assert.is(st!.pgrp, rec.pid, `start ${i}: process group`);
@@ -141,7 +140,7 @@ test('the supervisor does not depend on the record\'s key order, and stays under
   const wait = await h.run('bgmon-wait', ['order', '--timeout', '20s']);
   assert.is(wait.code, 0, wait.stdout);
   assert.is(lines(wait.stdout)[0].status, 'SUCCEEDED');
-  await eventually(() => !isAlive(rec.sup_pid), 10_000, 'the supervisor to exit');
+  await untilGone([rec.sup_pid], 'the supervisor');
   assert.equal(readdirSync(join(h.root, 'jobs')), ['order.json'], 'end and spare files consumed by the fold');
 }));
 
@@ -154,7 +153,7 @@ test('what supervisor.sh relies on: env --default-signal, setsid in place, wait 
   assert.is(rc, '143', 'wait reports a signal as 128+n');
 });
 
-(hasShellcheck ? test : test.skip)('supervisor.sh passes shellcheck (POSIX sh)', () => {
+(hasShellcheck ? test : test.skip)(`supervisor.sh passes shellcheck (POSIX sh)${hasShellcheck ? '' : ' (SKIPPED: shellcheck is not installed)'}`, () => {
   const r = spawnSync('shellcheck', ['-s', 'sh', SUPERVISOR]);
   assert.is(r.status, 0, r.stdout.toString());
 });

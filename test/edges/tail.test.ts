@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, listPids } from 'bgmon-state';
-import { binPath, eventually, lines, withHome, type TestHome } from '../helpers';
+import { binPath, eventually, lines, slowTest, until, withHome, type TestHome } from '../helpers';
 
 const BIG = 100_000_000;
 // Generous: node itself takes ~45 MB; holding the 100 MB line took 340 MB.
@@ -147,7 +147,7 @@ test('tail -f on several jobs drains each fully, in order, to a fast and a slow 
   }
 }));
 
-test('tail -f streams a 100 MB line without newline in bounded memory and ends with the job', withHome(async (h) => {
+slowTest('tail -f streams a 100 MB line without newline in bounded memory and ends with the job', withHome(async (h) => {
   await h.start('flat', ['sh', '-c', `sleep 0.5; head -c ${BIG} /dev/zero | tr '\\0' x`]);
   const outFile = join(h.dir, 'out');
   const r = await tailShell(h, ['-f', 'flat'], `> ${quote(outFile)}`, true);
@@ -159,9 +159,9 @@ test('tail -f streams a 100 MB line without newline in bounded memory and ends w
   assert.ok(kb < RSS_LIMIT_KB, `tail -f peaked at ${kb} kB`);
 }));
 
-test('tail -n 1 prints a 100 MB last line in flat memory; --json splits it into 1 MiB records', withHome(async (h) => {
+slowTest('tail -n 1 prints a 100 MB last line in flat memory; --json splits it into 1 MiB records', withHome(async (h) => {
   await h.start('wide', ['sh', '-c', `echo first; echo second; head -c ${BIG} /dev/zero | tr '\\0' x`]);
-  await eventually(async () => (await h.status('wide')).status === 'SUCCEEDED', 20_000, 'the log to be written');
+  await until(h, 'wide', 'SUCCEEDED', 60_000);
   const outFile = join(h.dir, 'out');
   const r = await tailShell(h, ['-n', '1', 'wide'], `> ${quote(outFile)}`, true);
   assert.is(r.code, 0, r.stderr);
@@ -192,7 +192,7 @@ test('a line split for --json or several jobs is cut between UTF-8 characters', 
   const manyE = `head -c 600000 /dev/zero | tr '\\0' '\\001' | sed 's/\\x01/é/g'`;
   await h.start('utf', ['sh', '-c', `printf 'a'; ${manyE}; echo; echo next`]);
   await h.start('other', ['sh', '-c', 'echo other']);
-  await eventually(async () => (await h.status('utf')).status === 'SUCCEEDED');
+  await until(h, 'utf', 'SUCCEEDED');
   const expected = 'a' + 'é'.repeat(600_000);
   // to a file: the test's pipe reader would decode chunk by chunk and break characters itself
   const outFile = join(h.dir, 'out');

@@ -4,10 +4,14 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { environHas, listPids, readStat } from 'bgmon-state';
-import { binPath, isAlive, listDir, schemaProblems, sleep, withHome } from '../helpers';
+import { environHas, readStat } from 'bgmon-state';
+import {
+  binPath, isAlive, listDir, processes, schemaProblems, sleep, slowTest, spawnCollect, withHome,
+} from '../helpers';
 
-test('50 concurrent bgmon-start --name same: one job runs, 49 exit 1, one intact record, one log', withHome(async (h) => {
+const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+
+slowTest('50 concurrent bgmon-start --name same: one job runs, 49 exit 1, one intact record, one log', withHome(async (h) => {
   const runs = await Promise.all(Array.from({ length: 50 }, () => h.run('bgmon-start', ['--name', 'same', '--', 'sleep', '1000'], { timeoutMs: 60_000 })));
   const codes = runs.map((r) => r.code);
   assert.is(codes.filter((c) => c === 0).length, 1, `exit codes: ${codes.join(',')}`);
@@ -19,19 +23,30 @@ test('50 concurrent bgmon-start --name same: one job runs, 49 exit 1, one intact
   assert.is(schemaProblems(rec), null);
   assert.equal(listDir(join(h.root, 'jobs')), [`.same@${rec.id}.end`, `.same@${rec.id}.spare`, 'same.json'], 'no temp files left');
   assert.equal(listDir(join(h.root, 'logs')), ['same.log']);
-  const sleepers = listPids().filter((p) => environHas(p, 'BGMON_JOB=same') && readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('sleep'));
-  assert.equal(sleepers, [rec.pid], 'exactly one job process');
+  const sleepers = processes((st) => environHas(st.pid, `BGMON_HOME=${h.root}`) && cmdline(st.pid).startsWith('sleep'));
+  assert.equal(sleepers.map((st) => st.pid), [rec.pid], 'exactly one job process');
 }));
 
-test('bgmon-start SIGKILLed at random points, 100 times: never a torn record, never a job running without one', withHome(async (h) => {
+/** How long one uninterrupted bgmon-start takes here (the slowest of three), in ms. */
+async function fullStartMs(env: Record<string, string>): Promise<number> {
+  let slowest = 0;
+  for (let i = 0; i < 3; i++) {
+    const r = await spawnCollect(process.execPath, [binPath('bgmon-start'), '--name', `probe${i}`, '--', 'true'], { env }).done;
+    assert.is(r.code, 0, r.stderr);
+    slowest = Math.max(slowest, r.ms);
+  }
+  return slowest;
+}
+
+slowTest('bgmon-start SIGKILLed at 100 points of its run: never a torn record, never a job running without one', withHome(async (h) => {
   const env = { ...h.env };
-  let withRecord = 0;
+  // The kills sweep evenly from 0 to 1.5 times a full start: the early ones land before any
+  // record, the last third after bgmon-start has finished, the rest anywhere in between.
+  const full = await fullStartMs(env);
   for (let i = 0; i < 100; i++) {
-    const name = `k${i}`;
-    const child = spawn(process.execPath, [binPath('bgmon-start'), '--name', name, '--', 'sleep', '1000'], { env, stdio: 'ignore' });
+    const child = spawn(process.execPath, [binPath('bgmon-start'), '--name', `k${i}`, '--', 'sleep', '1000'], { env, stdio: 'ignore' });
     const closed = new Promise((r) => child.once('close', r));
-    // node itself needs ~100 ms to start; spread the kills over the whole run of bgmon-start
-    await sleep(60 + Math.random() * 160);
+    await sleep((i / 100) * 1.5 * full);
     child.kill('SIGKILL');
     await closed;
   }
@@ -40,31 +55,36 @@ test('bgmon-start SIGKILLed at random points, 100 times: never a torn record, ne
   const records = new Map<string, any>();
   for (const f of listDir(jobsDir)) {
     // a start killed mid-write may leave its private temp file (never read as a record)
-    if (f.startsWith('.')) assert.match(f, /^\.k\d+(@[0-9a-z]+-[0-9a-f]{8}\.(end|spare)|\.\d+\.\d+\.tmp)$/);
-    if (!f.endsWith('.json') || f.startsWith('.')) continue;
+    if (f.startsWith('.')) assert.match(f, /^\.(k\d+|probe\d)(@[0-9a-z]+-[0-9a-f]{8}\.(end|spare)|\.\d+\.\d+\.tmp)$/);
+    if (!f.endsWith('.json') || f.startsWith('.') || f.startsWith('probe')) continue;
     const rec = JSON.parse(readFileSync(join(jobsDir, f), 'utf8'));
     assert.is(schemaProblems(rec), null, f);
     records.set(rec.name, rec);
   }
-  withRecord = records.size;
-  const running = listPids().filter((p) => {
-    const env = (() => { try { return readFileSync(`/proc/${p}/environ`, 'latin1'); } catch { return ''; } })();
-    return env.includes(`BGMON_HOME=${h.root}\0`) && readFileSync(`/proc/${p}/cmdline`, 'latin1').startsWith('sleep') && readStat(p)?.state !== 'Z';
-  });
-  for (const pid of running) {
+  // kills at 0 ms land before node has even started; kills after a full start land after it
+  assert.ok(records.size >= 5 && records.size <= 95, `${records.size} of 100 killed starts wrote a record (full start: ${full} ms)`);
+  const running = processes((st) => environHas(st.pid, `BGMON_HOME=${h.root}`) && cmdline(st.pid).startsWith('sleep'));
+  for (const { pid } of running) {
     const name = /BGMON_JOB=([^\0]+)/.exec(readFileSync(`/proc/${pid}/environ`, 'latin1'))![1];
     const rec = records.get(name);
     assert.ok(rec, `job process ${pid} (${name}) runs without a record`);
     assert.is(rec.pid, pid);
     assert.is(rec.status, 'RUNNING');
   }
+  const runningPids = running.map((st) => st.pid);
   for (const rec of records.values()) {
-    if (rec.status === 'RUNNING' && isAlive(rec.pid)) assert.ok(running.includes(rec.pid));
+    if (rec.status === 'RUNNING' && isAlive(rec.pid)) assert.ok(runningPids.includes(rec.pid));
   }
-  // the kernel released every lock with its holder: the names can be used again at once
-  const again = await h.run('bgmon-start', ['--name', 'k0', '--', 'true']);
-  assert.ok(again.code === 0 || (again.code === 1 && /RUNNING/.test(again.stderr)), again.stderr);
-  console.log(`    (${withRecord} of 100 killed starts got as far as a record; ${running.length} jobs running)`);
+  // the kernel released every lock with its holder: each name can be used again at once, and
+  // only a name whose job runs is refused
+  for (const name of ['k0', 'k50', 'k99']) {
+    const rec = records.get(name);
+    const runs = rec !== undefined && runningPids.includes(rec.pid);
+    const again = await h.run('bgmon-start', ['--name', name, '--', 'true'], { timeoutMs: 10_000 });
+    assert.is(again.code, runs ? 1 : 0, `${name}: ${again.stderr}`);
+    if (runs) assert.match(again.stderr, /^bgmon-start: job k\d+ is RUNNING/);
+    assert.ok(again.ms < 5000, `${name}: took ${again.ms} ms`);
+  }
 }));
 
 test('name locks: a live holder is waited for; a dead or abandoned one is broken', withHome(async (h) => {

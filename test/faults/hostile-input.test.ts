@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, isAlive, lines, listDir, sleep, withHome, type Result, type TestHome } from '../helpers';
+import { isAlive, lines, listDir, sleep, slowTest, until, withHome, type Result, type TestHome } from '../helpers';
 
 const HOSTILE_NAMES = ['../x', '/abs', 'a/b', '.', '..', '', 'a'.repeat(129), 'a\nb', 'ａｂｃ', 'раb', 'a b', '-rf', 'a*b/c', 'x\u0000y'];
 const COMMANDS: [string, string[]][] = [
@@ -34,7 +34,7 @@ async function bystander(h: TestHome): Promise<{ rec: any; unchanged: () => void
   };
 }
 
-test('hostile names on every command: exit 2, one line, nothing touched', withHome(async (h) => {
+slowTest('hostile names on every command: exit 2, one line, nothing touched', withHome(async (h) => {
   const { unchanged } = await bystander(h);
   for (const name of HOSTILE_NAMES) {
     if (name.includes('\u0000')) continue; // argv cannot carry NUL; it comes through stdin below
@@ -77,7 +77,7 @@ test('a BGMON_HOME that belongs to another user, or that others can write, is re
 
 test('corrupt record files: empty, truncated, not JSON, wrong shape, enormous', withHome(async (h) => {
   await h.start('good', ['true']);
-  await eventually(async () => (await h.status('good')).status === 'SUCCEEDED');
+  await until(h, 'good', 'SUCCEEDED');
   const good = h.record('good');
   const jobs = join(h.root, 'jobs');
   const bad: Record<string, string | Buffer> = {
@@ -109,7 +109,7 @@ test('corrupt record files: empty, truncated, not JSON, wrong shape, enormous', 
   assert.is((await h.run('bgmon-status', ['good'])).code, 0, 'a good job is still fine on its own');
 }));
 
-test('NDJSON on stdin: garbage lines, 10 MB lines, unknown names', withHome(async (h) => {
+slowTest('NDJSON on stdin: garbage lines, 10 MB lines, unknown names', withHome(async (h) => {
   const { unchanged } = await bystander(h);
   const cases: [string, number][] = [
     ['{"name":"victim"}\ngarbage\n', 2],

@@ -2,37 +2,30 @@
 // reboots, a job turns zombie, a job resists being stopped. bgmon's state must stay true.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { environHas, listPids, readStat } from 'bgmon-state';
-import { binPath, eventually, isAlive, lines, sleep, withHome, type TestHome } from '../helpers';
-
-const until = (h: TestHome, name: string, pred: (s: any) => boolean, ms = 15_000) =>
-  eventually(async () => { const s = await h.status(name); return pred(s) && s; }, ms, `${name} state`);
-
-/** Live processes carrying this run's marker (the job and everything it started). */
-function jobProcs(rec: any): number[] {
-  return listPids().filter((pid) => pid !== rec.sup_pid && environHas(pid, `BGMON_JOB_ID=${rec.id}`) && readStat(pid)?.state !== 'Z');
-}
+import { readStat } from 'bgmon-state';
+import {
+  binPath, deadRecord, ended, eventually, isAlive, jobProcs, lines, processes, sleep, staleRecord, until, untilGone, untilOnDisk, withHome,
+} from '../helpers';
 
 test('the starting terminal disappears: a job started in a pty session survives SIGHUP and records its exit', withHome(async (h) => {
   // the job ends only when the test says so: no race with a slow machine
   const release = join(h.dir, 'release');
   const inner = `"${process.execPath}" "${binPath('bgmon-start')}" --name pty -- sh -c 'until [ -e ${release} ]; do sleep 0.05; done; exit 5'; sleep 1000`;
   const term = h.spawnOutside('script', ['-qec', inner, '/dev/null'], { detached: true });
-  await eventually(() => existsSync(join(h.root, 'jobs', 'pty.json')) && h.record('pty').status === 'RUNNING', 10_000, 'the record');
-  const rec = h.record('pty');
+  const rec = await untilOnDisk(h, 'pty', 'RUNNING');
   // the shell inside the pty: its own session, with the pty as controlling terminal
-  const shell = listPids().map((p) => readStat(p)).find((st) => st && st.ppid === term.pid && st.session === st.pid)!;
+  const [shell] = processes((st) => st.ppid === term.pid && st.session === st.pid);
   assert.ok(shell, 'found the shell script(1) runs in the pty');
   assert.is.not(readStat(rec.pid)!.session, shell.session, 'the job is not in the terminal session');
   process.kill(-shell.session, 'SIGHUP');
   process.kill(term.pid!, 'SIGHUP');
-  await eventually(() => !isAlive(shell.pid) && !isAlive(term.pid!), 5000, 'the terminal session to die');
+  await untilGone([shell.pid, term.pid!], 'the terminal session');
   const after = await h.status('pty');
   assert.is(after.status, 'RUNNING', JSON.stringify(after));
   writeFileSync(release, '');
-  const end = await until(h, 'pty', (s) => s.status !== 'RUNNING');
+  const end = await until(h, 'pty', ended);
   assert.is(end.status, 'FAILED');
   assert.is(end.exit_code, 5);
 }));
@@ -40,9 +33,9 @@ test('the starting terminal disappears: a job started in a pty session survives 
 test('supervisor SIGKILLed while the job runs on: RUNNING while it lives, then DEAD, never a made-up exit code', withHome(async (h) => {
   const rec = await h.start('orphan', ['sh', '-c', 'sleep 1; exit 3']);
   process.kill(rec.sup_pid, 'SIGKILL');
-  await eventually(() => !isAlive(rec.sup_pid), 5000, 'the supervisor to die');
+  await untilGone([rec.sup_pid], 'the supervisor');
   assert.is((await h.status('orphan')).status, 'RUNNING');
-  const end = await until(h, 'orphan', (s) => s.status !== 'RUNNING');
+  const end = await until(h, 'orphan', ended);
   assert.is(end.status, 'DEAD');
   assert.is(end.exit_code, null);
   assert.is(end.signal, null);
@@ -53,7 +46,7 @@ test('job and supervisor SIGKILLed together: DEAD in the very next status call',
   const rec = await h.start('both', ['sleep', '1000']);
   process.kill(rec.sup_pid, 'SIGKILL');
   process.kill(-rec.pid, 'SIGKILL');
-  await eventually(() => !isAlive(rec.pid) && !isAlive(rec.sup_pid), 5000, 'both to die');
+  await untilGone([rec.pid, rec.sup_pid], 'job and supervisor');
   const r = await h.run('bgmon-status', ['both', '--json']);
   assert.is(lines(r.stdout)[0].status, 'DEAD');
   const w = await h.run('bgmon-wait', ['both', '--timeout', '5s']);
@@ -61,11 +54,9 @@ test('job and supervisor SIGKILLed together: DEAD in the very next status call',
 }));
 
 test('pid reuse: a record whose pid now belongs to an unrelated process is STALE; stop and rm --stop never signal it', withHome(async (h) => {
-  await h.start('seed', ['true']);
-  await until(h, 'seed', (s) => s.status === 'SUCCEEDED');
   const bystander = h.spawnOutside('sleep', ['1000']);
-  const st = await eventually(() => readStat(bystander.pid!));
-  h.writeRecord('reused', { ...h.record('seed'), name: 'reused', id: 'r1', status: 'RUNNING', pid: bystander.pid, starttime: st.starttime + 1, ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  await eventually(() => readStat(bystander.pid!));
+  staleRecord(h, 'reused', bystander.pid!);
   assert.is((await h.status('reused')).status, 'STALE');
   const stop = await h.run('bgmon-stop', ['reused', '--signal', 'KILL', '--grace', '0']);
   assert.is(stop.code, 1);
@@ -77,13 +68,12 @@ test('pid reuse: a record whose pid now belongs to an unrelated process is STALE
 }));
 
 test('reboot: a record from another boot is not RUNNING and its pid is never signalled', withHome(async (h) => {
-  await h.start('seed', ['true']);
-  await until(h, 'seed', (s) => s.status === 'SUCCEEDED');
   const bystander = h.spawnOutside('sleep', ['1000']);
   const st = await eventually(() => readStat(bystander.pid!));
+  const otherBoot = '00000000-0000-0000-0000-000000000000';
   // same pid and starttime as a live process: only the boot id tells it is not the same one
-  h.writeRecord('before-reboot', { ...h.record('seed'), name: 'before-reboot', id: 'b1', status: 'RUNNING', pid: bystander.pid, starttime: st.starttime, boot_id: '00000000-0000-0000-0000-000000000000', ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
-  h.writeRecord('gone-pid', { ...h.record('seed'), name: 'gone-pid', id: 'b2', status: 'RUNNING', pid: 2 ** 22 + 1, starttime: 5, boot_id: '00000000-0000-0000-0000-000000000000', ended_at: null, exit_code: null, signal: null, sup_pid: null, sup_starttime: null });
+  staleRecord(h, 'before-reboot', st.pid, { starttime: st.starttime, boot_id: otherBoot });
+  deadRecord(h, 'gone-pid', { boot_id: otherBoot });
   assert.is((await h.status('before-reboot')).status, 'STALE');
   assert.is((await h.status('gone-pid')).status, 'DEAD');
   const stop = await h.run('bgmon-stop', ['before-reboot', 'gone-pid', '--signal', 'KILL', '--grace', '0']);
@@ -104,7 +94,7 @@ test('a zombie job (its parent does not reap it) is not RUNNING', withHome(async
   } finally {
     process.kill(rec.sup_pid, 'SIGCONT');
   }
-  const end = await eventually(() => h.record('zombie').status !== 'RUNNING' && h.record('zombie'), 5000, 'the supervisor to record the end');
+  const end = await untilOnDisk(h, 'zombie', ended);
   assert.is(end.signal, 'SIGKILL', 'the supervisor records what status already said');
 }));
 
