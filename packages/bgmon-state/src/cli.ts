@@ -4,7 +4,6 @@ import { out } from './stdout';
 
 export { out };
 import { homeFromEnv } from './paths';
-import { CorruptRecordError } from './record';
 import { isValidName } from './names';
 import { isNoSpace, noSpaceError } from './fsutil';
 
@@ -125,7 +124,7 @@ export function runCommand(spec: CommandSpec, main: (args: Args) => Promise<numb
   go().then(finish, (err) => {
     // a full disk or quota is the user's to fix: one line, exit 1, never an internal error
     if (isNoSpace(err)) err = noSpaceError((err as NodeJS.ErrnoException).path ?? 'the state directory', err);
-    if (err instanceof BgmonError || err instanceof CorruptRecordError) warn(spec.name, err.message);
+    if (err instanceof BgmonError) warn(spec.name, err.message);
     else warn(spec.name, `internal error: ${(err as Error)?.stack?.split('\n').slice(0, 2).join(' ') ?? err}`);
     finish(err instanceof BgmonError ? err.exitCode : 1);
   });

@@ -1,5 +1,6 @@
-import { lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './fsutil';
 import { StateError } from './errors';
 import { isValidName } from './names';
 import type { Home } from './paths';
@@ -37,23 +38,15 @@ function ensureHistoryDir(home: Home): string {
   return dir;
 }
 
-let tmpCounter = 0;
-
 /** Keeps the record of a finished run, written atomically (temp file + rename), mode 0600. */
 export function archiveRun(home: Home, rec: JobRecord): void {
   if (!isValidName(rec.name) || !isRunId(rec.id)) {
     throw new StateError(`cannot keep run ${rec.name}@${rec.id}: bad name or id`);
   }
   const dir = ensureHistoryDir(home);
-  const tmp = join(dir, `.${rec.name}@${rec.id}.${process.pid}.${++tmpCounter}.tmp`);
   try {
-    // 'wx': a new file, never one planted at the temp path (O_EXCL does not follow links)
-    writeFileSync(tmp, JSON.stringify(rec) + '\n', { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, historyPath(home, rec.name, rec.id));
+    writeFileAtomic(historyPath(home, rec.name, rec.id), JSON.stringify(rec) + '\n');
   } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {}
     // the caller must not replace a run whose outcome it could not keep
     const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new StateError(`cannot keep the record of run ${rec.name}@${rec.id} in ${dir}: ${why}`);

@@ -94,6 +94,13 @@ interface Started {
   cancel: () => void;
 }
 
+/** What the transport's exit says when the remote printed nothing: unreachable, no bgmon, killed. */
+function failOnExit(run: HostRun, ssh: string, command: string, held: string[]): void {
+  if (run.code === SSH_FAILED && run.lines === 0) fail(run, held.pop() ?? `unreachable (${ssh} exited ${run.code})`);
+  else if (run.code === NOT_FOUND && run.lines === 0) fail(run, `${command} not found on the remote PATH`);
+  else if (run.code === null) fail(run, `${ssh} was killed`);
+}
+
 function runOnHost(command: HostCommand, host: string, io: HostIo): Started {
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const [ssh, ...sshArgs] = transport(process.env);
@@ -134,11 +141,7 @@ function runOnHost(command: HostCommand, host: string, io: HostIo): Started {
       if (settled) return;
       settled = true;
       run.code = code;
-      if (run.failure === null && !run.cancelled) {
-        if (code === SSH_FAILED && run.lines === 0) fail(run, held.pop() ?? `unreachable (${ssh} exited ${code})`);
-        else if (code === NOT_FOUND && run.lines === 0) fail(run, `${command} not found on the remote PATH`);
-        else if (code === null) fail(run, `${ssh} was killed`);
-      }
+      if (run.failure === null && !run.cancelled) failOnExit(run, ssh, command, held);
       if (run.failure === null && !run.cancelled) held.splice(0).forEach(relay);
       if (!run.cancelled) io.onEnd(run);
       resolve(run);

@@ -164,3 +164,13 @@ export function tryLock(home: Home, name: string): Lock | null {
     return null; // no room, or no run/: the work is left to the next reader
   }
 }
+
+/** Runs fn holding the name's lock, and releases it whatever happens. */
+export async function withLock<T>(home: Home, name: string, fn: () => T | Promise<T>): Promise<T> {
+  const held = await lock(home, name);
+  try {
+    return await fn();
+  } finally {
+    unlock(held);
+  }
+}

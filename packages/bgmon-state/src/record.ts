@@ -1,3 +1,4 @@
+import { StateError } from './errors';
 import { closeSync, fstatSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { openOwnFile, writeFileAtomic } from './fsutil';
@@ -42,7 +43,8 @@ export interface JobRecord {
 // Records are tiny; anything this large is not one of ours and is not read into memory.
 const MAX_RECORD_BYTES = 8 * 1024 * 1024;
 
-export class CorruptRecordError extends Error {
+/** A record file that cannot be read as one (a user can cause it): exit 1, one line, never a stack. */
+export class CorruptRecordError extends StateError {
   constructor(readonly file: string, reason: string) {
     super(`${file}: corrupt record (${reason})`);
   }

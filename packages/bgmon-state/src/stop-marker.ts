@@ -1,4 +1,5 @@
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { unlinkQuietly, writeFileAtomic } from './fsutil';
 import { join } from 'node:path';
 import { stopMarkerPath, type Home } from './paths';
 import { bootId, isSameProcess, readStat } from './proc';
@@ -54,12 +55,6 @@ function createEmpty(path: string): boolean {
   }
 }
 
-const quietly = (fn: () => void) => {
-  try {
-    fn();
-  } catch {}
-};
-
 /** Marks run rec.id as being stopped by this process; best effort, never throws. */
 export function claimStop(home: Home, rec: JobRecord): StopClaim {
   sweepOldMarkers(home, rec);
@@ -67,14 +62,11 @@ export function claimStop(home: Home, rec: JobRecord): StopClaim {
   const file = join(home.run, `${claimPrefix(rec.name, rec.id)}${process.pid}.${me.starttime}.${compactBoot()}`);
   const claim: StopClaim = { home, name: rec.name, id: rec.id, file: createEmpty(file) ? file : null, legacy: null };
   const line2 = `${process.pid} ${me.starttime} ${compactBoot()}`;
-  const tmp = join(home.run, `.${rec.name}.stop.${process.pid}.tmp`);
-  quietly(() => unlinkSync(tmp)); // left by a stopper of this pid that was killed
   try {
-    writeFileSync(tmp, `${rec.id}\n${line2}\n`, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, stopMarkerPath(home, rec.name));
+    writeFileAtomic(stopMarkerPath(home, rec.name), `${rec.id}\n${line2}\n`);
     claim.legacy = line2;
   } catch {
-    quietly(() => unlinkSync(tmp)); // ENOSPC: the empty claim file above is what counts
+    // ENOSPC: the empty claim file above is what counts
   }
   return claim;
 }
@@ -94,24 +86,24 @@ export function confirmStop(claim: StopClaim): void {
 
 /** The run has not ended: take back every trace of this stop, so it changes no later outcome. */
 export function withdrawStop(claim: StopClaim): void {
-  if (claim.file) quietly(() => unlinkSync(claim.file!));
+  if (claim.file) unlinkQuietly(claim.file!);
   claim.file = null;
   const legacy = stopMarkerPath(claim.home, claim.name);
-  if (claim.legacy !== null && readText(legacy) === `${claim.id}\n${claim.legacy}\n`) quietly(() => unlinkSync(legacy));
+  if (claim.legacy !== null && readText(legacy) === `${claim.id}\n${claim.legacy}\n`) unlinkQuietly(legacy);
 }
 
 /** The run's end is recorded: its markers have done their work. */
 export function clearStop(home: Home, rec: JobRecord): void {
   if (!isUsableRunId(rec.id)) return;
-  quietly(() => unlinkSync(stoppedPath(home, rec.name, rec.id)));
+  unlinkQuietly(stoppedPath(home, rec.name, rec.id));
   const legacy = stopMarkerPath(home, rec.name);
-  if (readText(legacy)?.split('\n')[0] === rec.id) quietly(() => unlinkSync(legacy));
+  if (readText(legacy)?.split('\n')[0] === rec.id) unlinkQuietly(legacy);
 }
 
 /** Every stop marker of a name, whatever the run (for rm and for a new run of the name). */
 export function removeStopMarkers(home: Home, name: string): void {
   for (const entry of listRun(home)) {
-    if (entry === `${name}.stop` || isMarkerOf(name, entry)) quietly(() => unlinkSync(join(home.run, entry)));
+    if (entry === `${name}.stop` || isMarkerOf(name, entry)) unlinkQuietly(join(home.run, entry));
   }
 }
 
@@ -145,7 +137,7 @@ function sweepOldMarkers(home: Home, rec: JobRecord): void {
   const live = new Set(liveClaims(home, rec));
   const current = `${rec.name}@${rec.id}.stopped`;
   for (const entry of listRun(home)) {
-    if (entry !== current && !live.has(entry) && isMarkerOf(rec.name, entry)) quietly(() => unlinkSync(join(home.run, entry)));
+    if (entry !== current && !live.has(entry) && isMarkerOf(rec.name, entry)) unlinkQuietly(join(home.run, entry));
   }
 }
 

@@ -6,7 +6,7 @@ import { environHas, isSameProcess, listPids, readStat, type ProcStat } from './
 import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { isStoppedState, STOP_SIGNALS } from './run-state';
-import { lock, unlock } from './lock';
+import { withLock } from './lock';
 import { removeQueueEntry } from './queue';
 import { sleep } from './sleep';
 import { foldEnd } from './fold';
@@ -165,38 +165,34 @@ async function signalUntilGone(rec: JobRecord, opts: StopOptions): Promise<Outco
   }
 }
 
-async function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
-  const held = await lock(home, name);
-  try {
+function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
+  return withLock(home, name, () => {
     const rec = readRecord(home, name);
     if (!rec || rec.status !== 'QUEUED') return null;
     const stopped: JobRecord = { ...rec, status: 'STOPPED', ended_at: nowIso() };
     writeRecord(home, stopped);
     removeQueueEntry(home, name);
     return stopped;
-  } finally {
-    unlock(held);
-  }
+  });
 }
 
 /** Rewrites this run's record as STOPPED when `still` holds under the name's lock; best effort. */
-async function relabelStopped(home: Home, rec: JobRecord, still: (r: JobRecord) => boolean, endedAt: string | null): Promise<JobRecord | null> {
-  let held;
+async function relabelStopped(
+  home: Home,
+  rec: JobRecord,
+  still: (r: JobRecord) => boolean,
+  endedAt: string | null,
+): Promise<JobRecord | null> {
   try {
-    held = await lock(home, rec.name);
+    return await withLock(home, rec.name, () => {
+      const fresh = readRecord(home, rec.name);
+      if (!fresh || fresh.id !== rec.id || !still(fresh)) return null;
+      const stopped: JobRecord = { ...fresh, status: 'STOPPED', ended_at: fresh.ended_at ?? endedAt };
+      writeRecord(home, stopped);
+      return stopped;
+    });
   } catch {
-    return null; // no room even for the lock (full disk): the record keeps what was recorded
-  }
-  try {
-    const fresh = readRecord(home, rec.name);
-    if (!fresh || fresh.id !== rec.id || !still(fresh)) return null;
-    const stopped: JobRecord = { ...fresh, status: 'STOPPED', ended_at: fresh.ended_at ?? endedAt };
-    writeRecord(home, stopped);
-    return stopped;
-  } catch {
-    return null;
-  } finally {
-    unlock(held);
+    return null; // no room even for the lock (full disk), or a corrupt record: it keeps what was recorded
   }
 }
 

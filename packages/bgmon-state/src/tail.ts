@@ -297,13 +297,7 @@ interface Position {
 function framedOutput(json: boolean): TailSink {
   const held = new Map<string, Held>();
   const positions = new Map<string, Position>();
-  let batch: Buffer[] = [];
-  let batchBytes = 0;
-  const flush = () => {
-    if (batch.length > 0) out(batch.length === 1 ? batch[0] : Buffer.concat(batch));
-    batch = [];
-    batchBytes = 0;
-  };
+  const { push, flush } = batchedOut();
   const emit = (name: string, line: Buffer, offset: number, partial: boolean) => {
     if (!json && line.length >= CHUNK) {
       // a long line goes out as it is, not copied once more behind its prefix
@@ -313,10 +307,8 @@ function framedOutput(json: boolean): TailSink {
       out(NL);
       return;
     }
-    const text = json ? jsonLine(name, positions.get(name)?.id ?? '', line, offset, partial) : Buffer.concat([Buffer.from(`${name} | `), line, NL]);
-    if (batchBytes + text.length > CHUNK) flush();
-    batch.push(text);
-    batchBytes += text.length;
+    const id = positions.get(name)?.id ?? '';
+    push(json ? jsonLine(name, id, line, offset, partial) : Buffer.concat([Buffer.from(`${name} | `), line, NL]));
   };
   const hold = (name: string, bytes: Buffer, at: number) => {
     let h = held.get(name);
@@ -359,6 +351,23 @@ function framedOutput(json: boolean): TailSink {
       flush();
     },
   };
+}
+
+/** Output lines gathered into writes of up to CHUNK bytes (one write per line costs a syscall each). */
+function batchedOut(): { push(text: Buffer): void; flush(): void } {
+  let batch: Buffer[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (batch.length > 0) out(batch.length === 1 ? batch[0] : Buffer.concat(batch));
+    batch = [];
+    bytes = 0;
+  };
+  const push = (text: Buffer) => {
+    if (bytes + text.length > CHUNK) flush();
+    batch.push(text);
+    bytes += text.length;
+  };
+  return { push, flush };
 }
 
 function jsonLine(name: string, id: string, line: Buffer, offset: number, partial: boolean): Buffer {

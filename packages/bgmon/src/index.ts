@@ -14,7 +14,7 @@ function binOf(command: string): string {
   } catch {
     const sibling = join(__dirname, '..', '..', pkg, 'bin', pkg);
     if (existsSync(sibling)) return sibling;
-    throw new Error(`${pkg} is not installed`);
+    return '';
   }
 }
 
@@ -29,6 +29,11 @@ if (command === undefined || command === '--help' || command === '-h' || command
 } else {
   // Run the command in this process: one Node start-up, not two.
   const bin = binOf(command);
-  process.argv = [process.argv[0], bin, ...rest];
-  require(bin);
+  if (bin === '') {
+    warn('bgmon', `bgmon-${command} is not installed (install the bgmon-${command} package)`);
+    process.exitCode = 1;
+  } else {
+    process.argv = [process.argv[0], bin, ...rest];
+    require(bin);
+  }
 }
