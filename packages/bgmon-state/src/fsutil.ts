@@ -122,3 +122,13 @@ export function renameOwnFile(from: string, to: string): boolean {
     return false;
   }
 }
+
+/** True when something (a file, a link, anything) is at path; a link is not followed. */
+export function existsNoFollow(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,6 +1,7 @@
 import { lstatSync, mkdirSync, readlinkSync, type Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { existsNoFollow } from './fsutil';
 import { StateError } from './errors';
 
 export interface Home {
@@ -140,13 +141,4 @@ export function ensureHome(home: Home): Home {
   for (const dir of [home.jobs, home.logs, home.run]) mkdirOwn(dir);
   checkHome(home);
   return home;
-}
-
-function existsNoFollow(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { StateError } from './errors';
 import { join } from 'node:path';
 import { logPath, queuePath, recordPath, sparePath, type Home } from './paths';
@@ -6,7 +6,7 @@ import { CorruptRecordError, isTerminal, readRecord, type JobRecord } from './re
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
-import { unlinkQuietly } from './fsutil';
+import { existsNoFollow, unlinkQuietly } from './fsutil';
 import { removeStopMarkers } from './stop-marker';
 import { advanceQueue } from './queue';
 import { waitingDependents } from './queue-rules';
@@ -106,15 +106,6 @@ async function removeCorrupt(home: Home, name: string, extra: string[]): Promise
     return `removed ${file} (a corrupt record) and its logs`;
   } finally {
     unlock(held);
-  }
-}
-
-function existsNoFollow(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
