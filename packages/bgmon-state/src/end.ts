@@ -101,7 +101,8 @@ export function endedRecord(rec: JobRecord, end: RunEnd, stopped: boolean): JobR
   const bySignal = end.status > 128 && end.status <= 192;
   const ended = {
     ...rec,
-    ended_at: end.endedAt,
+    // file times come from the kernel's coarse clock (a few ms behind): never before the start
+    ended_at: rec.started_at !== null && end.endedAt < rec.started_at ? rec.started_at : end.endedAt,
     exit_code: bySignal ? null : end.status,
     signal: bySignal ? signalName(end.status - 128) : null,
   };
