@@ -63,7 +63,10 @@ test('a job killed by SIGKILL from outside is FAILED with signal SIGKILL', withH
 }));
 
 test('the job survives its starting shell being killed with SIGHUP, and still records its exit', withHome(async (h) => {
-  const script = `"${process.execPath}" "${binPath('bgmon-start')}" --name survivor -- sh -c 'sleep 1; exit 7'; echo started; sleep 100`;
+  // the job ends when the test says so, not after a sleep a loaded machine can outlast
+  const release = join(h.dir, 'release-survivor');
+  const job = `until [ -e ${release} ]; do sleep 0.05; done; exit 7`;
+  const script = `"${process.execPath}" "${binPath('bgmon-start')}" --name survivor -- sh -c '${job}'; echo started; sleep 100`;
   // detached: the shell leads a session of its own, as a login shell does
   const shell = h.spawnOutside('sh', ['-c', script], { detached: true });
   await untilOnDisk(h, 'survivor', 'RUNNING');
@@ -71,6 +74,7 @@ test('the job survives its starting shell being killed with SIGHUP, and still re
   process.kill(-shell.pid!, 'SIGHUP');
   await untilGone([shell.pid!], 'the shell');
   assert.is((await h.status('survivor')).status, 'RUNNING');
+  writeFileSync(release, '');
   const s = await until(h, 'survivor', ended);
   assert.is(s.status, 'FAILED');
   assert.is(s.exit_code, 7);

@@ -31,10 +31,13 @@ test('the starting terminal disappears: a job started in a pty session survives 
 }));
 
 test('supervisor SIGKILLed while the job runs on: RUNNING while it lives, then DEAD, never a made-up exit code', withHome(async (h) => {
-  const rec = await h.start('orphan', ['sh', '-c', 'sleep 1; exit 3']);
+  // the job ends when the test says so, not after a sleep a loaded machine can outlast
+  const release = join(h.dir, 'release-orphan');
+  const rec = await h.start('orphan', ['sh', '-c', `until [ -e ${release} ]; do sleep 0.05; done; exit 3`]);
   process.kill(rec.sup_pid, 'SIGKILL');
   await untilGone([rec.sup_pid], 'the supervisor');
   assert.is((await h.status('orphan')).status, 'RUNNING');
+  writeFileSync(release, '');
   const end = await until(h, 'orphan', ended);
   assert.is(end.status, 'DEAD');
   assert.is(end.exit_code, null);
