@@ -104,4 +104,16 @@ test('rm NAME removes the name with its past runs, their logs and --env values',
   }
 }));
 
+test('--after NAME@ID waits for that run: a past FAILED run cancels, a past SUCCEEDED one lets it run', withHome(async (h) => {
+  const bad = await runOnce(h, 'a', 1);
+  const good = await runOnce(h, 'a', 0);
+  await h.start('a', ['sleep', '1000']);
+  const cancelled = await h.start('c', ['true'], ['--after', `a@${bad.id}`]);
+  assert.equal([cancelled.status, cancelled.after, cancelled.after_ids], ['CANCELLED', ['a'], { a: bad.id }]);
+  const ran = await h.start('d', ['true'], ['--after', `a@${good.id}`]);
+  assert.is(ran.status, 'RUNNING', 'the run it waits for has SUCCEEDED: no wait for the live one');
+  const none = await h.run('bgmon-start', ['--after', 'a@nosuchid', '--', 'true']);
+  assert.is(none.code, 2, none.stderr);
+}));
+
 test.run();

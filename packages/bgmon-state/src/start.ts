@@ -54,7 +54,8 @@ export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): 
 export async function startJob(home: Home, opts: StartOptions): Promise<JobRecord> {
   if (opts.cmd.length === 0) throw new UsageError('no command given: bgmon-start [options] -- CMD [ARG...]');
   if (opts.name !== undefined) assertName(opts.name);
-  opts.after.forEach(assertName);
+  // NAME@ID binds to that run (current or kept), see planAfter
+  opts.after.forEach((dep) => parseTarget(dep).id === null && assertName(dep));
   const cwd = resolveCwd(opts.cwd);
   const env = jobEnvironment(process.env, opts.env);
   resolveExecutable(opts.cmd[0], env.PATH, cwd);
@@ -70,7 +71,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
       v: 1, name, id, status: 'QUEUED', cmd: opts.cmd, cwd, pid: null,
       created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null, reason: null,
       log: logPath(home, name), previous_log: old ? keepLog(home, old) : null,
-      after: [...new Set(opts.after)], after_ids: plan.ids,
+      after: [...new Set(opts.after.map((dep) => parseTarget(dep).name))], after_ids: plan.ids,
       host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
     };
     keepEnvOf(home, rec, opts.env);
