@@ -4,7 +4,7 @@ import type { CommandDoc } from './types';
 export const signal: CommandDoc = {
   name: 'bgmon-signal',
   summary: 'send a signal to a job without ending it: HUP to reload, STOP/CONT to pause',
-  synopsis: ['bgmon-signal NAME|GLOB|NAME@ID... SIG', 'bgmon-signal SIG < records.ndjson'],
+  synopsis: ['bgmon-signal NAME|GLOB... SIG', 'bgmon-signal SIG < records.ndjson'],
   description: [
     'Sends SIG once to each job\'s whole process group and to every process it started that left the ' +
       'group (found by the BGMON_JOB_ID marker in its environment), exactly the processes bgmon-stop ' +
