@@ -1,4 +1,4 @@
-import { commands, commandSpec, homeFromEnv, lastString, listNames, matchNames, ndjson, out, parseDuration, removeJobs, requestedPatterns, runCommand, UsageError, warn } from 'bgmon-state';
+import { commands, commandSpec, homeFromEnv, lastString, matchTargets, namesWithHistory, splitTargets, ndjson, out, parseDuration, removeJobs, requestedPatterns, runCommand, UsageError, warn } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.rm, version), async (args) => {
@@ -9,12 +9,13 @@ runCommand(commandSpec(commands.rm, version), async (args) => {
   const home = homeFromEnv();
   const fromArgsOnly = args.finished && args._.length === 0;
   const { patterns } = fromArgsOnly ? { patterns: [] } : await requestedPatterns(args._, true);
-  const names = fromArgsOnly ? listNames(home) : matchNames(home, patterns);
+  // --finished also prunes past runs: names with only past runs left count too
+  const { names, past } = fromArgsOnly ? { names: namesWithHistory(home), past: [] } : splitTargets(home, matchTargets(home, patterns, args.finished ? namesWithHistory : undefined));
   const { records, refusals, notes } = await removeJobs(home, names, {
     finished: Boolean(args.finished),
     olderThanMs,
     stop: args.stop ? { signal: 15, graceMs } : null,
-  });
+  }, past);
   out(ndjson(records));
   for (const line of [...notes, ...refusals]) warn('bgmon-rm', line);
   return refusals.length > 0 ? 1 : 0;

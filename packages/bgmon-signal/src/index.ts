@@ -1,5 +1,5 @@
 import {
-  commands, commandSpec, homeFromEnv, matchNames, ndjson, out, parseSignal, requestedPatterns, runCommand, signalJobs, UsageError, warn,
+  commands, commandSpec, homeFromEnv, matchTargets, splitTargets, ndjson, out, parseSignal, requestedPatterns, runCommand, signalJobs, UsageError, warn,
 } from 'bgmon-state';
 import { version } from '../package.json';
 
@@ -14,8 +14,11 @@ runCommand(commandSpec(commands.signal, version), async (args) => {
   }
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(words.slice(0, -1), true);
-  const { records, refusals } = await signalJobs(home, matchNames(home, patterns), signal);
-  out(ndjson(records));
+  const { names, past } = splitTargets(home, matchTargets(home, patterns));
+  const { records, refusals } = await signalJobs(home, names, signal);
+  // a past run (NAME@ID of a replaced run) has ended, as an ended job: refused, nothing sent
+  for (const r of past) refusals.push(`run ${r.name}@${r.id} is ${r.status}: a job that has ended cannot be signalled; nothing sent`);
+  out(ndjson([...records, ...past]));
   for (const line of refusals) warn('bgmon-signal', line);
   return refusals.length > 0 ? 1 : 0;
 });

@@ -2,6 +2,7 @@ import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './fsutil';
 import { StateError } from './errors';
+import { readOwnFile, writeFileAtomic } from './fsutil';
 import { isValidName } from './names';
 import type { Home } from './paths';
 import { readRecordFile, type JobRecord } from './record';
@@ -18,7 +19,7 @@ export const historyDir = (home: Home) => join(home.root, 'history');
 
 // Run ids are ours (see newRunId), but an id read from a record may be forged: it must not
 // be able to name a path outside history/.
-const isRunId = (id: string) => typeof id === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id);
+export const isRunId = (id: unknown): id is string => typeof id === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id);
 
 export const historyPath = (home: Home, name: string, id: string) => join(historyDir(home), `${name}@${id}.json`);
 
@@ -85,3 +86,30 @@ export function historyFilesByName(home: Home): Map<string, string[]> {
   }
   return byName;
 }
+
+/*
+ * A run's --env values (they may be secrets) are kept apart from its record, in
+ * run/<name>@<id>.env (0600, like every file in the home), so that --again can start it exactly
+ * again; records carry only the keys (env_keys) and never print a value.
+ */
+export const envPath = (home: Home, name: string, id: string) => join(home.run, `${name}@${id}.env`);
+
+/** Keeps a run's KEY=VALUE assignments (nothing when there are none). */
+export function keepRunEnv(home: Home, name: string, id: string, assignments: string[]): void {
+  if (assignments.length === 0) return;
+  writeFileAtomic(envPath(home, name, id), JSON.stringify(assignments) + '\n');
+}
+
+/** The kept KEY=VALUE assignments of a run; null when they are not kept (or unreadable). */
+export function readRunEnv(home: Home, name: string, id: string): string[] | null {
+  if (!isValidName(name) || !isRunId(id)) return null;
+  try {
+    const list = JSON.parse(readOwnFile(envPath(home, name, id)));
+    return Array.isArray(list) && list.every((kv) => typeof kv === 'string') ? list : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The keys of KEY=VALUE assignments, in order, each once: what a record shows of --env. */
+export const envKeys = (assignments: string[]) => [...new Set(assignments.map((kv) => kv.slice(0, kv.indexOf('='))))];

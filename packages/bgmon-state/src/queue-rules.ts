@@ -210,9 +210,11 @@ export function planAfter(home: Home, name: string, after: string[]): AfterPlan 
   if (after.length === 0) return { action: 'run', ids, reason: null };
   if (after.includes(name)) throw new UsageError(`--after ${name} -> ${name}: that is a cycle`);
   const preds = after.map((dep) => {
-    const rec = readOrNull(home, dep);
-    if (!rec) throw new UsageError(`--after ${dep}: no such job`);
-    ids[dep] = rec.id;
+    // NAME@ID (validated by the caller): that run, current or kept
+    const [depName, depId] = dep.split('@');
+    const rec = depId === undefined ? readOrNull(home, dep) : runRecord(home, { name: depName, id: depId });
+    if (!rec) throw new UsageError(`--after ${dep}: no such ${depId === undefined ? 'job' : 'run'}`);
+    ids[depName] = rec.id;
     return rec;
   });
   assertNoCycle(home, name, preds);

@@ -32,6 +32,8 @@ export interface JobRecord {
   after_ids?: Record<string, string>;
   /** why the run ended as it did when no exit status tells (e.g. it could not start), else null */
   reason?: string | null;
+  /** the keys of the run's --env (the values are kept in run/<name>@<id>.env, never printed) */
+  env_keys?: string[];
   host: string;
   boot_id: string | null;
   starttime: number | null;

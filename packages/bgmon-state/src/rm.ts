@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { StateError } from './errors';
 import { join } from 'node:path';
-import { logPath, queuePath, recordPath, sparePath, type Home } from './paths';
+import { logPath, previousLogPath, queuePath, recordPath, sparePath, type Home } from './paths';
 import { CorruptRecordError, isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
@@ -9,8 +9,9 @@ import { stopJobs, type StopOptions } from './stop';
 import { existsNoFollow, unlinkQuietly } from './fsutil';
 import { removeStopMarkers } from './stop-marker';
 import { advanceQueue } from './queue';
-import { waitingDependents } from './queue-rules';
-import { historyFilesByName } from './history';
+import { boundRuns, queuedNames, readOrNull, waitingDependents } from './queue-rules';
+import { envPath, historyFilesByName, historyPath } from './history';
+import { loadHistory } from './select';
 
 export interface RmOptions {
   /** only terminal jobs, skipping live ones instead of refusing them */
@@ -61,6 +62,11 @@ function extraFilesByName(home: Home): Map<string, string[]> {
     if (own) add(own[1], join(home.jobs, file));
   }
   for (const [name, files] of historyFilesByName(home)) files.forEach((file) => add(name, file));
+  for (const file of listOrNone(home.run)) {
+    // runs' kept --env values, and temp files of their killed writers
+    const own = /^\.?([^.@][^@]*)@[^@]+\.env(?:\..*)?$/.exec(file);
+    if (own) add(own[1], join(home.run, file));
+  }
   return byName;
 }
 
@@ -121,7 +127,55 @@ function readOrSetAside(home: Home, name: string, opts: RmOptions, corrupt: stri
   }
 }
 
-export async function removeJobs(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
+/** Runs a QUEUED job waits for (bound by id), as name@id: their kept records must stay readable. */
+function boundByQueued(home: Home): Set<string> {
+  const bound = new Set<string>();
+  for (const name of queuedNames(home)) {
+    const rec = readOrNull(home, name);
+    if (rec?.status === 'QUEUED') boundRuns(rec).forEach((dep) => dep.id && bound.add(`${dep.name}@${dep.id}`));
+  }
+  return bound;
+}
+
+/**
+ * Removes past runs (replaced by a rerun): each kept record, its kept log and its --env values.
+ * A run a QUEUED job still waits for is kept (a refusal when named, a note when pruned).
+ */
+function removePastRuns(home: Home, runs: JobRecord[], named: boolean, result: RmResult): void {
+  if (runs.length === 0) return;
+  const bound = boundByQueued(home);
+  for (const rec of runs) {
+    if (bound.has(`${rec.name}@${rec.id}`)) {
+      (named ? result.refusals : result.notes).push(`run ${rec.name}@${rec.id} is kept: a queued job waits for it`);
+      continue;
+    }
+    // the record first, so readers never find a kept run without its log
+    unlinkQuietly(historyPath(home, rec.name, rec.id));
+    unlinkQuietly(previousLogPath(home, rec.name, rec.id));
+    unlinkQuietly(envPath(home, rec.name, rec.id));
+    result.records.push(rec);
+  }
+}
+
+/**
+ * --finished also prunes the past runs of the names (even of a name whose current run is live)
+ * that ended at least --older-than ago.
+ */
+function prunePastRuns(home: Home, names: string[], opts: RmOptions, result: RmResult): void {
+  const now = Date.now();
+  const old = loadHistory(home, names).filter((rec) => endedLongAgo(rec, opts.olderThanMs, now));
+  removePastRuns(home, old, false, result);
+}
+
+/** Removes jobs by name (with their past runs), and past runs named as NAME@ID (`past`). */
+export async function removeJobs(home: Home, names: string[], opts: RmOptions, past: JobRecord[] = []): Promise<RmResult> {
+  const result = await removeCurrentRuns(home, names, opts);
+  removePastRuns(home, past, true, result);
+  if (opts.finished) prunePastRuns(home, names, opts, result);
+  return result;
+}
+
+async function removeCurrentRuns(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
   const refusals: string[] = [];
   const notes: string[] = [];
   const corrupt: string[] = [];

@@ -3,12 +3,16 @@ import { isatty } from 'node:tty';
 import { NotFoundError, UsageError } from './errors';
 import { isGlob, isValidName, nameMatcher } from './names';
 import { recordPath, type Home } from './paths';
-import { CorruptRecordError, listNames, readRecord, type JobRecord } from './record';
+import { CorruptRecordError, isTerminal, listNames, readRecord, type JobRecord } from './record';
+import { historyFilesByName, isRunId, readRun } from './history';
 
 // A record line is a few hundred bytes; a longer line is not one of ours.
 const MAX_LINE = 1024 * 1024;
 
-/** Reads job names from NDJSON records on stdin. Any bad line rejects the whole input. */
+/**
+ * Reads job names from NDJSON records on stdin. Any bad line rejects the whole input. A record
+ * with an `id` selects exactly that run: it is read as NAME@ID (see matchTargets).
+ */
 export function readNamesFromStdin(input: NodeJS.ReadableStream = process.stdin): Promise<string[]> {
   // loaded only when stdin is read: split2 pulls in node:stream
   const split2 = require('split2') as typeof import('split2');
@@ -36,7 +40,8 @@ export function readNamesFromStdin(input: NodeJS.ReadableStream = process.stdin)
         }
         if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return fail(`stdin line ${lineNo}: not a JSON object`);
         if (!isValidName(rec.name)) return fail(`stdin line ${lineNo}: no valid "name" field`);
-        names.push(rec.name);
+        if (rec.id !== undefined && rec.id !== null && !isRunId(rec.id)) return fail(`stdin line ${lineNo}: bad "id" field`);
+        names.push(rec.id ? `${rec.name}@${rec.id}` : rec.name);
       })
       .on('error', (err: Error) => fail(`stdin: ${/maximum buffer/i.test(err.message) ? `line ${lineNo + 1} is longer than ${MAX_LINE} bytes` : err.message}`))
       .on('end', () => failed || resolve(names));
@@ -60,6 +65,7 @@ export interface Loaded {
   corrupt: CorruptRecordError[];
 }
 
+export const oldestFirst = (a: JobRecord, b: JobRecord) => byAge(a, b);
 const byAge = (a: JobRecord, b: JobRecord) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name < b.name ? -1 : 1);
 
 /** Reads the records of the given names (all jobs when undefined), oldest first. */
@@ -93,10 +99,10 @@ function hasRecordFile(home: Home, name: string): boolean {
  * Resolves names and globs to existing job names. Every pattern must match a job (else exit 3,
  * before anything is done); patterns are validated first, so bad input is exit 2.
  */
-export function matchNames(home: Home, patterns: string[]): string[] {
+export function matchNames(home: Home, patterns: string[], listAll?: (home: Home) => string[]): string[] {
   const matchers = patterns.map((p) => ({ p, test: nameMatcher(p) }));
   // plain names need no directory listing (which costs with thousands of jobs)
-  const all = patterns.some(isGlob) ? listNames(home) : null;
+  const all = listAll && patterns.length > 0 ? listAll(home) : patterns.some(isGlob) ? listNames(home) : null;
   const chosen = new Set<string>();
   for (const { p, test } of matchers) {
     const hits = all ? all.filter(test) : hasRecordFile(home, p) ? [p] : [];
@@ -104,4 +110,96 @@ export function matchNames(home: Home, patterns: string[]): string[] {
     hits.forEach((n) => chosen.add(n));
   }
   return [...chosen];
+}
+
+/** One run a command acts on: a job's current run (id null), or the run with that id. */
+export interface Target {
+  name: string;
+  id: string | null;
+}
+
+/** Splits NAME@ID (one run) from a name or glob; a bad name or id is a usage error. */
+export function parseTarget(pattern: string): Target {
+  const at = pattern.indexOf('@');
+  if (at < 0) return { name: pattern, id: null };
+  const name = pattern.slice(0, at);
+  const id = pattern.slice(at + 1);
+  if (!isValidName(name) || !isRunId(id)) throw new UsageError(`invalid run ${JSON.stringify(pattern)}: expected NAME@ID`);
+  return { name, id };
+}
+
+/** The run a target names: the current record when its id matches (or none is asked), else the kept one. */
+export function readTarget(home: Home, target: Target): { record: JobRecord; past: boolean } | null {
+  const cur = readRecord(home, target.name);
+  if (cur && (target.id === null || cur.id === target.id)) return { record: cur, past: false };
+  const kept = target.id === null ? null : readRun(home, target.name, target.id);
+  return kept ? { record: kept, past: true } : null;
+}
+
+const targetKey = (t: Target) => `${t.name}@${t.id}`;
+
+/**
+ * Resolves names, globs and NAME@ID to targets. A NAME@ID of the current run is that name (id
+ * kept, so a rerun meanwhile is noticed); of a kept run, that run. Anything that matches no job
+ * or run: exit 3, before anything is done.
+ */
+export function matchTargets(home: Home, patterns: string[], listAll?: (home: Home) => string[]): Target[] {
+  const plain = patterns.filter((p) => !p.includes('@'));
+  const runs = patterns.filter((p) => p.includes('@')).map(parseTarget);
+  const chosen = new Map<string, Target>();
+  for (const name of matchNames(home, plain, listAll)) chosen.set(name, { name, id: null });
+  for (const t of runs) {
+    let run: ReturnType<typeof readTarget> | 'corrupt';
+    try {
+      run = readTarget(home, t);
+    } catch (err) {
+      // a corrupt current record: the commands report it as they do for a name
+      if (!(err instanceof CorruptRecordError)) throw err;
+      run = 'corrupt';
+    }
+    if (run === null) throw new NotFoundError(`no such run: ${t.name}@${t.id}`);
+    // the current run under its name (the id kept: a rerun while acting on it is noticed)
+    chosen.set(run !== 'corrupt' && run.past ? targetKey(t) : t.name, t);
+  }
+  return [...chosen.values()];
+}
+
+/**
+ * Splits targets into names whose current run is meant (as the name-based commands take them)
+ * and the kept records of past runs (ended, acted on by each command in its own way).
+ */
+export function splitTargets(home: Home, targets: Target[]): { names: string[]; past: JobRecord[] } {
+  const names: string[] = [];
+  const past: JobRecord[] = [];
+  for (const t of targets) {
+    let run: ReturnType<typeof readTarget> = null;
+    try {
+      run = t.id === null ? null : readTarget(home, t);
+    } catch (err) {
+      if (!(err instanceof CorruptRecordError)) throw err;
+    }
+    if (run?.past) past.push(run.record);
+    else if (!names.includes(t.name)) names.push(t.name);
+  }
+  return { names, past };
+}
+
+/** The kept runs of the given names (every name when undefined), for --history. */
+export function loadHistory(home: Home, names?: string[]): JobRecord[] {
+  const byName = historyFilesByName(home);
+  const runs: JobRecord[] = [];
+  for (const name of names ?? byName.keys()) {
+    for (const file of byName.get(name) ?? []) {
+      const base = file.slice(file.lastIndexOf('/') + 1);
+      if (base.startsWith('.') || !base.endsWith('.json')) continue;
+      const rec = readRun(home, name, base.slice(name.length + 1, -5));
+      if (rec && isTerminal(rec.status)) runs.push(rec);
+    }
+  }
+  return runs.sort(byAge);
+}
+
+/** Names that have a current record or kept runs (for globs with --history). */
+export function namesWithHistory(home: Home): string[] {
+  return [...new Set([...listNames(home), ...historyFilesByName(home).keys()])];
 }

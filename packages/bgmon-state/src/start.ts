@@ -13,7 +13,9 @@ import { planAfter } from './queue-rules';
 import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
-import { archiveRun } from './history';
+import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
+import { readTarget, parseTarget } from './select';
+import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
 
 export { resolveExecutable };
@@ -52,7 +54,8 @@ export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): 
 export async function startJob(home: Home, opts: StartOptions): Promise<JobRecord> {
   if (opts.cmd.length === 0) throw new UsageError('no command given: bgmon-start [options] -- CMD [ARG...]');
   if (opts.name !== undefined) assertName(opts.name);
-  opts.after.forEach(assertName);
+  // NAME@ID binds to that run (current or kept), see planAfter
+  opts.after.forEach((dep) => parseTarget(dep).id === null && assertName(dep));
   const cwd = resolveCwd(opts.cwd);
   const env = jobEnvironment(process.env, opts.env);
   resolveExecutable(opts.cmd[0], env.PATH, cwd);
@@ -68,9 +71,10 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
       v: 1, name, id, status: 'QUEUED', cmd: opts.cmd, cwd, pid: null,
       created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null, reason: null,
       log: logPath(home, name), previous_log: old ? keepLog(home, old) : null,
-      after: [...new Set(opts.after)], after_ids: plan.ids,
+      after: [...new Set(opts.after.map((dep) => parseTarget(dep).name))], after_ids: plan.ids,
       host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
     };
+    keepEnvOf(home, rec, opts.env);
     if (old) {
       // the replaced run's end is in its history record now
       unlinkQuietly(endPath(home, name, old.id));
@@ -119,3 +123,52 @@ function keepLog(home: Home, old: JobRecord): string | null {
   return renameOwnFile(logPath(home, old.name), kept) ? kept : null;
 }
 
+
+/** Keeps the run's --env values for --again (0600, apart from the record) and puts their keys in the record. */
+function keepEnvOf(home: Home, rec: JobRecord, assignments: string[]): void {
+  if (assignments.length === 0) return;
+  keepRunEnv(home, rec.name, rec.id, assignments);
+  rec.env_keys = envKeys(assignments);
+}
+
+/**
+ * The options that start NAME (its current run) or NAME@ID (that run) again, exactly: the same
+ * argv, cwd, --env values and --after names, with the options given beside --again winning (the
+ * name, --cwd, --after replace; --env adds or replaces single keys). A run still QUEUED, RUNNING
+ * or PAUSED is refused (exit 1): stop it first. Record fields that describe how to start (queue,
+ * retries...) are copied by copyStartFields.
+ */
+export function againOptions(home: Home, which: string, given: StartOptions): StartOptions {
+  if (given.cmd.length > 0) throw new UsageError('--again starts the run\'s own command: give no command');
+  const target = parseTarget(which);
+  if (target.id === null) assertName(target.name);
+  const found = readTarget(home, target);
+  if (!found) throw new NotFoundError(`--again ${which}: no such ${target.id === null ? 'job' : 'run'}`);
+  const run = found.past ? found.record : currentState(home, found.record);
+  if (!isTerminal(run.status)) throw new StateError(`--again ${which}: the run is ${run.status}; it can be started again once it has ended`);
+  const kept = run.env_keys && run.env_keys.length > 0 ? readRunEnv(home, run.name, run.id) : [];
+  if (!kept) throw new StateError(`--again ${which}: the --env values of run ${run.name}@${run.id} are not kept`);
+  return copyStartFields(run, {
+    ...given,
+    name: given.name ?? run.name,
+    cwd: given.cwd ?? run.cwd,
+    env: [...kept, ...given.env],
+    after: given.after.length > 0 ? given.after : run.after,
+    cmd: run.cmd,
+  });
+}
+
+/**
+ * Fields of a record that describe how its run was started, beyond cmd, cwd, env and after, and
+ * the start option each sets unless it was given beside --again. A new start option that the
+ * record keeps belongs here, so that --again repeats it.
+ */
+const START_FIELDS: Array<[keyof JobRecord, string]> = [];
+
+function copyStartFields(run: JobRecord, opts: StartOptions): StartOptions {
+  const copy: Record<string, unknown> = { ...opts };
+  for (const [field, option] of START_FIELDS) {
+    if (copy[option] === undefined && run[field] !== undefined) copy[option] = run[field];
+  }
+  return copy as unknown as StartOptions;
+}

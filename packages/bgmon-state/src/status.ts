@@ -3,7 +3,7 @@ import type { Home } from './paths';
 import { STATUSES, type CorruptRecordError, type JobRecord } from './record';
 import { foldIfFree } from './fold';
 import { currentState } from './classify';
-import { loadRecords, matchNames } from './select';
+import { loadHistory, loadRecords, matchTargets, namesWithHistory, oldestFirst, splitTargets } from './select';
 import { advanceQueue } from './queue';
 import { isReadyToLeaveQueue } from './queue-rules';
 
@@ -27,8 +27,8 @@ export interface Statuses {
  * The current state of the named jobs (all when none are named), oldest first. A queued job
  * whose predecessors have all ended is started or cancelled on the way (see queue.ts).
  */
-export async function jobStatuses(home: Home, patterns: string[]): Promise<Statuses> {
-  const names = patterns.length > 0 ? matchNames(home, patterns) : undefined;
+export async function jobStatuses(home: Home, patterns: string[], history = false): Promise<Statuses> {
+  const { names, past } = selectRuns(home, patterns, history);
   let { records, corrupt } = loadRecords(home, names);
   let notes: string[] = [];
   if (records.some((r) => isReadyToLeaveQueue(home, r))) {
@@ -37,5 +37,27 @@ export async function jobStatuses(home: Home, patterns: string[]): Promise<Statu
   }
   const current = records.map((r) => currentState(home, r));
   current.forEach((cur, i) => records[i].status === 'RUNNING' && foldIfFree(home, cur));
-  return { records: current, corrupt, notes };
+  return { records: withPastRuns(home, current, past, history ? names : null), corrupt, notes };
+}
+
+/** The names asked for (undefined: every job) and the past runs named as NAME@ID. */
+function selectRuns(home: Home, patterns: string[], history: boolean): { names?: string[]; past: JobRecord[] } {
+  if (patterns.length === 0) return { past: [] };
+  // with --history a glob also matches names that only have past runs left
+  return splitTargets(home, matchTargets(home, patterns, history ? namesWithHistory : undefined));
+}
+
+/**
+ * Adds past runs to the current ones: those named as NAME@ID, and with --history (`names`
+ * not null) every kept run of the names (all when undefined). History is read only when asked:
+ * a plain bgmon-status never lists history/. All oldest first, by created_at.
+ */
+function withPastRuns(home: Home, current: JobRecord[], past: JobRecord[], names: string[] | undefined | null): JobRecord[] {
+  if (past.length === 0 && names === null) return current;
+  const seen = new Set(current.map((r) => `${r.name}@${r.id}`));
+  const extra = [...past, ...(names === null ? [] : loadHistory(home, names))].filter((r) => {
+    const key = `${r.name}@${r.id}`;
+    return !seen.has(key) && Boolean(seen.add(key));
+  });
+  return [...current, ...extra].sort(oldestFirst);
 }

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { logPath, previousLogPath, type Home } from './paths';
 import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
@@ -251,6 +251,30 @@ export function printTail(home: Home, names: string[], opts: TailOptions, sink: 
       if (log.fd !== null) closeSync(log.fd);
     }
   });
+}
+
+/**
+ * Prints the kept logs of past runs (NAME@ID of a replaced run), as printTail prints a log, each
+ * with its share of --max-bytes among `jobs` logs in all; returns the log bytes printed.
+ */
+export function printKeptLogs(home: Home, runs: JobRecord[], opts: TailOptions, sink: TailSink, jobs = runs.length): number {
+  let used = 0;
+  runs.forEach((rec, i) => {
+    let log: RunLog = { fd: null, ino: 0, id: rec.id };
+    try {
+      // the path is ours (never the record's `log`, which a hand-made file could point anywhere)
+      const fd = openSync(previousLogPath(home, rec.name, rec.id), constants.O_RDONLY | constants.O_NOFOLLOW);
+      log = { fd, ino: fstatSync(fd).ino, id: rec.id };
+    } catch {}
+    try {
+      const { start, end } = printWindow(rec.name, log, opts, shareOf(opts.maxBytes - used, jobs - i), sink);
+      sink.endLine(rec.name);
+      used += end - start;
+    } finally {
+      if (log.fd !== null) closeSync(log.fd);
+    }
+  });
+  return used;
 }
 
 /** tail's output: raw bytes with one job, else one `name | ` line or {"name","line",...} record per line. */

@@ -7,6 +7,8 @@ import { isReadyToLeaveQueue } from './queue-rules';
 import { parseSignal } from './proc';
 import { NotFoundError } from './errors';
 import { foldEnd } from './fold';
+import { readRun } from './history';
+import type { Target } from './select';
 
 export interface WaitOptions {
   timeoutMs: number | null;
@@ -38,17 +40,29 @@ export function waitExitCode(ended: JobRecord[]): number {
   return ended.every((r) => r.status === 'SUCCEEDED') ? 0 : 1;
 }
 
-export function waitForJobs(home: Home, names: string[], opts: WaitOptions): Promise<WaitResult> {
+/**
+ * The record of the run waited for: the name's current run, or, for a target with an id that is
+ * no longer current (rerun meanwhile), that run's kept record, which has ended.
+ */
+function readWaited(home: Home, target: Target): JobRecord | null {
+  const rec = readRecord(home, target.name);
+  if (target.id === null || rec?.id === target.id) return rec;
+  return readRun(home, target.name, target.id);
+}
+
+export function waitForJobs(home: Home, targets: Array<string | Target>, opts: WaitOptions): Promise<WaitResult> {
   // Waiting for nothing is not a success: `... | bgmon-wait && deploy` must not deploy.
-  if (names.length === 0) return Promise.reject(new NotFoundError('nothing to wait for: the selection is empty (no names, or no records on stdin)'));
+  if (targets.length === 0) return Promise.reject(new NotFoundError('nothing to wait for: the selection is empty (no names, or no records on stdin)'));
+  const runs = targets.map((t) => (typeof t === 'string' ? { name: t, id: null } : t));
   const last = new Map<string, JobRecord>();
   let queued = false;
   const snapshot = (): JobRecord[] => {
     queued = false;
-    return names.map((name) => {
+    return runs.map((target) => {
+      const name = target.id === null ? target.name : `${target.name}@${target.id}`;
       let rec: JobRecord | null = null;
       try {
-        rec = readRecord(home, name);
+        rec = readWaited(home, target);
       } catch (err) {
         if (!last.has(name)) throw err; // corrupt from the start: say so (exit 1)
       }

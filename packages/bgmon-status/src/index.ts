@@ -12,7 +12,7 @@ runCommand(commandSpec(commands.status, version), async (args) => {
     out(formatRecords([], outputMode(args)));
     return 0;
   }
-  const { records, corrupt, notes } = await jobStatuses(home, patterns);
+  const { records, corrupt, notes } = await jobStatuses(home, patterns, Boolean(args.history));
   out(formatRecords(filter ? records.filter((r) => filter.has(r.status)) : records, outputMode(args)));
   for (const line of notes) warn('bgmon-status', line);
   for (const err of corrupt) warn('bgmon-status', err.message);

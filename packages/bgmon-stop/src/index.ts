@@ -1,4 +1,4 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, parseSignal, requestedPatterns, runCommand, stopJobs, UsageError, warn } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchTargets, splitTargets, ndjson, out, parseDuration, parseSignal, requestedPatterns, runCommand, stopJobs, UsageError, warn } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.stop, version), async (args) => {
@@ -10,8 +10,10 @@ runCommand(commandSpec(commands.stop, version), async (args) => {
   const graceMs = parseDuration(lastString(args.grace) ?? '10s', '--grace');
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
-  const { records, refusals } = await stopJobs(home, matchNames(home, patterns), { signal, graceMs });
-  out(ndjson(records));
+  // a past run (NAME@ID of a replaced run) has ended: stopping it changes nothing
+  const { names, past } = splitTargets(home, matchTargets(home, patterns));
+  const { records, refusals } = await stopJobs(home, names, { signal, graceMs });
+  out(ndjson([...records, ...past]));
   for (const line of refusals) warn('bgmon-stop', line);
   return refusals.length > 0 ? 1 : 0;
 });

@@ -1,5 +1,5 @@
 import {
-  commands, commandSpec, requestedHosts, runOnHosts, followLogs, homeFromEnv, lastString, matchNames, parseCursor, printTail, requestedPatterns, runCommand, tailOutput, UsageError, warn,
+  commands, commandSpec, requestedHosts, runOnHosts, followLogs, homeFromEnv, lastString, matchTargets, printKeptLogs, splitTargets, parseCursor, printTail, requestedPatterns, runCommand, tailOutput, UsageError, warn,
 } from 'bgmon-state';
 import type { TailOptions } from 'bgmon-state';
 import { version } from '../package.json';
@@ -31,8 +31,8 @@ runCommand(commandSpec(commands.tail, version), async (args) => {
   const json = Boolean(args.json);
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
-  const names = matchNames(home, patterns);
-  if (since && names.length > 1) throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
+  const { names, past } = splitTargets(home, matchTargets(home, patterns));
+  if (since && names.length + past.length > 1) throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
   const opts: TailOptions = {
     lines: since ? lines : lines ?? 10,
     since,
@@ -40,7 +40,11 @@ runCommand(commandSpec(commands.tail, version), async (args) => {
     identify: json || since !== null,
     note: (message) => warn('bgmon-tail', message),
   };
-  const sink = tailOutput(names.length > 1, json);
+  const sink = tailOutput(names.length + past.length > 1, json);
+  // a past run (NAME@ID of a replaced run) has ended: its kept log is printed, never followed
+  const used = printKeptLogs(home, past, opts, sink, names.length + past.length);
+  if (names.length === 0) return;
+  opts.maxBytes -= used;
   if (args.follow) await followLogs(home, names, opts, sink);
   else printTail(home, names, opts, sink);
 });

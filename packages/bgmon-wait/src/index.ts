@@ -1,4 +1,4 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchNames, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchTargets, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.wait, version), async (args) => {
@@ -8,7 +8,7 @@ runCommand(commandSpec(commands.wait, version), async (args) => {
   const timeoutMs = timeout === undefined ? null : parseDuration(timeout, '--timeout');
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
-  const { records, code } = await waitForJobs(home, matchNames(home, patterns), { timeoutMs, any: Boolean(args.any) });
+  const { records, code } = await waitForJobs(home, matchTargets(home, patterns), { timeoutMs, any: Boolean(args.any) });
   out(ndjson(records));
   return code;
 });

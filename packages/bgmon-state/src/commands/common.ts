@@ -8,7 +8,9 @@ export const STANDARD_OPTIONS: OptionSpec[] = [
 
 export const READS_STDIN =
   'Without names, and with a stdin that is not a terminal, reads NDJSON records (one per line) from stdin ' +
-  'and acts on their "name"s; "-" as the only name reads stdin always. A malformed line is a usage error ' +
+  'and acts on the run each names: its "id" when it has one (even after the name was rerun), else the ' +
+  'name\'s current run; "-" as the only name reads stdin always. NAME@ID names one run (the current one if ' +
+  'its id matches, else the kept record of a past run; a past run has ended). A malformed line is a usage error ' +
   'and nothing is acted on; an empty stdin is an empty selection.';
 
 /** --host: the same command on several machines over ssh (hosts.ts). */

@@ -5,7 +5,7 @@ import type { CommandDoc } from './types';
 export const rm: CommandDoc = {
   name: 'bgmon-rm',
   summary: 'remove the records and logs of ended jobs',
-  synopsis: ['bgmon-rm NAME|GLOB... [--stop [--grace DUR]]', 'bgmon-rm --finished [NAME|GLOB...] [--older-than DUR]'],
+  synopsis: ['bgmon-rm NAME|GLOB|NAME@ID... [--stop [--grace DUR]]', 'bgmon-rm --finished [NAME|GLOB...] [--older-than DUR]'],
   description: [
     'Removes the records and logs (the current one and those kept from earlier runs) and the markers ' +
       'of jobs that have ended, and prints the removed records. A QUEUED or RUNNING job is refused ' +
@@ -14,6 +14,10 @@ export const rm: CommandDoc = {
       'job that a QUEUED job still waits for is kept (said on stderr), so the dependent can read its ' +
       'outcome. A corrupt record named (or matched by a glob) is removed with its logs (said on ' +
       'stderr); --finished skips corrupt records with a note.',
+    'A name is removed with every past run kept for it (history/<name>@<id>.json, its log and its ' +
+      '--env values). NAME@ID of a past run removes only that run; of the current run, the name. ' +
+      '--finished also prunes past runs that ended at least --older-than ago (all without it), even ' +
+      'of names whose current run is live; a past run a QUEUED job waits for is kept.',
     READS_STDIN.replace('Without names,', 'Without names and without --finished,'),
   ],
   operands: 'jobs',
@@ -30,7 +34,7 @@ export const rm: CommandDoc = {
     { code: '3', meaning: 'a name or glob matches no job' },
   ],
   examples: [
-    { command: 'bgmon-rm --finished --older-than 7d' },
+    { command: 'bgmon-rm --finished --older-than 7d', comment: 'ended jobs and past runs older than a week' },
     { command: 'bgmon-rm \'tmp_*\' --stop' },
     { command: 'bgmon-status --status FAILED --json | bgmon-rm' },
   ],

@@ -5,7 +5,7 @@ import type { CommandDoc } from './types';
 export const stop: CommandDoc = {
   name: 'bgmon-stop',
   summary: 'stop a job\'s whole process tree: signal, grace, then SIGKILL',
-  synopsis: ['bgmon-stop NAME|GLOB... [--signal SIG] [--grace DUR] [--host H1,H2]'],
+  synopsis: ['bgmon-stop NAME|GLOB|NAME@ID... [--signal SIG] [--grace DUR] [--host H1,H2]'],
   description: [
     'Sends SIG to each job\'s whole process group and to every process it started that left the group ' +
       '(found by the BGMON_JOB_ID marker in its environment); after the grace period sends SIGKILL to ' +

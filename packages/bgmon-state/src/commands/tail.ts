@@ -4,7 +4,7 @@ import type { CommandDoc } from './types';
 export const tail: CommandDoc = {
   name: 'bgmon-tail',
   summary: 'print or follow (-f) the end of jobs\' logs',
-  synopsis: ['bgmon-tail NAME|GLOB... [-n N] [-f] [--json] [--since ID:OFFSET] [--max-bytes N] [--host H1,H2]'],
+  synopsis: ['bgmon-tail NAME|GLOB|NAME@ID... [-n N] [-f] [--json] [--since ID:OFFSET] [--max-bytes N] [--host H1,H2]'],
   description: [
     'Prints the last N lines of each job\'s log, read from the file\'s end (as cheap on a multi-GB log ' +
       'as on a small one). -f follows new output as it is written and exits once every followed job ' +

@@ -5,7 +5,7 @@ import type { CommandDoc } from './types';
 export const wait: CommandDoc = {
   name: 'bgmon-wait',
   summary: 'wait for jobs to end; exit with their exit code',
-  synopsis: ['bgmon-wait NAME|GLOB... [--timeout DUR] [--any] [--host H1,H2]'],
+  synopsis: ['bgmon-wait NAME|GLOB|NAME@ID... [--timeout DUR] [--any] [--host H1,H2]'],
   description: [
     'Blocks until the jobs have ended (with --any: until one has), then prints the records of the ' +
       'ended ones; on --timeout it prints every record as it stands. Reacts to an end at once (file ' +
