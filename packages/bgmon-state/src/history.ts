@@ -1,6 +1,5 @@
 import { lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './fsutil';
 import { StateError } from './errors';
 import { readOwnFile, writeFileAtomic } from './fsutil';
 import { isValidName } from './names';
