@@ -1,12 +1,30 @@
-import { commands, commandSpec, allStrings, homeFromEnv, lastString, ndjson, out, runCommand, startJob } from 'bgmon-state';
+import {
+  commands, commandSpec, allStrings, homeFromEnv, lastString, ndjson, notBefore, out, parseSlots, readSpecsInput,
+  runCommand, startJob, startJobs, UsageError,
+} from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.start, version), async (args) => {
-  const record = await startJob(homeFromEnv(), {
-    name: lastString(args.name),
+  const slots = lastString(args.slots);
+  const common = {
     cwd: lastString(args.cwd),
     env: allStrings(args.env),
     after: allStrings(args.after),
+    queue: lastString(args.queue),
+    slots: slots === undefined ? undefined : parseSlots(slots),
+  };
+  if (args._.length === 1 && args._[0] === '-') {
+    if (args.name !== undefined) throw new UsageError('--name: give names on the stdin lines ("name"), not with -');
+    // each line's own "in"/"at" wins over these defaults
+    const defaults = { ...common, in: lastString(args.in), at: lastString(args.at) };
+    notBefore(defaults.in, defaults.at); // a bad --in/--at is refused before stdin is read
+    out(ndjson(await startJobs(homeFromEnv(), readSpecsInput(), defaults)));
+    return;
+  }
+  const record = await startJob(homeFromEnv(), {
+    ...common,
+    name: lastString(args.name),
+    notBefore: notBefore(lastString(args.in), lastString(args.at)),
     cmd: args._,
   });
   out(ndjson([record]));
