@@ -319,8 +319,62 @@ async function versusPm2() {
   }
 }
 
+async function queueVersusTsp() {
+  // N `true` jobs through 4 slots, from the first submission to the last end: bgmon-start - (one
+  // command) against task-spooler (tsp -S 4, one tsp call per job, as tsp is used).
+  const n = quick ? 200 : 1000;
+  const home = join(tempDir('queue'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  const specs = Array.from({ length: n }, (_, i) => JSON.stringify({ name: `q${i}`, cmd: ['true'], queue: 'w' })).join('\n') + '\n';
+  const allEnded = () => readdirSync(join(home, 'jobs')).filter((f) => /^q\d+\.json$/.test(f)).length === n &&
+    readdirSync(join(home, 'jobs')).filter((f) => /^q\d+\.json$/.test(f))
+      .every((f) => { try { return !['QUEUED', 'RUNNING'].includes(JSON.parse(readFileSync(join(home, 'jobs', f), 'utf8')).status); } catch { return false; } });
+  const t0 = Date.now();
+  const sub = spawnSync(node, [bin('bgmon-start'), '--slots', '4', '-'], { env: homeEnv(home), input: specs, stdio: ['pipe', 'ignore', 'pipe'] });
+  if (sub.status !== 0) throw new Error(`bgmon-start - exited ${sub.status}: ${sub.stderr}`);
+  const submitted = Date.now() - t0;
+  // poll the records rather than run bgmon-wait: wait advances queues too and would help
+  await waitUntil(allEnded, 30 * 60_000);
+  const bgmonMs = Date.now() - t0;
+  const tspBin = ['tsp', 'ts'].find((b) => spawnSync('sh', ['-c', `command -v ${b} && ${b} -h 2>&1 | grep -qi spooler`]).status === 0);
+  if (!tspBin) {
+    row(`${n} \`true\` jobs through a queue of 4 (bgmon-start -, submission ${submitted} ms), to the last end`, bgmonMs, null, '', 'report');
+    rows.push({ what: 'peer task-spooler', note: 'skipped: not installed (apt-get install task-spooler)' });
+    return;
+  }
+  const sock = join(tempDir('tspq'), 'socket');
+  const env = { ...process.env, TS_SOCKET: sock, TS_MAXFINISHED: String(n + 10), TMPDIR: dirname(sock) };
+  let tspMs;
+  try {
+    spawnSync(tspBin, ['-S', '4'], { env, stdio: 'ignore' });
+    const t1 = Date.now();
+    for (let i = 0; i < n; i++) spawnSync(tspBin, ['true'], { env, stdio: 'ignore' });
+    spawnSync(tspBin, ['-w'], { env, stdio: 'ignore' });
+    tspMs = Date.now() - t1;
+  } finally {
+    spawnSync(tspBin, ['-K'], { env, stdio: 'ignore' });
+    await killByEnv(`TS_SOCKET=${sock}`);
+  }
+  row(`${n} \`true\` jobs through a queue of 4 (bgmon-start -, submission ${submitted} ms), to the last end`, bgmonMs, tspMs, 'tsp -S 4, same jobs', '≤ 1.5×');
+}
+
+async function queueHandOff() {
+  // A queue of 1: the first job's last act stamps the time, the next job's first act does.
+  const home = join(tempDir('handoff'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  const samples = [];
+  for (let i = 0; i < RUNS; i++) {
+    const a = join(home, '..', `a${i}`), b = join(home, '..', `b${i}`);
+    bg([bin('bgmon-start'), '--name', `a${i}`, '--queue', `h${i}`, '--', 'sh', '-c', `sleep 0.3; date +%s%3N > ${a}`], home);
+    bg([bin('bgmon-start'), '--name', `b${i}`, '--queue', `h${i}`, '--', 'sh', '-c', `date +%s%3N > ${b}`], home);
+    await waitUntil(() => existsSync(b) && readFileSync(b, 'utf8').endsWith('\n'), 30_000);
+    samples.push(Number(readFileSync(b, 'utf8')) - Number(readFileSync(a, 'utf8')));
+  }
+  row('queue hand-off: one job\'s end → the next queued job starts', median(samples), null, '', '≤ 50 ms');
+}
+
 // ---------- main ----------
-const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, tailOnHugeLog, tailSinceOnHugeLog, tailFollowLatency, bigOutput, versusPm2];
+const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, tailOnHugeLog, tailSinceOnHugeLog, tailFollowLatency, bigOutput, versusPm2, queueVersusTsp, queueHandOff];
 // --only NAME[,NAME]: run just those cases (their function names), e.g. --only bigOutput
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
 const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;

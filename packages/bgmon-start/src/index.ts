@@ -1,14 +1,32 @@
-import { againOptions, commands, commandSpec, allStrings, homeFromEnv, lastString, ndjson, out, runCommand, startJob } from 'bgmon-state';
+import {
+  againOptions, commands, commandSpec, allStrings, homeFromEnv, lastString, ndjson, notBefore, out, parseSlots,
+  readSpecsInput, runCommand, startJob, startJobs, UsageError,
+} from 'bgmon-state';
 import type { StartOptions } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.start, version), async (args) => {
   const home = homeFromEnv();
-  const given: StartOptions = {
-    name: lastString(args.name),
+  const slots = lastString(args.slots);
+  const common = {
     cwd: lastString(args.cwd),
     env: allStrings(args.env),
     after: allStrings(args.after),
+    queue: lastString(args.queue),
+    slots: slots === undefined ? undefined : parseSlots(slots),
+  };
+  if (args._.length === 1 && args._[0] === '-') {
+    if (args.name !== undefined) throw new UsageError('--name: give names on the stdin lines ("name"), not with -');
+    // each line's own "in"/"at" wins over these defaults
+    const defaults = { ...common, in: lastString(args.in), at: lastString(args.at) };
+    notBefore(defaults.in, defaults.at); // a bad --in/--at is refused before stdin is read
+    out(ndjson(await startJobs(home, readSpecsInput(), defaults)));
+    return;
+  }
+  const given: StartOptions = {
+    ...common,
+    name: lastString(args.name),
+    notBefore: notBefore(lastString(args.in), lastString(args.at)),
     cmd: args._,
   };
   const again = lastString(args.again);

@@ -4,6 +4,8 @@ import { readRun } from './history';
 import type { Home } from './paths';
 import { isTerminal, readRecord, type JobRecord, type Status } from './record';
 import { runState } from './run-state';
+import { isDue } from './delay';
+import { queueNow } from './queue-slots';
 
 /*
  * The queue's rules, read-only: what a queued job's state is and whether it may leave the
@@ -232,12 +234,35 @@ export function queuedState(home: Home, rec: JobRecord): JobRecord {
 }
 
 /**
- * True when a record still QUEUED on disk should leave the queue (its predecessors have all
- * ended, or one did not succeed), so someone should advance the queue. Give it the record as
- * read, not its current state (which may already say CANCELLED while the file still says QUEUED).
+ * True when a record still QUEUED on disk should leave the queue (one of its predecessors did not
+ * succeed; or they have all ended, its start time has come and its queue has a free slot), so
+ * someone should advance the queue. Give it the record as read, not its current state (which may
+ * already say CANCELLED while the file still says QUEUED).
  */
 export function isReadyToLeaveQueue(home: Home, rec: JobRecord): boolean {
-  return rec.status === 'QUEUED' && decide(predecessorStates(home, rec)) !== 'queue';
+  if (rec.status !== 'QUEUED') return false;
+  const action = decide(predecessorStates(home, rec));
+  if (action !== 'run') return action === 'cancel';
+  return isDue(rec.not_before) && (!rec.queue || hasFreeSlot(home, rec.queue));
+}
+
+/*
+ * Whether a queue has a free slot, per look (status over 1,000 queued jobs of one queue asks once).
+ * Read without the queue's lock: a wrong "yes" only makes the caller advance the queue, which
+ * counts again under the lock.
+ */
+let slotLook: { look: Map<string, Status>; free: Map<string, boolean> } | null = null;
+
+export function hasFreeSlot(home: Home, queue: string): boolean {
+  const states = lookStates();
+  if (slotLook?.look !== states) slotLook = { look: states, free: new Map() };
+  let free = slotLook.free.get(queue);
+  if (free === undefined) {
+    const q = queueNow(home, queue);
+    free = q.running.length < q.slots;
+    slotLook.free.set(queue, free);
+  }
+  return free;
 }
 
 /**

@@ -3,12 +3,14 @@ import { ExecError, StateError } from './errors';
 import { queuePath, type Home } from './paths';
 import { nowIso, writeRecord, type JobRecord } from './record';
 import { lock, LockBusyError, unlock } from './lock';
+import { isDue } from './delay';
+import { queueLockName, queueNow, writeQueueFile } from './queue-slots';
 import { launch } from './launch';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import {
-  beginAdvancing, boundRuns, cancelReason, decide, endAdvancing, newLook, predecessorStates, queuedNames, readOrNull,
-  rememberState,
+  beginAdvancing, boundRuns, cancelReason, decide, endAdvancing, isReadyToLeaveQueue, newLook, predecessorStates,
+  queuedNames, readOrNull, rememberState,
 } from './queue-rules';
 
 /*
@@ -29,39 +31,119 @@ export function removeQueueEntry(home: Home, name: string): void {
 
 export const hasQueuedJobs = (home: Home): boolean => queuedNames(home).length > 0;
 
+/** What one advance did: notes on names it could not lock, and the runs it launched (by name). */
+export interface Advanced {
+  notes: string[];
+  launched: Map<string, JobRecord>;
+}
+
 /**
  * Starts or cancels every queued job that can leave the queue; repeats until stable. A name
  * whose lock is stuck (LockBusyError) is skipped, not waited for: returns one note each.
  */
 export async function advanceQueue(home: Home): Promise<string[]> {
+  return (await advanceQueueFully(home)).notes;
+}
+
+export async function advanceQueueFully(home: Home): Promise<Advanced> {
+  const done: Advanced = { notes: [], launched: new Map() };
   const skipped = new Map<string, string>();
   beginAdvancing();
   try {
     for (let changed = true; changed; ) {
-      changed = false;
       newLook();
-      for (const name of queuedNames(home)) {
-        if (skipped.has(name)) continue;
-        let held;
-        try {
-          held = await lock(home, name);
-        } catch (err) {
-          if (!(err instanceof LockBusyError)) throw err;
-          skipped.set(name, `queued job ${name} not advanced: ${err.message}`);
-          continue;
-        }
-        try {
-          changed = (await advanceOne(home, name)) || changed;
-        } finally {
-          unlock(held);
-        }
-      }
+      changed = await advancePass(home, skipped, done.launched);
     }
   } finally {
     endAdvancing();
   }
-  return [...skipped.values()];
+  done.notes = [...skipped.values()];
+  return done;
 }
+
+/** One look at every queued job: those without a queue one by one, those with one queue by queue. */
+async function advancePass(
+  home: Home, skipped: Map<string, string>, launched: Map<string, JobRecord>,
+): Promise<boolean> {
+  let changed = false;
+  const byQueue = new Map<string, JobRecord[]>();
+  for (const name of queuedNames(home)) {
+    if (skipped.has(name)) continue;
+    const rec = readOrNull(home, name);
+    if (rec?.status === 'QUEUED' && rec.queue) {
+      const list = byQueue.get(rec.queue);
+      if (list) list.push(rec);
+      else byQueue.set(rec.queue, [rec]);
+      continue;
+    }
+    // a job that cannot leave yet is not locked: a thousand waiting jobs cost a thousand reads
+    if (rec?.status === 'QUEUED' && !isReadyToLeaveQueue(home, rec)) continue;
+    changed = noteChange(launched, await underLock(home, name, skipped, () => advanceOne(home, name))) || changed;
+  }
+  for (const [queue, recs] of byQueue) changed = (await advanceSlots(home, queue, recs, skipped, launched)) || changed;
+  return changed;
+}
+
+/**
+ * Keeps a launched run; true when another pass may find more to do: a run that ended at once
+ * (cancelled, could not start) can release its dependents now. A launched run is not waited
+ * for: its own supervisor advances the queue when it ends, and bgmon-start returns at once.
+ */
+function noteChange(launched: Map<string, JobRecord>, now: JobRecord | null): boolean {
+  if (now?.status === 'RUNNING') launched.set(now.name, now);
+  return now !== null && now.status !== 'RUNNING';
+}
+
+/** fn under the lock named `lockName`; null (and a note) when that lock is stuck. */
+async function underLock<T>(
+  home: Home, lockName: string, skipped: Map<string, string>, fn: () => Promise<T | null>,
+): Promise<T | null> {
+  let held;
+  try {
+    held = await lock(home, lockName);
+  } catch (err) {
+    if (!(err instanceof LockBusyError)) throw err;
+    skipped.set(lockName, `queued job ${lockName} not advanced: ${err.message}`);
+    return null;
+  }
+  try {
+    return await fn();
+  } finally {
+    unlock(held);
+  }
+}
+
+/**
+ * One queue, under its lock: its queued jobs in submission order; each that may run starts while
+ * fewer than `slots` of the queue's runs are RUNNING or PAUSED (counted under the lock, so two
+ * advancers never start more). A job still waiting for --after or its time does not hold up those
+ * behind it; one whose predecessor failed is cancelled whatever the slots.
+ */
+async function advanceSlots(home: Home, queue: string, recs: JobRecord[], skipped: Map<string, string>,
+  launched: Map<string, JobRecord>): Promise<boolean> {
+  const run = async (): Promise<boolean> => {
+    const file = queueNow(home, queue);
+    let changed = false;
+    const joined = (rec: JobRecord) => {
+      file.running.push([rec.name, rec.id]);
+      writeQueueFile(home, queue, file);
+    };
+    recs.sort(bySubmission);
+    for (const rec of recs) {
+      const action = decide(predecessorStates(home, rec));
+      const full = file.running.length >= file.slots;
+      if (action === 'queue' || (action === 'run' && (!isDue(rec.not_before) || full))) continue;
+      const now = await underLock(home, rec.name, skipped, () => advanceOne(home, rec.name, joined));
+      changed = noteChange(launched, now) || changed;
+    }
+    writeQueueFile(home, queue, file); // what queueNow pruned, for the next reader
+    return changed;
+  };
+  return (await underLock(home, queueLockName(queue), skipped, run)) ?? false;
+}
+
+const bySubmission = (a: JobRecord, b: JobRecord) =>
+  (a.queue_seq ?? Infinity) - (b.queue_seq ?? Infinity) || a.created_at.localeCompare(b.created_at);
 
 function readQueueEntry(home: Home, name: string): { id: string; env: NodeJS.ProcessEnv } | null {
   try {
@@ -71,25 +153,32 @@ function readQueueEntry(home: Home, name: string): { id: string; env: NodeJS.Pro
   }
 }
 
-async function advanceOne(home: Home, name: string): Promise<boolean> {
+/**
+ * Starts or cancels one queued job if it can leave the queue (the caller holds its lock, and its
+ * queue's lock when it has one: `joining` then records the run in the queue before it launches).
+ * Returns the new record, or null when nothing changed.
+ */
+async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) => void): Promise<JobRecord | null> {
   const rec = readOrNull(home, name);
   const entry = readQueueEntry(home, name);
   if (!rec || rec.status !== 'QUEUED' || !entry || entry.id !== rec.id) {
     removeQueueEntry(home, name);
-    return false;
+    return null;
   }
   const states = predecessorStates(home, rec);
   const action = decide(states);
-  if (action === 'queue') return false;
+  if (action === 'queue' || (action === 'run' && !isDue(rec.not_before))) return null;
   let now: JobRecord;
-  if (action === 'run') now = await launchOrFail(home, rec, entry.env);
-  else {
+  if (action === 'run') {
+    joining?.(rec);
+    now = await launchOrFail(home, rec, entry.env);
+  } else {
     now = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: cancelReason(home, boundRuns(rec), states) };
     writeRecord(home, now);
   }
   rememberState(name, rec.id, now.status);
   removeQueueEntry(home, name);
-  return true;
+  return now;
 }
 
 /** What launch cannot report well itself: a working directory or command gone since queueing. */

@@ -30,6 +30,12 @@ export interface JobRecord {
   after: string[];
   /** the run of each `after` name this job waits for, bound when it was queued (name -> id) */
   after_ids?: Record<string, string>;
+  /** the queue (--queue) whose slots this run waits for and occupies, else null */
+  queue?: string | null;
+  /** its place in that queue: submissions start in this order (first in, first out) */
+  queue_seq?: number | null;
+  /** --in/--at: the run stays QUEUED until this time (ISO-8601 UTC), else null */
+  not_before?: string | null;
   /** why the run ended as it did when no exit status tells (e.g. it could not start), else null */
   reason?: string | null;
   /** the keys of the run's --env (the values are kept in run/<name>@<id>.env, never printed) */

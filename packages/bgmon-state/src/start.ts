@@ -8,7 +8,9 @@ import { isTerminal, newRunId, nowIso, readRecord, writeRecord, type JobRecord }
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
-import { enqueue, removeQueueEntry } from './queue';
+import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
+import { assertQueueName, reserveQueueSeq } from './queue-slots';
+import { armSleepers, isDue } from './delay';
 import { planAfter } from './queue-rules';
 import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
@@ -27,6 +29,12 @@ export interface StartOptions {
   env: string[];
   after: string[];
   cmd: string[];
+  /** --queue Q: wait for a free slot of Q (see queue-slots.ts) */
+  queue?: string;
+  /** --slots N: Q's number of slots from now on */
+  slots?: number;
+  /** --in/--at: not before this time (ISO-8601), see delay.ts */
+  notBefore?: string | null;
 }
 
 function resolveCwd(dir: string | undefined): string {
@@ -50,16 +58,43 @@ export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): 
   return env;
 }
 
-/** Starts (or queues, or cancels) a job and returns its record as written. */
-export async function startJob(home: Home, opts: StartOptions): Promise<JobRecord> {
+/** What a start needs, checked before anything is written: its directory and environment. */
+export interface CheckedStart {
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Refuses a start that cannot work (usage errors, exit 2; a command not found, 127), writing nothing. */
+export function checkStart(opts: StartOptions): CheckedStart {
   if (opts.cmd.length === 0) throw new UsageError('no command given: bgmon-start [options] -- CMD [ARG...]');
   if (opts.name !== undefined) assertName(opts.name);
   // NAME@ID binds to that run (current or kept), see planAfter
   opts.after.forEach((dep) => parseTarget(dep).id === null && assertName(dep));
+  if (opts.queue !== undefined) assertQueueName(opts.queue);
+  if (opts.slots !== undefined && opts.queue === undefined) throw new UsageError('--slots: give --queue Q too');
   const cwd = resolveCwd(opts.cwd);
   const env = jobEnvironment(process.env, opts.env);
   resolveExecutable(opts.cmd[0], env.PATH, cwd);
+  return { cwd, env };
+}
+
+/** Starts (or queues, or cancels) a job and returns its record as written. */
+export async function startJob(home: Home, opts: StartOptions): Promise<JobRecord> {
+  const checked = checkStart(opts);
   ensureHome(home);
+  const seq = opts.queue === undefined ? null : await reserveQueueSeq(home, opts.queue, 1, opts.slots);
+  const rec = await submitJob(home, opts, checked, seq);
+  return (await settleSubmitted(home, [rec]))[0];
+}
+
+/**
+ * Writes the new run under its name's lock: launched at once, or QUEUED (for --after, a queue's
+ * slot or a start time), or CANCELLED at once. Queued runs are advanced by settleSubmitted.
+ */
+export async function submitJob(
+  home: Home, opts: StartOptions, checked: CheckedStart, queueSeq: number | null,
+): Promise<JobRecord> {
+  const { cwd, env } = checked;
   const name = opts.name ?? deriveName(opts.cmd, (n) => existsSync(recordPath(home, n)));
   const held = await lock(home, name);
   try {
@@ -72,6 +107,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
       created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null, reason: null,
       log: logPath(home, name), previous_log: old ? keepLog(home, old) : null,
       after: [...new Set(opts.after.map((dep) => parseTarget(dep).name))], after_ids: plan.ids,
+      ...laterFields(opts, queueSeq),
       host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
     };
     keepEnvOf(home, rec, opts.env);
@@ -87,7 +123,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
       writeRecord(home, cancelled);
       return cancelled;
     }
-    if (plan.action === 'queue') {
+    if (plan.action === 'queue' || waitsForSlotOrTime(rec)) {
       enqueue(home, rec, env);
       return rec;
     }
@@ -95,6 +131,26 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
   } finally {
     unlock(held);
   }
+}
+
+/** The record fields of --queue and --in/--at. */
+const laterFields = (opts: StartOptions, queueSeq: number | null) =>
+  ({ queue: opts.queue ?? null, queue_seq: queueSeq, not_before: opts.notBefore ?? null });
+
+/** A run of a queue starts only when the queue starts it (under its lock); a delayed one when due. */
+const waitsForSlotOrTime = (rec: JobRecord) => rec.queue != null || !isDue(rec.not_before);
+
+/**
+ * After submitting: advances the queues the new runs joined (so one with a free slot starts now,
+ * and the record printed says RUNNING) and arms a sleeper for each start time still ahead.
+ * Runs outside every job's lock: the queue's lock comes first.
+ */
+export async function settleSubmitted(home: Home, recs: JobRecord[]): Promise<JobRecord[]> {
+  const queued = recs.filter((r) => r.status === 'QUEUED');
+  armSleepers(home, queued.map((r) => r.not_before));
+  if (!queued.some((r) => r.queue != null)) return recs;
+  const { launched } = await advanceQueueFully(home);
+  return recs.map((r) => (launched.get(r.name)?.id === r.id ? launched.get(r.name)! : r));
 }
 
 /** The run of a name about to be reused, as it stands now: refused while it is live or unreadable. */

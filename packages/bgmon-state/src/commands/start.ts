@@ -4,7 +4,8 @@ export const start: CommandDoc = {
   name: 'bgmon-start',
   summary: 'start a command detached, in its own session, logging to a file',
   synopsis: [
-    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--] CMD [ARG...]',
+    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] [--] CMD [ARG...]',
+    'bgmon-start [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] - < SPECS.ndjson',
     'bgmon-start --again NAME|NAME@ID [--name N] [--cwd DIR] [--env K=V]... [--after NAME]...',
   ],
   description: [
@@ -21,6 +22,21 @@ export const start: CommandDoc = {
       'runs if they all SUCCEEDED, else it ends CANCELLED without running. Whoever notices the end ' +
       '(the supervisor of the job that ended, bgmon-status, bgmon-wait) starts or cancels it. ' +
       '--after NAME@ID waits for that run (current or kept) instead of NAME\'s current one.',
+    'With --queue Q the job is QUEUED until fewer than N jobs of queue Q are RUNNING or PAUSED, then starts; ' +
+      'jobs of a queue start in the order they were submitted (first in, first out), though one still ' +
+      'waiting for --after or its start time does not hold up those behind it. N is stored with the queue ' +
+      '(default 1: one at a time); --slots N on any start into Q changes it from the next decision on. ' +
+      'The end of a job starts the next; bgmon-status and bgmon-wait do it too if a supervisor was killed.',
+    'With --in DUR or --at TIME the job is QUEUED until then ("not_before" in the record). TIME is HH:MM ' +
+      '(today, or tomorrow when that time has passed) or ISO 8601 (2030-01-02T03:04:05Z; local time without ' +
+      'a zone). A small sleeper process per start time starts it; bgmon-status and bgmon-wait do it too ' +
+      'if the sleeper was killed. --after, --queue and --in/--at combine: the job waits for all of them.',
+    'With "-" instead of a command, reads job specs from stdin, one JSON object per line with the fields ' +
+      'of a record: "cmd" (required, an argv array), "name", "cwd", "env" ({"K": "V"}), "after" (a name or ' +
+      'an array of names, on disk or on an earlier line), "queue", "slots", "in", "at". Options given ' +
+      'beside "-" are defaults for every line. Every line is checked first: a bad one (not JSON, an unknown ' +
+      'field, a bad name or cmd, a name given twice) starts nothing and is named by its line number. Then ' +
+      'all are started or queued by this one process, which prints one record each, in order.',
     '--again NAME starts NAME\'s current run again exactly (NAME@ID: that run, current or kept): the ' +
       'same argv, cwd, --env values and --after names, plus whatever else the record keeps about how it ' +
       'was started. Also after a CANCELLED or STOPPED run; refused while the run is QUEUED, RUNNING or ' +
@@ -36,11 +52,15 @@ export const start: CommandDoc = {
     { flag: 'env', arg: 'K=V', repeatable: true, help: 'an extra environment variable (repeatable)' },
     { flag: 'after', arg: 'NAME', values: 'jobs', repeatable: true, help: 'stay QUEUED until NAME ends; run only if it SUCCEEDED, else CANCELLED (repeatable)' },
     { flag: 'again', arg: 'NAME', values: 'jobs', help: 'start NAME (or the run NAME@ID) again with its argv, cwd, --env values and --after' },
+    { flag: 'queue', arg: 'Q', help: 'stay QUEUED until queue Q has a free slot; first in, first out' },
+    { flag: 'slots', arg: 'N', help: 'how many jobs of the queue may run at once, from now on (stored with the queue)', default: '1, or what was set last' },
+    { flag: 'in', arg: 'DUR', help: 'stay QUEUED for DUR first (e.g. 90s, 1h30m)' },
+    { flag: 'at', arg: 'TIME', help: 'stay QUEUED until TIME: HH:MM (today or tomorrow) or ISO 8601' },
   ],
   exit: [
     { code: '0', meaning: 'started, or queued (or cancelled at once: the printed record says which)' },
     { code: '1', meaning: 'a job of that name is QUEUED, RUNNING or PAUSED (also the run given to --again), or its record is corrupt' },
-    { code: '2', meaning: 'usage error: bad name, flag, --env or --cwd, unknown or cyclic --after' },
+    { code: '2', meaning: 'usage error: bad name, flag, --env, --cwd, --queue, --slots, --in or --at, unknown or cyclic --after, a bad stdin line (nothing is started)' },
     { code: '3', meaning: '--again NAME or NAME@ID matches no job or run' },
     { code: '127', meaning: 'CMD not found or not executable (nothing is created)' },
   ],
