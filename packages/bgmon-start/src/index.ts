@@ -8,6 +8,11 @@ runCommand(commandSpec(commands.start, version), async (args) => {
     env: allStrings(args.env),
     after: allStrings(args.after),
     cmd: args._,
+    retry: {
+      retry: lastString(args.retry), delay: lastString(args['retry-delay']),
+      maxDelay: lastString(args['retry-max-delay']), on: lastString(args['retry-on']),
+    },
+    onEnd: lastString(args['on-end']),
   });
   out(ndjson([record]));
 });

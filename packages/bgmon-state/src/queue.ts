@@ -6,6 +6,7 @@ import { lock, LockBusyError, unlock } from './lock';
 import { launch } from './launch';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
+import { writeEndedRecord } from './on-end';
 import {
   beginAdvancing, boundRuns, cancelReason, decide, endAdvancing, newLook, predecessorStates, queuedNames, readOrNull,
   rememberState,
@@ -85,7 +86,7 @@ async function advanceOne(home: Home, name: string): Promise<boolean> {
   if (action === 'run') now = await launchOrFail(home, rec, entry.env);
   else {
     now = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: cancelReason(home, boundRuns(rec), states) };
-    writeRecord(home, now);
+    now = writeEndedRecord(home, now);
   }
   rememberState(name, rec.id, now.status);
   removeQueueEntry(home, name);
@@ -118,8 +119,7 @@ async function launchOrFail(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv):
       ...rec, status: 'FAILED', pid: null, started_at: null, ended_at: nowIso(),
       exit_code: err instanceof ExecError ? 127 : null, signal: null, reason,
     };
-    writeRecord(home, failed);
-    return failed;
+    return writeEndedRecord(home, failed);
   }
 }
 

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { StateError, UsageError } from './errors';
 import { assertName, deriveName } from './names';
 import { ensureHome, logPath, previousLogPath, recordPath, type Home } from './paths';
-import { isTerminal, newRunId, nowIso, readRecord, writeRecord, type JobRecord } from './record';
+import { isTerminal, newRunId, nowIso, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
@@ -15,6 +15,8 @@ import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
 import { archiveRun } from './history';
 import { resolveExecutable } from './exec';
+import { retrySettings, type RetryFlags } from './retry';
+import { writeEndedRecord } from './on-end';
 
 export { resolveExecutable };
 
@@ -25,6 +27,22 @@ export interface StartOptions {
   env: string[];
   after: string[];
   cmd: string[];
+  /** --retry and its companions, as given */
+  retry?: RetryFlags;
+  /** --on-end CMD */
+  onEnd?: string;
+}
+
+/** The record fields of --retry and --on-end; a usage error for bad values. */
+function retryAndHookFields(opts: StartOptions): Partial<JobRecord> {
+  const retry = retrySettings(opts.retry ?? {});
+  if (opts.onEnd !== undefined && (opts.onEnd.trim() === '' || opts.onEnd.includes('\0'))) {
+    throw new UsageError('--on-end: expected a shell command');
+  }
+  return {
+    ...(retry ? { retry } : {}),
+    ...(opts.onEnd !== undefined ? { on_end: opts.onEnd, on_end_ran_at: null } : {}),
+  };
 }
 
 function resolveCwd(dir: string | undefined): string {
@@ -53,6 +71,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
   if (opts.cmd.length === 0) throw new UsageError('no command given: bgmon-start [options] -- CMD [ARG...]');
   if (opts.name !== undefined) assertName(opts.name);
   opts.after.forEach(assertName);
+  const extras = retryAndHookFields(opts);
   const cwd = resolveCwd(opts.cwd);
   const env = jobEnvironment(process.env, opts.env);
   resolveExecutable(opts.cmd[0], env.PATH, cwd);
@@ -69,7 +88,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
       created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null, reason: null,
       log: logPath(home, name), previous_log: old ? keepLog(home, old) : null,
       after: [...new Set(opts.after)], after_ids: plan.ids,
-      host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
+      host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null, ...extras,
     };
     if (old) {
       // the replaced run's end is in its history record now
@@ -80,8 +99,7 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
     removeQueueEntry(home, name);
     if (plan.action === 'cancel') {
       const cancelled: JobRecord = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: plan.reason };
-      writeRecord(home, cancelled);
-      return cancelled;
+      return writeEndedRecord(home, cancelled);
     }
     if (plan.action === 'queue') {
       enqueue(home, rec, env);

@@ -3,7 +3,10 @@ import type { CommandDoc } from './types';
 export const start: CommandDoc = {
   name: 'bgmon-start',
   summary: 'start a command detached, in its own session, logging to a file',
-  synopsis: ['bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--] CMD [ARG...]'],
+  synopsis: [
+    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--retry N [--retry-delay DUR] ' +
+      '[--retry-max-delay DUR] [--retry-on LIST]] [--on-end CMD] [--] CMD [ARG...]',
+  ],
   description: [
     'Starts CMD detached from the terminal, in a new session (its pid is also its process group and ' +
       'session id), stdin from /dev/null, stdout and stderr written by the job itself into ' +
@@ -17,6 +20,17 @@ export const start: CommandDoc = {
     'With --after the job is QUEUED (no process is kept for it) until every NAME has ended; it then ' +
       'runs if they all SUCCEEDED, else it ends CANCELLED without running. Whoever notices the end ' +
       '(the supervisor of the job that ended, bgmon-status, bgmon-wait) starts or cancels it.',
+    'With --retry N a failed run is tried again, up to N more times, by the same supervisor: the ' +
+      'first wait is --retry-delay, doubling after each attempt up to --retry-max-delay. --retry-on ' +
+      'limits which ends are retried (exit codes and signal names, e.g. 1,2,SIGKILL; default: any ' +
+      'failure). A run ended by bgmon-stop is never retried. Between attempts the job stays RUNNING ' +
+      'with next_attempt_at set; the record counts the attempt and keeps every attempt\'s end ' +
+      '(attempts), the log marks where each attempt begins ("--- bgmon: attempt 2 of 4 ---"), and ' +
+      'bgmon-wait returns after the last attempt.',
+    'With --on-end CMD, `sh -c CMD` runs once when the run has ended, whatever the outcome (also ' +
+      'CANCELLED, STOPPED or DEAD), detached, with BGMON_JOB, BGMON_JOB_ID, BGMON_STATUS, ' +
+      'BGMON_EXIT_CODE, BGMON_SIGNAL and BGMON_LOG set, its output appended to the job\'s log after ' +
+      'a line "--- bgmon: on-end ---". How it ends never changes the job\'s outcome.',
   ],
   operands: 'commands',
   stopEarly: true,
@@ -25,16 +39,23 @@ export const start: CommandDoc = {
     { flag: 'cwd', arg: 'DIR', values: 'dirs', help: 'working directory', default: 'the current one' },
     { flag: 'env', arg: 'K=V', repeatable: true, help: 'an extra environment variable (repeatable)' },
     { flag: 'after', arg: 'NAME', values: 'jobs', repeatable: true, help: 'stay QUEUED until NAME ends; run only if it SUCCEEDED, else CANCELLED (repeatable)' },
+    { flag: 'retry', arg: 'N', help: 'try a failed run up to N more times (0 to 1000)', default: '0' },
+    { flag: 'retry-delay', arg: 'DUR', help: 'wait before the first retry; doubles after each attempt', default: '1s' },
+    { flag: 'retry-max-delay', arg: 'DUR', help: 'the longest wait between attempts', default: '1h' },
+    { flag: 'retry-on', arg: 'LIST', commaList: true, help: 'retry only these exit codes and signals, e.g. 1,2,SIGKILL', default: 'any failure' },
+    { flag: 'on-end', arg: 'CMD', help: 'run `sh -c CMD` once the run has ended, with BGMON_STATUS and friends set; output to the log' },
   ],
   exit: [
     { code: '0', meaning: 'started, or queued (or cancelled at once: the printed record says which)' },
     { code: '1', meaning: 'a job of that name is QUEUED or RUNNING, or its record is corrupt' },
-    { code: '2', meaning: 'usage error: bad name, flag, --env or --cwd, unknown or cyclic --after' },
+    { code: '2', meaning: 'usage error: bad name, flag, --env, --cwd, --retry* or --on-end, unknown or cyclic --after' },
     { code: '127', meaning: 'CMD not found or not executable (nothing is created)' },
   ],
   examples: [
     { command: 'bgmon-start --name train -- python train.py --epochs 10' },
     { command: 'bgmon-wait fetch && bgmon-start --name build -- make -j4', comment: 'chain two stages' },
     { command: 'bgmon-start --name deploy --after build -- ./deploy.sh', comment: 'runs once build SUCCEEDED' },
+    { command: 'bgmon-start --name fetch --retry 3 --retry-delay 2s --retry-on 1,SIGKILL -- curl -fsSO https://example.com/', comment: 'up to 4 attempts' },
+    { command: 'bgmon-start --name job --on-end \'notify-send "$BGMON_JOB: $BGMON_STATUS"\' -- sleep 5', comment: 'a desktop notification when it ends' },
   ],
 };
