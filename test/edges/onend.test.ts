@@ -32,8 +32,10 @@ test('SUCCEEDED and FAILED: the hook runs once with the job\'s env, its output a
   assert.is(ok.on_end_ran_at, null);
   assert.is((await h.run('bgmon-wait', ['ok', 'bad', '--timeout', '20s'])).code, 1);
   const env = await hookRan(h, 'ok');
-  assert.equal(env, {
-    BGMON_EXIT_CODE: '0', BGMON_HOME: h.root, BGMON_JOB: 'ok', BGMON_JOB_ID: ok.id, BGMON_LOG: ok.log, BGMON_SIGNAL: '', BGMON_STATUS: 'SUCCEEDED',
+  const keys = ['BGMON_EXIT_CODE', 'BGMON_HOME', 'BGMON_JOB', 'BGMON_JOB_ID', 'BGMON_LOG', 'BGMON_SIGNAL', 'BGMON_STATUS'];
+  assert.equal(Object.fromEntries(keys.map((k) => [k, env[k]])), {
+    BGMON_EXIT_CODE: '0', BGMON_HOME: h.root, BGMON_JOB: 'ok', BGMON_JOB_ID: ok.id, BGMON_LOG: ok.log,
+    BGMON_SIGNAL: '', BGMON_STATUS: 'SUCCEEDED',
   });
   await eventually(() => afterMarker(ok.log)[1] === 'hook said SUCCEEDED\n', 10_000, 'the hook output in the log');
   assert.is(afterMarker(ok.log)[0], 'job output\n');

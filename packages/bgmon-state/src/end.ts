@@ -1,4 +1,6 @@
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Home } from './paths';
 import { signalName } from './proc';

@@ -45,11 +45,14 @@ function foldProgress(home: Home, disk: JobRecord): void {
     startHook(marked);
     return;
   }
-  if (disk.retry && !isTerminal(cur.status) && movedOn(disk, cur)) writeRecord(home, { ...cur, status: 'RUNNING' });
+  if (disk.retry && !isTerminal(cur.status) && movedOn(disk, cur)) {
+    writeRecord(home, { ...cur, status: 'RUNNING' });
+  }
 }
 
 const movedOn = (disk: JobRecord, cur: JobRecord) =>
-  cur.pid !== disk.pid || cur.attempt !== disk.attempt || (cur.next_attempt_at ?? null) !== (disk.next_attempt_at ?? null);
+  cur.pid !== disk.pid || cur.attempt !== disk.attempt ||
+  (cur.next_attempt_at ?? null) !== (disk.next_attempt_at ?? null);
 
 function worthFolding(home: Home, cur: JobRecord): boolean {
   if (isTerminal(cur.status)) return readEnd(home, cur.name, cur.id) !== null || (cur.status === 'DEAD' && hookDue(cur));

@@ -13,7 +13,8 @@ import type { Home } from './paths';
 export const ON_END_MARKER = '--- bgmon: on-end ---\n';
 
 /** The run has ended and its hook has not been started yet. */
-export const hookDue = (rec: JobRecord): boolean => typeof rec.on_end === 'string' && !rec.on_end_ran_at && isTerminal(rec.status);
+export const hookDue = (rec: JobRecord): boolean =>
+  typeof rec.on_end === 'string' && !rec.on_end_ran_at && isTerminal(rec.status);
 
 /** The record to write for an ended run: with `on_end_ran_at` when its hook is about to start. */
 export const markHook = (rec: JobRecord): JobRecord => (hookDue(rec) ? { ...rec, on_end_ran_at: nowIso() } : rec);

@@ -24,12 +24,15 @@ export interface RetryFlags {
 /** The settings --retry, --retry-delay, --retry-max-delay and --retry-on give; null without --retry. */
 export function retrySettings(flags: RetryFlags): RetrySettings | null {
   if (flags.retry === undefined) {
-    const stray = flags.delay !== undefined ? '--retry-delay' : flags.maxDelay !== undefined ? '--retry-max-delay' : flags.on !== undefined ? '--retry-on' : null;
-    if (stray) throw new UsageError(`${stray} needs --retry N`);
+    const given = { '--retry-delay': flags.delay, '--retry-max-delay': flags.maxDelay, '--retry-on': flags.on };
+    const stray = Object.entries(given).find(([, value]) => value !== undefined);
+    if (stray) throw new UsageError(`${stray[0]} needs --retry N`);
     return null;
   }
   const count = /^\d{1,4}$/.test(flags.retry) ? Number(flags.retry) : NaN;
-  if (!(count <= MAX_RETRIES)) throw new UsageError(`--retry ${JSON.stringify(flags.retry)}: expected a whole number of extra attempts, 0 to ${MAX_RETRIES}`);
+  if (!(count <= MAX_RETRIES)) {
+    throw new UsageError(`--retry ${JSON.stringify(flags.retry)}: expected a whole number of extra attempts, 0 to ${MAX_RETRIES}`);
+  }
   const delay = parseDuration(flags.delay ?? DEFAULT_DELAY, '--retry-delay');
   const maxDelay = parseDuration(flags.maxDelay ?? DEFAULT_MAX_DELAY, '--retry-max-delay');
   const on = flags.on === undefined ? null : parseRetryOn(flags.on);
@@ -46,7 +49,9 @@ function parseRetryOn(list: string): string[] {
       continue;
     }
     const sig = /^\d+$/.test(word) ? null : parseSignal(word);
-    if (sig === null) throw new UsageError(`--retry-on ${JSON.stringify(word)}: expected an exit code 1-255 or a signal name (e.g. 1,2,SIGKILL)`);
+    if (sig === null) {
+      throw new UsageError(`--retry-on ${JSON.stringify(word)}: expected an exit code 1-255 or a signal name (e.g. 1,2,SIGKILL)`);
+    }
     out.add(signalName(sig));
   }
   return [...out];
@@ -68,7 +73,10 @@ export const attemptsOf = (rec: JobRecord) => (rec.retry ? rec.retry.count + 1 :
 function attemptRecord(a: AttemptEnd): AttemptRecord {
   const bySignal = a.status > 128 && a.status <= 192;
   return {
-    attempt: a.attempt, exit_code: bySignal ? null : a.status, signal: bySignal ? signalName(a.status - 128) : null, ended_at: a.endedAt,
+    attempt: a.attempt,
+    exit_code: bySignal ? null : a.status,
+    signal: bySignal ? signalName(a.status - 128) : null,
+    ended_at: a.endedAt,
   };
 }
 
@@ -90,7 +98,9 @@ export function currentAttempt(rec: JobRecord, file: EndFile): JobRecord {
   if (file.pid !== null) {
     const st = readStat(file.pid);
     const ours = st && st.ppid === rec.sup_pid && st.session === file.pid && st.pgrp === file.pid;
-    if (ours && isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)) return { ...cur, pid: file.pid, starttime: st.starttime };
+    if (ours && isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)) {
+      return { ...cur, pid: file.pid, starttime: st.starttime };
+    }
   } else if (last && last.delayMs !== null) {
     cur.next_attempt_at = new Date(Date.parse(last.endedAt) + last.delayMs).toISOString();
   }
@@ -115,4 +125,5 @@ export function endRetryWait(rec: JobRecord): void {
 }
 
 /** Waiting between attempts (or about to fork the next one): no job process to signal. */
-export const isBetweenAttempts = (rec: JobRecord) => rec.retry != null && !isSameProcess(rec.pid, rec.starttime, rec.boot_id);
+export const isBetweenAttempts = (rec: JobRecord) =>
+  rec.retry != null && !isSameProcess(rec.pid, rec.starttime, rec.boot_id);
