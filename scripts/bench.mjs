@@ -165,6 +165,11 @@ async function memoryPerJob() {
   cleanups.push(() => killBgmonHome(home));
   await measure('bgmon', `BGMON_HOME=${home}`, async () => { for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `m${i}`, '--', 'sleep', JOB_SLEEP], home); }, async () => killBgmonHome(home));
   row(`memory kept per running job (${MEM_JOBS} sleep jobs, RSS of non-job processes / ${MEM_JOBS})`, results.bgmon.perJobMb, null, '', '≤ 2 MB', 'MB');
+  const retryHome = join(tempDir('mem-retry'), 'home');
+  cleanups.push(() => killBgmonHome(retryHome));
+  const withRetry = ['--retry', '3', '--retry-delay', '1s', '--on-end', 'true'];
+  await measure('bgmon-retry', `BGMON_HOME=${retryHome}`, async () => { for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `r${i}`, ...withRetry, '--', 'sleep', JOB_SLEEP], retryHome); }, async () => killBgmonHome(retryHome));
+  row(`  the same with --retry 3 --on-end (issue 11)`, results['bgmon-retry'].perJobMb, null, '', '≤ 2 MB', 'MB');
 
   if (spawnSync('sh', ['-c', 'command -v nq']).status === 0) {
     const nqdir = tempDir('nq');

@@ -28,6 +28,11 @@ runCommand(commandSpec(commands.start, version), async (args) => {
     name: lastString(args.name),
     notBefore: notBefore(lastString(args.in), lastString(args.at)),
     cmd: args._,
+    retry: {
+      retry: lastString(args.retry), delay: lastString(args['retry-delay']),
+      maxDelay: lastString(args['retry-max-delay']), on: lastString(args['retry-on']),
+    },
+    onEnd: lastString(args['on-end']),
   };
   const again = lastString(args.again);
   const record = await startJob(home, again === undefined ? given : againOptions(home, again, given));

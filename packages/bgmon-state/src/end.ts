@@ -1,4 +1,6 @@
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Home } from './paths';
 import { signalName } from './proc';
@@ -14,6 +16,8 @@ import type { JobRecord } from './record';
  */
 
 const RESERVED = 32;
+// With retries, lines per attempt: "pid P\n" and "attempt K STATUS UPTIME_CS DELAY_MS\n", well under this.
+const PER_ATTEMPT = 64;
 
 export const endPath = (home: Home, name: string, id: string) => join(home.jobs, `.${name}@${id}.end`);
 // Room for the folded record, reserved at start like the end file: the fold needs no free space.
@@ -53,12 +57,13 @@ export function writeThroughSpare(home: Home, rec: JobRecord, recordFile: string
   return true;
 }
 
-/** Creates the run's end file (never through a link) and returns its descriptor, offset 0. */
-export function reserveEnd(home: Home, name: string, id: string): number {
+/** Creates the run's end file (never through a link), room for every attempt; its descriptor, offset 0. */
+export function reserveEnd(home: Home, name: string, id: string, attempts = 1): number {
   const fd = openSync(endPath(home, name, id), constants.O_RDWR | EXCLUSIVE, 0o600);
+  const size = attempts > 1 ? RESERVED + attempts * PER_ATTEMPT : RESERVED;
   try {
     // positional: the descriptor's offset stays 0 for the supervisor's write
-    writeSync(fd, Buffer.alloc(RESERVED, 32), 0, RESERVED, 0);
+    writeSync(fd, Buffer.alloc(size, 32), 0, size, 0);
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -72,10 +77,33 @@ export interface RunEnd {
   endedAt: string;
 }
 
-const END_LINE = /^(\d{1,3})\n/;
+/** One ended attempt of a retried run, as its supervisor wrote it. */
+export interface AttemptEnd {
+  attempt: number;
+  status: number;
+  endedAt: string;
+  /** null: this attempt's end is the run's outcome; else the wait before the next attempt */
+  delayMs: number | null;
+}
 
-/** The end the supervisor recorded for this run, or null while there is none. */
-export function readEnd(home: Home, name: string, id: string): RunEnd | null {
+/** What a retried run's end file says so far. */
+export interface EndFile {
+  attempts: AttemptEnd[];
+  /** the process of the attempt after the last ended one, once the supervisor has forked it */
+  pid: number | null;
+  /** the process of the last attempt the supervisor forked after the first, ended or not */
+  lastPid: number | null;
+  /** the run's outcome, once there is one */
+  end: RunEnd | null;
+}
+
+const END_LINE = /^(\d{1,3})\n/;
+const ATTEMPT_LINE = /^attempt (\d{1,9}) (\d{1,3}) (\d{1,15}) (\d{1,15}|-)$/;
+const PID_LINE = /^pid (\d{1,9})$/;
+const MAX_END_BYTES = 1 << 20;
+
+/** The run's end file as the supervisor has written it so far, or null when there is none. */
+export function readEndFile(home: Home, name: string, id: string): EndFile | null {
   let fd: number;
   try {
     fd = openSync(endPath(home, name, id), constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -83,14 +111,56 @@ export function readEnd(home: Home, name: string, id: string): RunEnd | null {
     return null;
   }
   try {
-    const buf = Buffer.alloc(RESERVED);
-    const got = readSync(fd, buf, 0, RESERVED, 0);
-    const m = END_LINE.exec(buf.toString('latin1', 0, got));
-    if (!m) return null;
-    return { status: Number(m[1]), endedAt: new Date(fstatSync(fd).mtimeMs).toISOString() };
+    const st = fstatSync(fd);
+    const buf = Buffer.alloc(Math.min(Math.max(st.size, RESERVED), MAX_END_BYTES));
+    const text = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0));
+    const endedAt = new Date(st.mtimeMs).toISOString();
+    const m = END_LINE.exec(text);
+    if (m) return { attempts: [], pid: null, lastPid: null, end: { status: Number(m[1]), endedAt } };
+    return parseAttempts(text.slice(0, text.lastIndexOf('\n') + 1), endedAt);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Complete lines only: a line still being written is not there yet. A stop during the wait
+ * after attempt K repeats K's line as the outcome: the attempt keeps its own end time.
+ */
+function parseAttempts(text: string, mtime: string): EndFile {
+  const file: EndFile = { attempts: [], pid: null, lastPid: null, end: null };
+  const clock = uptimeClock();
+  for (const line of text.split('\n')) {
+    const a = ATTEMPT_LINE.exec(line);
+    const p = a ? null : PID_LINE.exec(line);
+    if (p) file.pid = file.lastPid = Number(p[1]);
+    if (!a) continue;
+    const final = a[4] === '-';
+    const attempt = Number(a[1]);
+    const prev = file.attempts[file.attempts.length - 1];
+    const again = prev !== undefined && prev.attempt === attempt;
+    const endedAt = again ? prev.endedAt : final ? mtime : clock(Number(a[3]));
+    if (again) file.attempts.pop();
+    file.attempts.push({ attempt, status: Number(a[2]), endedAt, delayMs: final ? null : Number(a[4]) });
+    file.pid = null;
+    if (final) file.end = { status: Number(a[2]), endedAt: mtime };
+  }
+  return file;
+}
+
+/** Turns the uptime the supervisor read (1/100 s, /proc/uptime) into an ISO time. */
+function uptimeClock(): (centiseconds: number) => string {
+  let upNow = 0;
+  try {
+    upNow = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * 1000;
+  } catch {}
+  const now = Date.now();
+  return (cs) => new Date(now - Math.max(0, upNow - cs * 10)).toISOString();
+}
+
+/** The end the supervisor recorded for this run, or null while there is none. */
+export function readEnd(home: Home, name: string, id: string): RunEnd | null {
+  return readEndFile(home, name, id)?.end ?? null;
 }
 
 /**

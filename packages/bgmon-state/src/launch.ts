@@ -7,6 +7,7 @@ import { unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
 import { bootId, readStat } from './proc';
 import { nowIso, writeRecord, type JobRecord } from './record';
+import { attemptsOf, supervisorRetryArgs } from './retry';
 
 /*
  * Launching a job: spawn its supervisor (supervisor.sh), which forks the job; the job becomes
@@ -70,16 +71,25 @@ function readPidLine(child: ChildProcess): Promise<number> {
   });
 }
 
-function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, logFd: number, endFd: number): ChildProcess {
+/** The home's run/ directory for a retrying supervisor, which lists stop markers there; else nothing. */
+function openRunDir(home: Home, rec: JobRecord): number | null {
+  if (!rec.retry) return null;
+  return openSync(home.run, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+}
+
+function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]): ChildProcess {
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
   // the marker is the job's alone: nothing of bgmon's may be mistaken for the job by bgmon-stop
   const { BGMON_JOB_ID: _marker, ...supervisorEnv } = env;
-  const args = ['-c', supervisorText(), 'bgmon-supervisor', rec.name, rec.id, process.execPath, entryScript(), ...rec.cmd];
+  const args = [
+    '-c', supervisorText(), 'bgmon-supervisor', rec.name, rec.id, process.execPath, entryScript(), ...supervisorRetryArgs(rec),
+    ...rec.cmd,
+  ];
   return spawn('/bin/sh', args, {
     cwd: rec.cwd,
     env: supervisorEnv,
     detached: true,
-    stdio: ['ignore', 'pipe', 'ignore', 'pipe', logFd, endFd],
+    stdio: ['ignore', 'pipe', 'ignore', 'pipe', ...fds],
   });
 }
 
@@ -92,11 +102,13 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
   assertDirectory(rec.cwd);
   const logFd = createLog(rec.log);
   let endFd: number | null = null;
+  let runFd: number | null = null;
   let child: ChildProcess | null = null;
   let started = false;
   try {
-    endFd = reserveEnd(home, rec.name, rec.id);
-    child = spawnSupervisor(rec, env, logFd, endFd);
+    endFd = reserveEnd(home, rec.name, rec.id, attemptsOf(rec));
+    runFd = openRunDir(home, rec);
+    child = spawnSupervisor(rec, env, runFd === null ? [logFd, endFd] : [logFd, endFd, runFd]);
     const pid = await readPidLine(child);
     const job = readStat(pid);
     const sup = readStat(child.pid!);
@@ -105,8 +117,11 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
     const running: JobRecord = {
       ...rec, status: 'RUNNING', pid, started_at: nowIso(), boot_id: bootId(), starttime: job.starttime,
       sup_pid: child.pid!, sup_starttime: sup.starttime,
+      ...(rec.retry ? { attempt: 1, attempts: [], next_attempt_at: null } : {}),
     };
-    reserveSpare(home, rec.name, rec.id, Buffer.byteLength(JSON.stringify(running)));
+    // the folded record also lists every attempt's end
+    const attemptsBytes = rec.retry ? attemptsOf(rec) * 120 : 0;
+    reserveSpare(home, rec.name, rec.id, Buffer.byteLength(JSON.stringify(running)) + attemptsBytes);
     writeRecord(home, running);
     const gate = child.stdio[3] as NodeJS.WritableStream;
     await new Promise<void>((done) => gate.end('go\n', done));
@@ -115,6 +130,7 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
   } finally {
     closeSync(logFd);
     if (endFd !== null) closeSync(endFd);
+    if (runFd !== null) closeSync(runFd);
     if (child) {
       // Without "go" the job's process exits without running the command.
       child.stdout?.destroy();

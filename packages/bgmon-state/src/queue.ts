@@ -8,6 +8,7 @@ import { queueLockName, queueNow, writeQueueFile } from './queue-slots';
 import { launch } from './launch';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
+import { writeEndedRecord } from './on-end';
 import {
   beginAdvancing, boundRuns, cancelReason, decide, endAdvancing, isReadyToLeaveQueue, newLook, predecessorStates,
   queuedNames, readOrNull, rememberState,
@@ -174,7 +175,7 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
     now = await launchOrFail(home, rec, entry.env);
   } else {
     now = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: cancelReason(home, boundRuns(rec), states) };
-    writeRecord(home, now);
+    now = writeEndedRecord(home, now);
   }
   rememberState(name, rec.id, now.status);
   removeQueueEntry(home, name);
@@ -207,8 +208,7 @@ async function launchOrFail(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv):
       ...rec, status: 'FAILED', pid: null, started_at: null, ended_at: nowIso(),
       exit_code: err instanceof ExecError ? 127 : null, signal: null, reason,
     };
-    writeRecord(home, failed);
-    return failed;
+    return writeEndedRecord(home, failed);
   }
 }
 

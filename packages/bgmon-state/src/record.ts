@@ -46,6 +46,34 @@ export interface JobRecord {
   /** the sh process that waits for the job and records its end */
   sup_pid: number | null;
   sup_starttime: number | null;
+  /** --retry: the settings (absent without it) */
+  retry?: RetrySettings | null;
+  /** with retry: the attempt running (or, while waiting, the one to come), from 1 */
+  attempt?: number;
+  /** with retry: every attempt that has ended, in order */
+  attempts?: AttemptRecord[];
+  /** with retry: while waiting between attempts, when the next one starts; else null */
+  next_attempt_at?: string | null;
+  /** --on-end: the command run by `sh -c` once the run has ended (absent without it) */
+  on_end?: string | null;
+  /** when the on-end command was started (it runs once per run), else null */
+  on_end_ran_at?: string | null;
+}
+
+export interface RetrySettings {
+  /** extra attempts after the first */
+  count: number;
+  delay_ms: number;
+  max_delay_ms: number;
+  /** the exit codes ("2") and signals ("SIGKILL") that are retried; null: any failure */
+  on: string[] | null;
+}
+
+export interface AttemptRecord {
+  attempt: number;
+  exit_code: number | null;
+  signal: string | null;
+  ended_at: string;
 }
 
 // Records are tiny; anything this large is not one of ours and is not read into memory.
@@ -93,6 +121,11 @@ const isStrOrNull = (x: unknown) => x === null || typeof x === 'string';
 const isIdMap = (x: unknown) =>
   typeof x === 'object' && x !== null && !Array.isArray(x) && Object.values(x).every((id) => typeof id === 'string');
 
+const isCount = (x: unknown, max: number) => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max;
+const isRetry = (x: any) =>
+  typeof x === 'object' && isCount(x.count, 1000) && isCount(x.delay_ms, 2 ** 31) && isCount(x.max_delay_ms, 2 ** 31) &&
+  (x.on === null || (Array.isArray(x.on) && x.on.every((s: unknown) => typeof s === 'string')));
+
 function shapeError(r: any, name: string): string | null {
   if (typeof r !== 'object' || r === null || Array.isArray(r)) return 'not a JSON object';
   if (r.v !== 1) return 'unknown schema version';
@@ -105,6 +138,8 @@ function shapeError(r: any, name: string): string | null {
   if (typeof r.log !== 'string' || typeof r.cwd !== 'string') return 'bad log or cwd';
   if (r.after_ids !== undefined && !isIdMap(r.after_ids)) return 'bad after_ids';
   if (r.reason !== undefined && !isStrOrNull(r.reason)) return 'bad reason';
+  if (r.retry !== undefined && r.retry !== null && !isRetry(r.retry)) return 'bad retry';
+  if (r.on_end !== undefined && !isStrOrNull(r.on_end)) return 'bad on_end';
   return null;
 }
 

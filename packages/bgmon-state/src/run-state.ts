@@ -3,7 +3,8 @@ import { wasStopped } from './stop-marker';
 import { bootId, isSameProcess, readStat } from './proc';
 import { nowIso, readRecord, type JobRecord } from './record';
 import { readRun } from './history';
-import { endedRecord, readEnd } from './end';
+import { endedRecord, readEnd, readEndFile } from './end';
+import { currentAttempt } from './retry';
 import type { Home } from './paths';
 import { sleepSync } from './sleep';
 
@@ -20,10 +21,8 @@ const SUPERVISOR_WRITE_MS = 10_000;
 export function runState(home: Home, rec: JobRecord): JobRecord {
   // Records are written RUNNING, never PAUSED; a PAUSED one (hand-made) is checked the same way.
   if (rec.status !== 'RUNNING' && rec.status !== 'PAUSED') return rec;
-  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) {
-    const paused = isStoppedState(readStat(rec.pid!)?.state);
-    return paused === (rec.status === 'PAUSED') ? rec : { ...rec, status: paused ? 'PAUSED' : 'RUNNING' };
-  }
+  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) return runningOrPaused(rec);
+  if (rec.retry) return retriedRunState(home, rec);
   const ended = recordedEnd(home, rec);
   if (ended) return ended;
   if (rec.boot_id !== bootId() || rec.pid === null) return { ...rec, status: rec.pid !== null && readStat(rec.pid) ? 'STALE' : 'DEAD' };
@@ -33,6 +32,37 @@ export function runState(home: Home, rec: JobRecord): JobRecord {
   // gone nobody records it, and once reaped it is lost: DEAD either way, consistently.
   if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : { ...rec, status: 'DEAD' };
   return awaitedEnd(home, rec);
+}
+
+function runningOrPaused(rec: JobRecord): JobRecord {
+  const paused = isStoppedState(readStat(rec.pid!)?.state);
+  return paused === (rec.status === 'PAUSED') ? rec : { ...rec, status: paused ? 'PAUSED' : 'RUNNING' };
+}
+
+/**
+ * A retried run whose recorded attempt is not running: its end file says what came next (an
+ * attempt's end and the wait for the next, a new attempt, the outcome). Between an attempt's end
+ * and the supervisor's next line the file is read again, as for a run's end; with the
+ * supervisor gone and no outcome recorded the run is DEAD: no outcome is ever guessed from a
+ * zombie's status, since the supervisor may have retried it.
+ */
+function retriedRunState(home: Home, rec: JobRecord): JobRecord {
+  const deadline = Date.now() + SUPERVISOR_WRITE_MS;
+  for (;;) {
+    const supervisorAlive = isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id);
+    const file = readEndFile(home, rec.name, rec.id);
+    if (!file) {
+      const folded = recordedEnd(home, rec);
+      if (folded) return folded;
+    }
+    const cur = file ? currentAttempt(rec, file) : rec;
+    if (file?.end) return endedRecord(cur, file.end, wasStopped(home, rec));
+    if (cur.next_attempt_at) return supervisorAlive ? { ...cur, status: 'RUNNING' } : { ...cur, status: 'DEAD' };
+    if (isSameProcess(cur.pid, cur.starttime, cur.boot_id)) return runningOrPaused(cur);
+    const supervisorStopped = supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state);
+    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return { ...cur, status: 'DEAD' };
+    sleepSync(5);
+  }
 }
 
 /** T: stopped by a signal (SIGSTOP, SIGTSTP...); t: stopped by a tracer. Either way it does not run. */

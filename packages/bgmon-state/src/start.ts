@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { StateError, UsageError } from './errors';
 import { assertName, deriveName } from './names';
 import { ensureHome, logPath, previousLogPath, recordPath, type Home } from './paths';
-import { isTerminal, newRunId, nowIso, readRecord, writeRecord, type JobRecord } from './record';
+import { isTerminal, newRunId, nowIso, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
@@ -19,6 +19,8 @@ import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
 import { readTarget, parseTarget } from './select';
 import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
+import { retrySettings, type RetryFlags } from './retry';
+import { writeEndedRecord } from './on-end';
 
 export { resolveExecutable };
 
@@ -35,6 +37,22 @@ export interface StartOptions {
   slots?: number;
   /** --in/--at: not before this time (ISO-8601), see delay.ts */
   notBefore?: string | null;
+  /** --retry and its companions, as given */
+  retry?: RetryFlags;
+  /** --on-end CMD */
+  onEnd?: string;
+}
+
+/** The record fields of --retry and --on-end; a usage error for bad values. */
+function retryAndHookFields(opts: StartOptions): Partial<JobRecord> {
+  const retry = retrySettings(opts.retry ?? {});
+  if (opts.onEnd !== undefined && (opts.onEnd.trim() === '' || opts.onEnd.includes('\0'))) {
+    throw new UsageError('--on-end: expected a shell command');
+  }
+  return {
+    ...(retry ? { retry } : {}),
+    ...(opts.onEnd !== undefined ? { on_end: opts.onEnd, on_end_ran_at: null } : {}),
+  };
 }
 
 function resolveCwd(dir: string | undefined): string {
@@ -62,6 +80,8 @@ export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): 
 export interface CheckedStart {
   cwd: string;
   env: NodeJS.ProcessEnv;
+  /** --retry and --on-end as record fields, checked before anything is written */
+  extras: Partial<JobRecord>;
 }
 
 /** Refuses a start that cannot work (usage errors, exit 2; a command not found, 127), writing nothing. */
@@ -75,7 +95,7 @@ export function checkStart(opts: StartOptions): CheckedStart {
   const cwd = resolveCwd(opts.cwd);
   const env = jobEnvironment(process.env, opts.env);
   resolveExecutable(opts.cmd[0], env.PATH, cwd);
-  return { cwd, env };
+  return { cwd, env, extras: retryAndHookFields(opts) };
 }
 
 /** Starts (or queues, or cancels) a job and returns its record as written. */
@@ -109,6 +129,7 @@ export async function submitJob(
       after: [...new Set(opts.after.map((dep) => parseTarget(dep).name))], after_ids: plan.ids,
       ...laterFields(opts, queueSeq),
       host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
+      ...checked.extras,
     };
     keepEnvOf(home, rec, opts.env);
     if (old) {
@@ -120,8 +141,7 @@ export async function submitJob(
     removeQueueEntry(home, name);
     if (plan.action === 'cancel') {
       const cancelled: JobRecord = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: plan.reason };
-      writeRecord(home, cancelled);
-      return cancelled;
+      return writeEndedRecord(home, cancelled);
     }
     if (plan.action === 'queue' || waitsForSlotOrTime(rec)) {
       enqueue(home, rec, env);

@@ -3,13 +3,15 @@ import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
 import { environHas, isSameProcess, listPids, readStat, type ProcStat } from './proc';
-import { isTerminal, nowIso, readRecord, writeRecord, type JobRecord } from './record';
+import { isTerminal, nowIso, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { isStoppedState, STOP_SIGNALS } from './run-state';
 import { withLock } from './lock';
 import { removeQueueEntry } from './queue';
 import { sleep } from './sleep';
 import { foldEnd } from './fold';
+import { endRetryWait, isBetweenAttempts } from './retry';
+import { writeEndedRecord } from './on-end';
 import { claimStop, clearStop, confirmStop, isUsableRunId, withdrawStop, type StopClaim } from './stop-marker';
 
 export { removeStopMarkers, wasStopped } from './stop-marker';
@@ -169,8 +171,7 @@ function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
   return withLock(home, name, () => {
     const rec = readRecord(home, name);
     if (!rec || rec.status !== 'QUEUED') return null;
-    const stopped: JobRecord = { ...rec, status: 'STOPPED', ended_at: nowIso() };
-    writeRecord(home, stopped);
+    const stopped = writeEndedRecord(home, { ...rec, status: 'STOPPED', ended_at: nowIso() });
     removeQueueEntry(home, name);
     return stopped;
   });
@@ -187,9 +188,8 @@ async function relabelStopped(
     return await withLock(home, rec.name, () => {
       const fresh = readRecord(home, rec.name);
       if (!fresh || fresh.id !== rec.id || !still(fresh)) return null;
-      const stopped: JobRecord = { ...fresh, status: 'STOPPED', ended_at: fresh.ended_at ?? endedAt };
-      writeRecord(home, stopped);
-      return stopped;
+      // a hook already started for the outcome the fold saw does not run again
+      return writeEndedRecord(home, { ...fresh, status: 'STOPPED', ended_at: fresh.ended_at ?? endedAt });
     });
   } catch {
     return null; // no room even for the lock (full disk), or a corrupt record: it keeps what was recorded
@@ -250,8 +250,40 @@ interface Active {
   claim: StopClaim;
 }
 
+/**
+ * A retried job waiting for its next attempt has no process to signal: its supervisor's wait is
+ * ended (retry.ts) and, seeing our marker, it records the outcome (STOPPED) and retries no more.
+ * An attempt that starts meanwhile is stopped as any running job.
+ */
+async function stopBetweenAttempts(home: Home, rec: JobRecord, opts: StopOptions, active: Set<Active>): Promise<[JobRecord, string | null]> {
+  const entry: Active = { rec, claim: claimStop(home, rec) };
+  active.add(entry);
+  let ended = false;
+  try {
+    const deadline = Date.now() + FOLD_WAIT_MS;
+    for (;;) {
+      const disk = readRecordQuietly(home, rec.name);
+      const cur = disk && disk.id === rec.id ? currentState(home, disk) : rec;
+      if (!isBetweenAttempts(cur) && !isTerminal(cur.status)) {
+        active.delete(entry); // the attempt's stop takes over this claim
+        return await stopRunning(home, cur, opts, active);
+      }
+      ended = isTerminal(cur.status) || disk?.id !== rec.id;
+      if (ended || Date.now() > deadline) break;
+      endRetryWait(cur);
+      await sleep(POLL_MS);
+    }
+  } finally {
+    if (active.has(entry)) (ended ? confirmStop : withdrawStop)(entry.claim);
+    active.delete(entry);
+  }
+  const problem = ended ? null : `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`;
+  return [await finalRecord(home, rec, ended), problem];
+}
+
 /** Signals one RUNNING job and everything it started, escalating to SIGKILL after the grace. */
 async function stopRunning(home: Home, rec: JobRecord, opts: StopOptions, active: Set<Active>): Promise<[JobRecord, string | null]> {
+  if (isBetweenAttempts(rec)) return stopBetweenAttempts(home, rec, opts, active);
   const problem = leaderProblem(home, rec);
   if (problem) return [rec, `job ${rec.name}: ${problem}; nothing signalled`];
   const entry: Active = { rec, claim: claimStop(home, rec) };

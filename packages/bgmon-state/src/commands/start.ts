@@ -4,7 +4,8 @@ export const start: CommandDoc = {
   name: 'bgmon-start',
   summary: 'start a command detached, in its own session, logging to a file',
   synopsis: [
-    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] [--] CMD [ARG...]',
+    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] [--retry N [--retry-delay DUR] ' +
+      '[--retry-max-delay DUR] [--retry-on LIST]] [--on-end CMD] [--] CMD [ARG...]',
     'bgmon-start [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] - < SPECS.ndjson',
     'bgmon-start --again NAME|NAME@ID [--name N] [--cwd DIR] [--env K=V]... [--after NAME]...',
   ],
@@ -43,6 +44,17 @@ export const start: CommandDoc = {
       'PAUSED (exit 1). Options given beside --again override: --name, --cwd and --after replace, --env ' +
       'adds or replaces single keys; a command is refused. --env values are kept in ' +
       '$BGMON_HOME/run/<name>@<id>.env (0600) for this; records show only their keys (env_keys).',
+    'With --retry N a failed run is tried again, up to N more times, by the same supervisor: the ' +
+      'first wait is --retry-delay, doubling after each attempt up to --retry-max-delay. --retry-on ' +
+      'limits which ends are retried (exit codes and signal names, e.g. 1,2,SIGKILL; default: any ' +
+      'failure). A run ended by bgmon-stop is never retried. Between attempts the job stays RUNNING ' +
+      'with next_attempt_at set; the record counts the attempt and keeps every attempt\'s end ' +
+      '(attempts), the log marks where each attempt begins ("--- bgmon: attempt 2 of 4 ---"), and ' +
+      'bgmon-wait returns after the last attempt.',
+    'With --on-end CMD, `sh -c CMD` runs once when the run has ended, whatever the outcome (also ' +
+      'CANCELLED, STOPPED or DEAD), detached, with BGMON_JOB, BGMON_JOB_ID, BGMON_STATUS, ' +
+      'BGMON_EXIT_CODE, BGMON_SIGNAL and BGMON_LOG set, its output appended to the job\'s log after ' +
+      'a line "--- bgmon: on-end ---". How it ends never changes the job\'s outcome.',
   ],
   operands: 'commands',
   stopEarly: true,
@@ -56,11 +68,16 @@ export const start: CommandDoc = {
     { flag: 'slots', arg: 'N', help: 'how many jobs of the queue may run at once, from now on (stored with the queue)', default: '1, or what was set last' },
     { flag: 'in', arg: 'DUR', help: 'stay QUEUED for DUR first (e.g. 90s, 1h30m)' },
     { flag: 'at', arg: 'TIME', help: 'stay QUEUED until TIME: HH:MM (today or tomorrow) or ISO 8601' },
+    { flag: 'retry', arg: 'N', help: 'try a failed run up to N more times (0 to 1000)', default: '0' },
+    { flag: 'retry-delay', arg: 'DUR', help: 'wait before the first retry; doubles after each attempt', default: '1s' },
+    { flag: 'retry-max-delay', arg: 'DUR', help: 'the longest wait between attempts', default: '1h' },
+    { flag: 'retry-on', arg: 'LIST', commaList: true, help: 'retry only these exit codes and signals, e.g. 1,2,SIGKILL', default: 'any failure' },
+    { flag: 'on-end', arg: 'CMD', help: 'run `sh -c CMD` once the run has ended, with BGMON_STATUS and friends set; output to the log' },
   ],
   exit: [
     { code: '0', meaning: 'started, or queued (or cancelled at once: the printed record says which)' },
     { code: '1', meaning: 'a job of that name is QUEUED, RUNNING or PAUSED (also the run given to --again), or its record is corrupt' },
-    { code: '2', meaning: 'usage error: bad name, flag, --env, --cwd, --queue, --slots, --in or --at, unknown or cyclic --after, a bad stdin line (nothing is started)' },
+    { code: '2', meaning: 'usage error: bad name, flag, --env, --cwd, --queue, --slots, --in, --at, --retry* or --on-end, unknown or cyclic --after, a bad stdin line (nothing is started)' },
     { code: '3', meaning: '--again NAME or NAME@ID matches no job or run' },
     { code: '127', meaning: 'CMD not found or not executable (nothing is created)' },
   ],
@@ -69,5 +86,7 @@ export const start: CommandDoc = {
     { command: 'bgmon-wait fetch && bgmon-start --name build -- make -j4', comment: 'chain two stages' },
     { command: 'bgmon-start --name deploy --after build -- ./deploy.sh', comment: 'runs once build SUCCEEDED' },
     { command: 'bgmon-start --again build', comment: 'the same command, cwd and --env values once more' },
+    { command: 'bgmon-start --name fetch --retry 3 --retry-delay 2s --retry-on 1,SIGKILL -- curl -fsSO https://example.com/', comment: 'up to 4 attempts' },
+    { command: 'bgmon-start --name job --on-end \'notify-send "$BGMON_JOB: $BGMON_STATUS"\' -- sleep 5', comment: 'a desktop notification when it ends' },
   ],
 };

@@ -1,0 +1,69 @@
+import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
+import { isTerminal, nowIso, writeRecord, type JobRecord } from './record';
+import type { Home } from './paths';
+
+/*
+ * --on-end CMD: `sh -c CMD` once a run has ended, whatever the outcome. Started by whoever
+ * records the end under the name's lock (the fold of a supervisor's end, the queue cancelling a
+ * job, bgmon-stop of a queued job), after the record with `on_end_ran_at` is on disk, so it runs
+ * at most once per run. It runs detached, its output appended to the job's log after a marker
+ * line; what it does or how it ends never changes the run's record.
+ */
+
+export const ON_END_MARKER = '--- bgmon: on-end ---\n';
+
+/** The run has ended and its hook has not been started yet. */
+export const hookDue = (rec: JobRecord): boolean =>
+  typeof rec.on_end === 'string' && !rec.on_end_ran_at && isTerminal(rec.status);
+
+/** The record to write for an ended run: with `on_end_ran_at` when its hook is about to start. */
+export const markHook = (rec: JobRecord): JobRecord => (hookDue(rec) ? { ...rec, on_end_ran_at: nowIso() } : rec);
+
+/** Writes an ended run's record, then starts its hook if this write is the one that marked it. */
+export function writeEndedRecord(home: Home, rec: JobRecord): JobRecord {
+  const marked = markHook(rec);
+  writeRecord(home, marked);
+  if (marked !== rec) startHook(marked);
+  return marked;
+}
+
+function hookEnv(rec: JobRecord): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    BGMON_JOB: rec.name,
+    BGMON_JOB_ID: rec.id,
+    BGMON_STATUS: rec.status,
+    BGMON_EXIT_CODE: rec.exit_code === null ? '' : String(rec.exit_code),
+    BGMON_SIGNAL: rec.signal ?? '',
+    BGMON_LOG: rec.log,
+  };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Starts the hook of an ended run, detached; best effort, never throws. */
+export function startHook(rec: JobRecord): void {
+  if (typeof rec.on_end !== 'string') return;
+  let fd: number | null = null;
+  try {
+    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+    fd = openSync(rec.log, flags, 0o600);
+    writeSync(fd, ON_END_MARKER);
+    const { spawn } = require('node:child_process') as typeof import('node:child_process');
+    const child = spawn('/bin/sh', ['-c', rec.on_end], {
+      cwd: isDirectory(rec.cwd) ? rec.cwd : '/', env: hookEnv(rec), detached: true, stdio: ['ignore', fd, fd],
+    });
+    child.on('error', () => {});
+    child.unref();
+  } catch {
+    // a log we cannot open or a failed fork: the run's outcome stands as recorded
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
