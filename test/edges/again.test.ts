@@ -78,4 +78,25 @@ test('--again after STOPPED and CANCELLED; refused while RUNNING or QUEUED; unkn
   assert.equal(lines((await h.run('bgmon-status', ['--json'])).stdout).map((x) => x.name).sort(), ['q', 'r']);
 }));
 
+test('--again repeats the queue, retry settings and on-end hook; flags beside it override', withHome(async (h) => {
+  const hook = 'echo "hook $BGMON_STATUS"';
+  const first = await h.start('q1', ['sh', '-c', 'exit 0'], [
+    '--queue', 'lane', '--retry', '2', '--retry-delay', '1500ms', '--retry-max-delay', '3s', '--retry-on', '1,SIGKILL',
+    '--on-end', hook,
+  ]);
+  await h.run('bgmon-wait', ['q1']);
+  const again = await h.run('bgmon-start', ['--again', 'q1']);
+  assert.is(again.code, 0, again.stderr);
+  const rec = JSON.parse(again.stdout);
+  assert.is(rec.queue, 'lane');
+  assert.equal(rec.retry, first.retry);
+  assert.equal(rec.retry, { count: 2, delay_ms: 1500, max_delay_ms: 3000, on: ['1', 'SIGKILL'] });
+  assert.is(rec.on_end, hook);
+  await h.run('bgmon-wait', ['q1']);
+  const over = await h.run('bgmon-start', ['--again', 'q1', '--retry', '5']);
+  assert.is(over.code, 0, over.stderr);
+  assert.is(JSON.parse(over.stdout).retry.count, 5, '--retry beside --again wins');
+  assert.is(JSON.parse(over.stdout).queue, 'lane');
+}));
+
 test.run();

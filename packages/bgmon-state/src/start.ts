@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { StateError, UsageError } from './errors';
 import { assertName, deriveName } from './names';
 import { ensureHome, logPath, previousLogPath, recordPath, type Home } from './paths';
-import { isTerminal, newRunId, nowIso, readRecord, type JobRecord } from './record';
+import { isTerminal, newRunId, nowIso, readRecord, type JobRecord, type RetrySettings } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { launch } from './launch';
@@ -239,12 +239,23 @@ export function againOptions(home: Home, which: string, given: StartOptions): St
  * the start option each sets unless it was given beside --again. A new start option that the
  * record keeps belongs here, so that --again repeats it.
  */
-const START_FIELDS: Array<[keyof JobRecord, string]> = [];
+const START_FIELDS: Array<[keyof JobRecord, keyof StartOptions, (value: never) => unknown]> = [
+  ['queue', 'queue', (queue: string | null) => queue ?? undefined],
+  ['on_end', 'onEnd', (hook: string | null) => hook ?? undefined],
+  ['retry', 'retry', (r: RetrySettings | null) => r && {
+    retry: String(r.count), delay: `${r.delay_ms}ms`, maxDelay: `${r.max_delay_ms}ms`, on: r.on?.join(','),
+  }],
+];
+
+/** An option counts as given beside --again when it holds a value (--retry: its count). */
+const isGiven = (option: keyof StartOptions, value: unknown) =>
+  option === 'retry' ? (value as RetryFlags | undefined)?.retry !== undefined : value !== undefined;
 
 function copyStartFields(run: JobRecord, opts: StartOptions): StartOptions {
   const copy: Record<string, unknown> = { ...opts };
-  for (const [field, option] of START_FIELDS) {
-    if (copy[option] === undefined && run[field] !== undefined) copy[option] = run[field];
+  for (const [field, option, toOption] of START_FIELDS) {
+    const value = run[field];
+    if (!isGiven(option, copy[option]) && value !== undefined && value !== null) copy[option] = toOption(value as never);
   }
   return copy as unknown as StartOptions;
 }

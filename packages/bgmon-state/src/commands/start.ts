@@ -39,8 +39,8 @@ export const start: CommandDoc = {
       'field, a bad name or cmd, a name given twice) starts nothing and is named by its line number. Then ' +
       'all are started or queued by this one process, which prints one record each, in order.',
     '--again NAME starts NAME\'s current run again exactly (NAME@ID: that run, current or kept): the ' +
-      'same argv, cwd, --env values and --after names, plus whatever else the record keeps about how it ' +
-      'was started. Also after a CANCELLED or STOPPED run; refused while the run is QUEUED, RUNNING or ' +
+      'same argv, cwd, --env values, --after names, queue, retry settings and --on-end hook (whatever the record ' +
+      'keeps about how it was started). Also after a CANCELLED or STOPPED run; refused while the run is QUEUED, RUNNING or ' +
       'PAUSED (exit 1). Options given beside --again override: --name, --cwd and --after replace, --env ' +
       'adds or replaces single keys; a command is refused. --env values are kept in ' +
       '$BGMON_HOME/run/<name>@<id>.env (0600) for this; records show only their keys (env_keys).',
