@@ -196,10 +196,10 @@ test('status: names, globs, --status filter, table, unknown name', withHome(asyn
   assert.equal(lines((await h.run('bgmon-status', ['--status', 'FAILED,running'])).stdout).map((r) => r.name), ['stage_b', 'other']);
   const table = await h.run('bgmon-status', ['--table']);
   const rows = table.stdout.trim().split('\n');
-  assert.match(rows[0], /^NAME\s+STATUS\s+PID\s+AGE\s+EXIT$/);
-  assert.match(rows[1], /^stage_a\s+SUCCEEDED\s+\d+\s+\d+s\s+0$/);
-  assert.match(rows[2], /^stage_b\s+FAILED\s+\d+\s+\d+s\s+1$/);
-  assert.match(rows[3], /^other\s+RUNNING\s+\d+\s+\d+s\s+-$/);
+  assert.match(rows[0], /^NAME\s+STATUS\s+PID\s+START\s+AGE\s+EXIT\s+CMD$/);
+  assert.match(rows[1], /^stage_a\s+SUCCEEDED\s+\d+\s+\d\d:\d\d\s+\d+s\s+0\s+true$/);
+  assert.match(rows[2], /^stage_b\s+FAILED\s+\d+\s+\d\d:\d\d\s+\d+s\s+1\s+sh -c 'exit 1'$/);
+  assert.match(rows[3], /^other\s+RUNNING\s+\d+\s+\d\d:\d\d\s+\d+s\s+-\s+sleep 100$/);
   const missing = await h.run('bgmon-status', ['nope']);
   assert.is(missing.code, 3);
   assert.is(missing.stderr, 'bgmon-status: no such job: nope\n');

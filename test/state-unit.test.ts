@@ -5,7 +5,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { age, isValidName, nameMatcher, parseDuration, parseSignal, readNamesFromStdin, readStat, signalName, table, UsageError } from 'bgmon-state';
+import { age, isValidName, nameMatcher, parseDuration, parseSignal, readNamesFromStdin, readStat, shortTime, signalName, table, UsageError } from 'bgmon-state';
 import { eventually } from './helpers';
 
 const isUsage = (err: unknown) => err instanceof UsageError && (err as UsageError).exitCode === 2;
@@ -75,13 +75,14 @@ test('stdin NDJSON: blank lines skipped; any bad line rejects everything', async
 });
 
 test('table and age', () => {
-  assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-01T00:01:05.000Z'), '65s');
-  assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-01T01:30:00.000Z'), '90m');
+  assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-01T00:01:05.000Z'), '1m5s');
+  assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-01T01:30:00.000Z'), '1h30m');
   assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-01T03:00:00.000Z'), '3h');
   assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-03T00:00:00.000Z'), '2d');
   assert.is(age(null, null), '-');
   const rec: any = { name: 'n', status: 'FAILED', pid: 12, started_at: '2026-01-01T00:00:00.000Z', created_at: '2026-01-01T00:00:00.000Z', ended_at: '2026-01-01T00:00:03.000Z', exit_code: null, signal: 'SIGKILL' };
-  assert.is(table([rec]), 'NAME  STATUS  PID  AGE  EXIT\nn     FAILED  12   3s   SIGKILL\n');
+  const start = shortTime(rec.started_at, Date.parse('2026-01-01T00:00:05.000Z'));
+  assert.is(table([{ ...rec, cmd: ['x'] }], { now: Date.parse('2026-01-01T00:00:05.000Z') }), `NAME  STATUS  PID  START  AGE  EXIT     CMD\nn     FAILED  12   ${start}  3s   SIGKILL  x\n`);
 });
 
 test.run();

@@ -59,7 +59,9 @@ test('every package with a binary installs its man page (package.json man and fi
 
 test('--help names exactly the flags the parser takes, and the parser takes every flag the help names', withHome(async (h) => {
   for (const doc of commands.SUBCOMMANDS) {
-    const help = (await h.run(doc.name, ['--help'])).stdout;
+    const run = await h.run(doc.name, ['--help']);
+    assert.is(run.code, 0, `${doc.name} --help: ${run.signal ?? ''} ${run.stderr}`);
+    const help = run.stdout;
     const helpFlags = new Set(help.match(/(?<=^ {2}(?:-\w, )?)-{1,2}[a-z][a-z-]*/gm));
     const docFlags = [...doc.options, ...commands.STANDARD_OPTIONS].flatMap((o) => [flagWord(o.flag), ...(o.alias ? [`-${o.alias}`] : [])]);
     assert.equal([...helpFlags].sort(), [...docFlags].sort(), doc.name);

@@ -19,6 +19,8 @@ export * from './status';
 export * from './stop';
 export * from './tail';
 export * from './wait';
+export * from './activity';
+export * from './log-match';
 export * from './rm';
 export * as commands from './commands';
 export * from './usage';

@@ -1,5 +1,7 @@
 import { isatty } from 'node:tty';
 import { rawLine, type JobRecord } from './record';
+import { DEAD_REASON } from './run-state';
+import { activityLine, silentMs, type Activity } from './activity';
 
 export type OutputMode = 'json' | 'table';
 
@@ -12,23 +14,43 @@ export function outputMode(flags: Record<string, unknown>): OutputMode {
 
 export function ndjson(records: readonly object[]): string {
   let out = '';
-  for (const r of records) out += rawLine(r) ?? JSON.stringify(r) + '\n';
+  for (const r of records) out += activityLine(r) ?? rawLine(r) ?? JSON.stringify(r) + '\n';
   return out;
 }
 
 // A start a little ahead of the clock reading it is rounding, not a time in the future.
 const CLOCK_SLACK_MS = 1000;
+const UNITS: [string, number][] = [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]];
 
-/** Time from `from` to `to` (or now), e.g. 90m; '-' when unknown, unreadable or negative. */
+/** A span in its two largest units, the second left out when zero: 45s, 1m30s, 2h59m, 3d4h, 7d. */
+export function span(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const i = UNITS.findIndex(([, size]) => s >= size);
+  if (i < 0 || i === UNITS.length - 1) return `${s}s`;
+  const [unit, size] = UNITS[i];
+  const [next, nextSize] = UNITS[i + 1];
+  const rest = Math.floor((s % size) / nextSize);
+  return `${Math.floor(s / size)}${unit}${rest > 0 ? `${rest}${next}` : ''}`;
+}
+
+/** Time from `from` to `to` (or now), e.g. 2h59m; '-' when unknown, unreadable or negative. */
 export function age(from: string | null, to: string | null, now = Date.now()): string {
   if (!from) return '-';
   const ms = (to ? Date.parse(to) : now) - Date.parse(from);
   if (!Number.isFinite(ms) || ms < -CLOCK_SLACK_MS) return '-';
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.floor(s / 60)}m`;
-  if (s < 172800) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
+  return span(ms);
+}
+
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** A local time, short: HH:MM today, else MM-DD HH:MM; '-' when unknown or unreadable. */
+export function shortTime(iso: string | null, now = Date.now()): string {
+  const t = iso ? new Date(iso) : null;
+  if (!t || !Number.isFinite(t.getTime())) return '-';
+  const today = new Date(now);
+  const hhmm = `${two(t.getHours())}:${two(t.getMinutes())}`;
+  const sameDay = t.getFullYear() === today.getFullYear() && t.getMonth() === today.getMonth() && t.getDate() === today.getDate();
+  return sameDay ? hhmm : `${two(t.getMonth() + 1)}-${two(t.getDate())} ${hhmm}`;
 }
 
 function exitColumn(r: JobRecord): string {
@@ -36,13 +58,88 @@ function exitColumn(r: JobRecord): string {
   return r.exit_code === null ? '-' : String(r.exit_code);
 }
 
-export function table(records: readonly JobRecord[]): string {
-  const rows = [['NAME', 'STATUS', 'PID', 'AGE', 'EXIT']];
-  for (const r of records) rows.push([r.name, r.status, r.pid === null ? '-' : String(r.pid), age(r.started_at ?? r.created_at, r.ended_at), exitColumn(r)]);
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
+const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
+
+/** Control characters escaped (\\n, \\t, \\xNN), so a table row stays one line. */
+const oneLine = (text: string) =>
+  text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+
+/** A command line as a shell would read it (words quoted where needed), on one line. */
+export function commandLine(cmd: readonly string[]): string {
+  return oneLine(cmd.map((a) => (SAFE_WORD.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' '));
 }
 
-export function formatRecords(records: readonly JobRecord[], mode: OutputMode): string {
-  return mode === 'json' ? ndjson(records) : table(records);
+/** text cut to n characters, the last one an ellipsis when something was left out. */
+export function cut(text: string, n: number): string {
+  if (text.length <= n) return text;
+  if (n <= 0) return '';
+  const keep = text.slice(0, n - 1);
+  // never half a surrogate pair
+  return (/[\ud800-\udbff]$/.test(keep) ? keep.slice(0, -1) : keep) + '…';
+}
+
+/** The terminal's width: stdout's columns, else $COLUMNS; null (no limit) when unknown. */
+export function terminalWidth(env: NodeJS.ProcessEnv = process.env): number | null {
+  if (process.stdout.isTTY && process.stdout.columns > 0) return process.stdout.columns;
+  const cols = Number(env.COLUMNS);
+  return Number.isSafeInteger(cols) && cols > 0 ? cols : null;
+}
+
+export interface TableOptions {
+  /** the line width CMD is cut to; null or absent: no limit */
+  width?: number | null;
+  /** a RUNNING job silent this long (ms) is marked "idle <span>" in NOTE; absent: never */
+  idleMs?: number;
+  now?: number;
+}
+
+/** The NOTE cell: how long a RUNNING job has been silent (past the mark), or why a run ended as it did. */
+function noteColumn(r: JobRecord & Partial<Activity>, opts: TableOptions, now: number): string {
+  if (r.status === 'RUNNING') {
+    const silent = silentMs(r, now);
+    return opts.idleMs !== undefined && silent !== null && silent >= opts.idleMs ? `idle ${span(silent)}` : '';
+  }
+  if (r.reason) return oneLine(r.reason);
+  // a DEAD record folded by an earlier version has no reason of its own
+  return r.status === 'DEAD' ? DEAD_REASON : '';
+}
+
+function tableRow(r: JobRecord, opts: TableOptions, now: number): string[] {
+  const pid = r.pid === null ? '-' : String(r.pid);
+  const cmd = Array.isArray(r.cmd) ? commandLine(r.cmd) : '-';
+  return [r.name, r.status, pid, shortTime(r.started_at, now), age(r.started_at ?? r.created_at, r.ended_at, now), exitColumn(r), noteColumn(r, opts, now), cmd];
+}
+
+/** With a known width, CMD keeps at least this much beside NOTE, and NOTE at least this much. */
+const MIN_CELL = 20;
+
+/** How wide NOTE (when present) and CMD may be so a row fits `width`; Infinity without one. */
+function cellLimits(widths: number[], hasNote: boolean, width: number | null | undefined): [number, number] {
+  if (!width) return [Infinity, Infinity];
+  const fixed = widths.slice(0, 6).reduce((sum, w) => sum + w + 2, 0);
+  const rest = width - fixed;
+  if (!hasNote) return [0, Math.max(rest, 3)];
+  const note = Math.min(widths[6], Math.max(MIN_CELL, rest - 2 - MIN_CELL));
+  return [note, Math.max(rest - note - 2, 3)];
+}
+
+/**
+ * NAME STATUS PID START AGE EXIT [NOTE] CMD: NOTE only when a row has one; with a width, NOTE and
+ * CMD (last) are cut so a row fits (the full text is in the --json records). Plain text, no colour.
+ */
+export function table(records: readonly JobRecord[], opts: TableOptions = {}): string {
+  const now = opts.now ?? Date.now();
+  let rows = [['NAME', 'STATUS', 'PID', 'START', 'AGE', 'EXIT', 'NOTE', 'CMD'], ...records.map((r) => tableRow(r, opts, now))];
+  const hasNote = rows.some((row, i) => i > 0 && row[6] !== '');
+  if (!hasNote) rows = rows.map((row) => [...row.slice(0, 6), row[7]]);
+  const [noteWidth, cmdWidth] = cellLimits(rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length))), hasNote, opts.width);
+  rows = rows.map((row) => row.map((cell, i) => (i === 6 && hasNote ? cut(cell, noteWidth) : cell)));
+  const last = rows[0].length - 1;
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (row: string[]) => row.map((cell, i) => (i === last ? cut(cell, cmdWidth) : cell.padEnd(widths[i]))).join('  ');
+  return rows.map(line).join('\n') + '\n';
+}
+
+export function formatRecords(records: readonly JobRecord[], mode: OutputMode, opts: TableOptions = {}): string {
+  return mode === 'json' ? ndjson(records) : table(records, { width: terminalWidth(), ...opts });
 }

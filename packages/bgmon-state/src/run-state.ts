@@ -25,14 +25,18 @@ export function runState(home: Home, rec: JobRecord): JobRecord {
   if (rec.retry) return retriedRunState(home, rec);
   const ended = recordedEnd(home, rec);
   if (ended) return ended;
-  if (rec.boot_id !== bootId() || rec.pid === null) return { ...rec, status: rec.pid !== null && readStat(rec.pid) ? 'STALE' : 'DEAD' };
+  if (rec.boot_id !== bootId() || rec.pid === null) return rec.pid !== null && readStat(rec.pid) ? { ...rec, status: 'STALE' } : dead(rec);
   const st = readStat(rec.pid);
   if (st && st.starttime !== rec.starttime) return { ...rec, status: 'STALE' };
   // A zombie's wait status is what its supervisor is about to record; with the supervisor
   // gone nobody records it, and once reaped it is lost: DEAD either way, consistently.
-  if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : { ...rec, status: 'DEAD' };
+  if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : dead(rec);
   return awaitedEnd(home, rec);
 }
+
+/** Why a run is DEAD: nothing recorded its end. */
+export const DEAD_REASON = 'process gone, no exit recorded (supervisor killed, OOM or reboot)';
+const dead = (rec: JobRecord): JobRecord => ({ ...rec, status: 'DEAD', reason: rec.reason ?? DEAD_REASON });
 
 function runningOrPaused(rec: JobRecord): JobRecord {
   const paused = isStoppedState(readStat(rec.pid!)?.state);
@@ -57,10 +61,10 @@ function retriedRunState(home: Home, rec: JobRecord): JobRecord {
     }
     const cur = file ? currentAttempt(rec, file) : rec;
     if (file?.end) return endedRecord(cur, file.end, wasStopped(home, rec));
-    if (cur.next_attempt_at) return supervisorAlive ? { ...cur, status: 'RUNNING' } : { ...cur, status: 'DEAD' };
+    if (cur.next_attempt_at) return supervisorAlive ? { ...cur, status: 'RUNNING' } : dead(cur);
     if (isSameProcess(cur.pid, cur.starttime, cur.boot_id)) return runningOrPaused(cur);
     const supervisorStopped = supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state);
-    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return { ...cur, status: 'DEAD' };
+    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return dead(cur);
     sleepSync(5);
   }
 }
@@ -104,7 +108,7 @@ function awaitedEnd(home: Home, rec: JobRecord): JobRecord {
     const ended = recordedEnd(home, rec);
     if (ended) return ended;
     const supervisorStopped = supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state);
-    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return { ...rec, status: 'DEAD' };
+    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return dead(rec);
     sleepSync(5);
   }
 }

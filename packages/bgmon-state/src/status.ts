@@ -6,6 +6,23 @@ import { currentState } from './classify';
 import { loadHistory, loadRecords, matchTargets, namesWithHistory, oldestFirst, splitTargets } from './select';
 import { advanceQueue } from './queue';
 import { isReadyToLeaveQueue } from './queue-rules';
+import { silentMs, withActivity } from './activity';
+
+import { parseDuration } from './duration';
+import type { TableOptions } from './output';
+
+/** Without --idle, the table marks a RUNNING job "idle" once it has been silent this long. */
+export const IDLE_MARK_MS = 60_000;
+
+/** What bgmon-status shows: `--status` and `--idle` (both must hold) and how the table marks silence. */
+export function statusView(status: string | undefined, idle: string | undefined): { keep: (r: JobRecord) => boolean; table: TableOptions } {
+  const states = parseStatusFilter(status);
+  const idleMs = idle === undefined ? null : parseDuration(idle, '--idle');
+  const now = Date.now();
+  // --idle DUR: the RUNNING jobs whose log has been silent (or that never wrote) for at least DUR
+  const keep = (r: JobRecord) => (!states || states.has(r.status)) && (idleMs === null || (silentMs(r, now) ?? -1) >= idleMs);
+  return { keep, table: { idleMs: idleMs ?? IDLE_MARK_MS, now } };
+}
 
 /** Parses `--status RUNNING,failed` into a set of states. */
 export function parseStatusFilter(value: string | undefined): Set<string> | null {
@@ -37,7 +54,9 @@ export async function jobStatuses(home: Home, patterns: string[], history = fals
   }
   const current = records.map((r) => currentState(home, r));
   current.forEach((cur, i) => records[i].status === 'RUNNING' && foldIfFree(home, cur));
-  return { records: withPastRuns(home, current, past, history ? names : null), corrupt, notes };
+  // the log's size and last write, read now: no process keeps them
+  const listed = withPastRuns(home, current, past, history ? names : null);
+  return { records: listed.map(withActivity), corrupt, notes };
 }
 
 /** The names asked for (undefined: every job) and the past runs named as NAME@ID. */

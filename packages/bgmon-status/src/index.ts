@@ -1,10 +1,10 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, formatRecords, homeFromEnv, jobStatuses, lastString, out, outputMode, parseStatusFilter, requestedPatterns, runCommand, warn } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, formatRecords, homeFromEnv, jobStatuses, lastString, out, outputMode, requestedPatterns, runCommand, statusView, warn } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.status, version), async (args) => {
   const hosts = requestedHosts(args);
   if (hosts) return runOnHosts('bgmon-status', hosts, args);
-  const filter = parseStatusFilter(lastString(args.status));
+  const view = statusView(lastString(args.status), lastString(args.idle));
   const { patterns, fromStdin } = await requestedPatterns(args._, false);
   const home = homeFromEnv();
   // `-` with an empty stdin selects nothing (it is not "no names": that would list every job)
@@ -13,7 +13,7 @@ runCommand(commandSpec(commands.status, version), async (args) => {
     return 0;
   }
   const { records, corrupt, notes } = await jobStatuses(home, patterns, Boolean(args.history));
-  out(formatRecords(filter ? records.filter((r) => filter.has(r.status)) : records, outputMode(args)));
+  out(formatRecords(records.filter(view.keep), outputMode(args), view.table));
   for (const line of notes) warn('bgmon-status', line);
   for (const err of corrupt) warn('bgmon-status', err.message);
   return corrupt.length > 0 ? 1 : 0;

@@ -1,4 +1,4 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchTargets, ndjson, out, parseDuration, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
+import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchTargets, ndjson, out, parseDuration, parseLineRegex, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.wait, version), async (args) => {
@@ -6,9 +6,15 @@ runCommand(commandSpec(commands.wait, version), async (args) => {
   if (hosts) return runOnHosts('bgmon-wait', hosts, args);
   const timeout = lastString(args.timeout);
   const timeoutMs = timeout === undefined ? null : parseDuration(timeout, '--timeout');
+  const idle = lastString(args.idle);
+  const until = lastString(args.until);
+  const watch = {
+    idleMs: idle === undefined ? null : parseDuration(idle, '--idle'),
+    until: until === undefined ? null : parseLineRegex(until, '--until'),
+  };
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
-  const { records, code } = await waitForJobs(home, matchTargets(home, patterns), { timeoutMs, any: Boolean(args.any) });
-  out(ndjson(records));
+  const { records, code, match } = await waitForJobs(home, matchTargets(home, patterns), { timeoutMs, any: Boolean(args.any), ...watch });
+  out(ndjson(match ? [match] : records));
   return code;
 });

@@ -36,7 +36,7 @@ _bgmon_complete() {
     bgmon-start)
       flags="--name --cwd --env --after --again --queue --slots --in --at --retry --retry-delay --retry-max-delay --retry-on --on-end -h --help --version" takes="--name --cwd --env --after --again --queue --slots --in --at --retry --retry-delay --retry-max-delay --retry-on --on-end" operands=commands stop_early=1 ;;
     bgmon-status)
-      flags="--status --history --json --table --host -h --help --version" takes="--status --host" operands=jobs stop_early=0 ;;
+      flags="--status --history --idle --json --table --host -h --help --version" takes="--status --idle --host" operands=jobs stop_early=0 ;;
     bgmon-stop)
       flags="--signal --grace --host -h --help --version" takes="--signal --grace --host" operands=jobs stop_early=0 ;;
     bgmon-signal)
@@ -44,7 +44,7 @@ _bgmon_complete() {
     bgmon-tail)
       flags="-n -f --follow --json --since --max-bytes --host -h --help --version" takes="-n --since --max-bytes --host" operands=jobs stop_early=0 ;;
     bgmon-wait)
-      flags="--timeout --any --host -h --help --version" takes="--timeout --host" operands=jobs stop_early=0 ;;
+      flags="--timeout --any --until --idle --host -h --help --version" takes="--timeout --until --idle --host" operands=jobs stop_early=0 ;;
     bgmon-rm)
       flags="--finished --older-than --stop --grace -h --help --version" takes="--older-than --grace" operands=jobs stop_early=0 ;;
     *) return ;;
@@ -80,6 +80,7 @@ _bgmon_complete() {
     "bgmon-start --retry-on") return ;;
     "bgmon-start --on-end") return ;;
     "bgmon-status --status") _bgmon_words "QUEUED RUNNING PAUSED SUCCEEDED FAILED STOPPED CANCELLED DEAD STALE" "$cur" 1; return ;;
+    "bgmon-status --idle") return ;;
     "bgmon-status --host") return ;;
     "bgmon-stop --signal") _bgmon_words "HUP INT QUIT ILL TRAP ABRT IOT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO POLL PWR SYS RTMIN RTMIN+1 RTMIN+2 RTMIN+3 RTMIN+4 RTMIN+5 RTMIN+6 RTMIN+7 RTMIN+8 RTMIN+9 RTMIN+10 RTMIN+11 RTMIN+12 RTMIN+13 RTMIN+14 RTMIN+15 RTMAX-14 RTMAX-13 RTMAX-12 RTMAX-11 RTMAX-10 RTMAX-9 RTMAX-8 RTMAX-7 RTMAX-6 RTMAX-5 RTMAX-4 RTMAX-3 RTMAX-2 RTMAX-1 RTMAX" "$cur" 0; return ;;
     "bgmon-stop --grace") return ;;
@@ -89,6 +90,8 @@ _bgmon_complete() {
     "bgmon-tail --max-bytes") return ;;
     "bgmon-tail --host") return ;;
     "bgmon-wait --timeout") return ;;
+    "bgmon-wait --until") return ;;
+    "bgmon-wait --idle") return ;;
     "bgmon-wait --host") return ;;
     "bgmon-rm --older-than") return ;;
     "bgmon-rm --grace") return ;;
