@@ -28,7 +28,11 @@ export interface Statuses {
  * whose predecessors have all ended is started or cancelled on the way (see queue.ts).
  */
 export async function jobStatuses(home: Home, patterns: string[]): Promise<Statuses> {
-  const names = patterns.length > 0 ? matchNames(home, patterns) : undefined;
+  return statusesOf(home, patterns.length > 0 ? matchNames(home, patterns) : undefined);
+}
+
+/** jobStatuses of existing names (every job when undefined); a name without a record is skipped. */
+export async function statusesOf(home: Home, names: string[] | undefined): Promise<Statuses> {
   let { records, corrupt } = loadRecords(home, names);
   let notes: string[] = [];
   if (records.some((r) => isReadyToLeaveQueue(home, r))) {

@@ -36,7 +36,7 @@ _bgmon_complete() {
     bgmon-start)
       flags="--name --cwd --env --after -h --help --version" takes="--name --cwd --env --after" operands=commands stop_early=1 ;;
     bgmon-status)
-      flags="--status --json --table --host -h --help --version" takes="--status --host" operands=jobs stop_early=0 ;;
+      flags="--status --json --table -f --follow --until-done --resources --host -h --help --version" takes="--status --host" operands=jobs stop_early=0 ;;
     bgmon-stop)
       flags="--signal --grace --host -h --help --version" takes="--signal --grace --host" operands=jobs stop_early=0 ;;
     bgmon-signal)
