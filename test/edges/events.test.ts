@@ -3,6 +3,8 @@
 // queues, removal and a supervisor killed with its job; --until-done exits as bgmon-wait would.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { binPath, eventually, lines, schemaProblems, spawnCollect, untilGone, withHome, type TestHome } from '../helpers';
 
 // per event, from the command that caused it returning to the line: generous for a loaded machine
@@ -48,6 +50,10 @@ function follow(h: TestHome, args: string[]): Follow {
   };
 }
 
+/** A shell command that waits until the test creates `file` in the test's directory, then runs `then`. */
+const gated = (file: string, then = 'true') => ['sh', '-c', `while [ ! -e ${file} ]; do sleep 0.05; done; ${then}`];
+const open = (h: TestHome, file: string) => writeFileSync(join(h.dir, file), '');
+
 const is = (event: string, name: string, status?: string) => (ev: any) => ev.event === event && ev.name === name && (!status || ev.status === status);
 
 /** Every line is a valid record plus its event; a run is never printed twice in a row in the same state. */
@@ -63,13 +69,15 @@ function assertWellFormed(events: any[]): void {
 }
 
 test('follow: current, started, paused, resumed, ended, rerun, removed, in order; only the glob\'s jobs', withHome(async (h) => {
-  const first = await h.start('ev-a', ['sleep', '0.3']);
+  const first = await h.start('ev-a', gated('a-go'), ['--cwd', h.dir]);
   await h.start('other', ['sleep', '30']);
   const f = follow(h, ['ev-*']);
   try {
-    await f.next(is('current', 'ev-a'), 'ev-a current');
-    await f.next(is('ended', 'ev-a', 'SUCCEEDED'), 'ev-a ended');
+    await f.next(is('current', 'ev-a', 'RUNNING'), 'ev-a current');
     let t = Date.now();
+    open(h, 'a-go');
+    await f.next(is('ended', 'ev-a', 'SUCCEEDED'), 'ev-a ended', t);
+    t = Date.now();
     const b = await h.start('ev-b', ['sh', '-c', 'sleep 30']);
     assert.is((await f.next(is('started', 'ev-b', 'RUNNING'), 'ev-b started', t)).id, b.id);
     t = Date.now();
@@ -143,17 +151,23 @@ test('follow: a job killed with its supervisor is DEAD within the slow re-check'
 }));
 
 test('--until-done exits once every selected job has ended, with bgmon-wait\'s code; --status filters lines', withHome(async (h) => {
-  await h.start('u1', ['sh', '-c', 'sleep 0.5']);
-  await h.start('u2', ['sh', '-c', 'sleep 1; exit 3']);
-  let r = await h.run('bgmon-status', ['--follow', '--until-done', 'u*'], { timeoutMs: 30_000 });
+  await h.start('u1', gated('u-go'), ['--cwd', h.dir]);
+  await h.start('u2', gated('u-go', 'exit 3'), ['--cwd', h.dir]);
+  const f = follow(h, ['--until-done', 'u*']);
+  await f.next(is('current', 'u1', 'RUNNING'), 'u1 current');
+  await f.next(is('current', 'u2', 'RUNNING'), 'u2 current');
+  open(h, 'u-go');
+  let r = await f.done;
   assert.is(r.code, 1, 'several jobs, one FAILED: 1');
   assert.is(r.stderr, '');
-  const evs = lines(r.stdout);
-  assert.equal(evs.filter((e) => e.event === 'ended').map((e) => [e.name, e.status]).sort(), [['u1', 'SUCCEEDED'], ['u2', 'FAILED']]);
+  assert.equal(f.events.filter((e) => e.event === 'ended').map((e) => [e.name, e.status]).sort(), [['u1', 'SUCCEEDED'], ['u2', 'FAILED']]);
   await h.start('one', ['sh', '-c', 'sleep 0.5; exit 7']);
-  r = await h.run('bgmon-status', ['--follow', '--until-done', '--status', 'FAILED', 'one'], { timeoutMs: 30_000 });
-  assert.is(r.code, 7, 'one job: its own exit code');
-  assert.equal(lines(r.stdout).map((e) => [e.event, e.status, e.exit_code]), [['ended', 'FAILED', 7]]);
+  const one = await h.run('bgmon-status', ['--follow', '--until-done', '--status', 'FAILED', 'one'], { timeoutMs: 30_000 });
+  assert.is(one.code, 7, 'one job: its own exit code');
+  // only the FAILED line (its RUNNING line, if the follower saw one, is filtered out)
+  const [failed, ...rest] = lines(one.stdout);
+  assert.equal([failed.status, failed.exit_code, rest.length], ['FAILED', 7, 0]);
+  assert.ok(['ended', 'current'].includes(failed.event), failed.event);
   r = await h.run('bgmon-status', ['--follow', '--until-done', 'u1'], { timeoutMs: 30_000 });
   assert.is(r.code, 0, 'already ended: exits at once');
   assert.equal(lines(r.stdout).map((e) => [e.event, e.name]), [['current', 'u1']]);
