@@ -77,25 +77,25 @@ test('follow: current, started, paused, resumed, ended, rerun, removed, in order
     let t = Date.now();
     open(h, 'a-go');
     await f.next(is('ended', 'ev-a', 'SUCCEEDED'), 'ev-a ended', t);
-    t = Date.now();
     const b = await h.start('ev-b', ['sh', '-c', 'sleep 30']);
+    t = Date.now(); // the change is on disk once the command has returned
     assert.is((await f.next(is('started', 'ev-b', 'RUNNING'), 'ev-b started', t)).id, b.id);
-    t = Date.now();
     assert.is((await h.run('bgmon-signal', ['ev-b', 'STOP'])).code, 0);
+    t = Date.now(); // the change is on disk once the command has returned
     await f.next(is('paused', 'ev-b', 'PAUSED'), 'ev-b paused', t);
-    t = Date.now();
     assert.is((await h.run('bgmon-signal', ['ev-b', 'CONT'])).code, 0);
+    t = Date.now(); // the change is on disk once the command has returned
     await f.next(is('resumed', 'ev-b', 'RUNNING'), 'ev-b resumed', t);
-    t = Date.now();
     assert.is((await h.run('bgmon-stop', ['ev-b', '--grace', '5s'])).code, 0);
+    t = Date.now(); // the change is on disk once the command has returned
     await f.next(is('ended', 'ev-b', 'STOPPED'), 'ev-b ended', t);
-    t = Date.now();
     const rerun = await h.start('ev-a', ['sleep', '30']);
+    t = Date.now(); // the change is on disk once the command has returned
     const started = await f.next(is('started', 'ev-a', 'RUNNING'), 'ev-a rerun started', t);
     assert.is(started.id, rerun.id);
     assert.is.not(started.id, first.id);
-    t = Date.now();
     assert.is((await h.run('bgmon-rm', ['ev-b'])).code, 0);
+    t = Date.now(); // the change is on disk once the command has returned
     const removed = await f.next(is('removed', 'ev-b'), 'ev-b removed', t);
     assert.is(removed.id, b.id);
     assert.is(removed.status, 'STOPPED', 'the last record seen');
@@ -109,24 +109,25 @@ test('follow: current, started, paused, resumed, ended, rerun, removed, in order
   }
 }));
 
-test('follow: queued, running, ended of a job --after another; a name rerun between two looks ends, then starts', withHome(async (h) => {
+test('follow: a job --after another is queued, then cancelled; a rerun: the old run ends, then the new one starts', withHome(async (h) => {
   await h.start('gate', ['sleep', '30']);
   const f = follow(h, []);
   try {
     await f.next(is('current', 'gate', 'RUNNING'), 'gate current');
-    let t = Date.now();
     await h.start('next', ['sh', '-c', 'exit 4'], ['--after', 'gate']);
+    let t = Date.now(); // the change is on disk once the command has returned
     await f.next(is('queued', 'next', 'QUEUED'), 'next queued', t);
-    t = Date.now();
     assert.is((await h.run('bgmon-stop', ['gate', '--signal', 'KILL'])).code, 0);
+    t = Date.now(); // the change is on disk once the command has returned
     await f.next(is('ended', 'gate', 'STOPPED'), 'gate ended', t);
     await f.next(is('ended', 'next', 'CANCELLED'), 'next cancelled (gate did not succeed)', t);
     // a fast rerun: the old run's end and the new run's start, whatever the follower saw between
     const quick = await h.start('quick', ['true']);
-    t = Date.now();
     await eventually(async () => (await h.status('quick')).status === 'SUCCEEDED', 10_000, 'quick to end');
-    const again = await h.start('quick', ['sleep', '30']);
+    t = Date.now(); // bgmon-status said SUCCEEDED: the end is on disk
     const ends = await f.next(is('ended', 'quick', 'SUCCEEDED'), 'quick ended', t);
+    const again = await h.start('quick', ['sleep', '30']);
+    t = Date.now();
     assert.is(ends.id, quick.id);
     assert.is((await f.next(is('started', 'quick'), 'quick rerun started', t)).id, again.id);
     assertWellFormed(f.events);
