@@ -205,6 +205,48 @@ async function waitLatency() {
   row('bgmon-wait latency: job end → wait exits', median(samples), null, '', '≤ 50 ms');
 }
 
+async function followLatency() {
+  // The job stamps the time and exits; its supervisor writes the end file; the follower prints "ended".
+  const home = join(tempDir('follow'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  bg([bin('bgmon-start'), '--name', 'first', '--', 'true'], home);
+  const f = spawn(node, [bin('bgmon-status'), '--follow'], { env: homeEnv(home), stdio: ['ignore', 'pipe', 'ignore'] });
+  cleanups.push(() => f.kill('SIGKILL'));
+  const ended = new Map();
+  let buf = '';
+  f.stdout.on('data', (c) => {
+    const now = Date.now();
+    buf += c;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) { const ev = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1); if (ev.event === 'ended') ended.set(ev.name, now); }
+  });
+  const samples = [];
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const stamp = join(home, '..', `stamp${i}`);
+      bg([bin('bgmon-start'), '--name', `f${i}`, '--', 'sh', '-c', `sleep 0.3; date +%s%3N > ${stamp}`], home);
+      if (!(await waitUntil(() => ended.has(`f${i}`)))) throw new Error(`no ended line for f${i}`);
+      samples.push(ended.get(`f${i}`) - Number(readFileSync(stamp, 'utf8')));
+    }
+  } finally {
+    f.kill('SIGTERM');
+  }
+  row('bgmon-status --follow latency: job end → "ended" line', median(samples), null, '', '≤ 50 ms');
+}
+
+async function resourcesOverJobs() {
+  const home = join(tempDir('resources'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  try {
+    for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `r${i}`, '--', 'sleep', JOB_SLEEP], home);
+    const plain = () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) });
+    const r = paired(plain, () => timeSync(node, [bin('bgmon-status'), '--json', '--resources'], { env: homeEnv(home) }));
+    row(`bgmon-status --resources over ${MEM_JOBS} running jobs`, r.bgmon, r.baseline, 'same without --resources', '≤ 1.5×');
+  } finally {
+    killBgmonHome(home);
+  }
+}
+
 async function tailOnHugeLog() {
   const home = join(tempDir('tailbig'), 'home');
   bg([bin('bgmon-start'), '--name', 'small', '--', 'sh', '-c', 'seq 1 200'], home);
@@ -379,7 +421,7 @@ async function queueHandOff() {
 }
 
 // ---------- main ----------
-const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, tailOnHugeLog, tailSinceOnHugeLog, tailFollowLatency, bigOutput, versusPm2, queueVersusTsp, queueHandOff];
+const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, followLatency, resourcesOverJobs, tailOnHugeLog, tailSinceOnHugeLog, tailFollowLatency, bigOutput, versusPm2, queueVersusTsp, queueHandOff];
 // --only NAME[,NAME]: run just those cases (their function names), e.g. --only bigOutput
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
 const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;

@@ -16,6 +16,8 @@ export * from './sleep';
 export * from './start';
 export * from './launch';
 export * from './status';
+export * from './events';
+export * from './resources';
 export * from './stop';
 export * from './tail';
 export * from './wait';

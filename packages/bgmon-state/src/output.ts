@@ -85,7 +85,15 @@ export function terminalWidth(env: NodeJS.ProcessEnv = process.env): number | nu
   return Number.isSafeInteger(cols) && cols > 0 ? cols : null;
 }
 
+/** A column added after EXIT (bgmon-status --resources). */
+export interface ExtraColumn {
+  title: string;
+  cell: (r: JobRecord) => string;
+}
+
 export interface TableOptions {
+  /** columns between EXIT and NOTE */
+  columns?: ExtraColumn[];
   /** the line width CMD is cut to; null or absent: no limit */
   width?: number | null;
   /** a RUNNING job silent this long (ms) is marked "idle <span>" in NOTE; absent: never */
@@ -107,33 +115,40 @@ function noteColumn(r: JobRecord & Partial<Activity>, opts: TableOptions, now: n
 function tableRow(r: JobRecord, opts: TableOptions, now: number): string[] {
   const pid = r.pid === null ? '-' : String(r.pid);
   const cmd = Array.isArray(r.cmd) ? commandLine(r.cmd) : '-';
-  return [r.name, r.status, pid, shortTime(r.started_at, now), age(r.started_at ?? r.created_at, r.ended_at, now), exitColumn(r), noteColumn(r, opts, now), cmd];
+  const extra = (opts.columns ?? []).map((c) => c.cell(r));
+  const started = shortTime(r.started_at, now);
+  return [r.name, r.status, pid, started, age(r.started_at ?? r.created_at, r.ended_at, now), exitColumn(r), ...extra, noteColumn(r, opts, now), cmd];
 }
 
 /** With a known width, CMD keeps at least this much beside NOTE, and NOTE at least this much. */
 const MIN_CELL = 20;
 
 /** How wide NOTE (when present) and CMD may be so a row fits `width`; Infinity without one. */
-function cellLimits(widths: number[], hasNote: boolean, width: number | null | undefined): [number, number] {
+function cellLimits(widths: number[], noteAt: number, hasNote: boolean, width: number | null | undefined): [number, number] {
   if (!width) return [Infinity, Infinity];
-  const fixed = widths.slice(0, 6).reduce((sum, w) => sum + w + 2, 0);
+  const fixed = widths.slice(0, noteAt).reduce((sum, w) => sum + w + 2, 0);
   const rest = width - fixed;
   if (!hasNote) return [0, Math.max(rest, 3)];
-  const note = Math.min(widths[6], Math.max(MIN_CELL, rest - 2 - MIN_CELL));
+  const note = Math.min(widths[noteAt], Math.max(MIN_CELL, rest - 2 - MIN_CELL));
   return [note, Math.max(rest - note - 2, 3)];
 }
 
 /**
- * NAME STATUS PID START AGE EXIT [NOTE] CMD: NOTE only when a row has one; with a width, NOTE and
- * CMD (last) are cut so a row fits (the full text is in the --json records). Plain text, no colour.
+ * NAME STATUS PID START AGE EXIT [extra columns] [NOTE] CMD: NOTE only when a row has one; with a
+ * width, NOTE and CMD (last) are cut so a row fits (the full text is in the --json records). Plain
+ * text, no colour.
  */
 export function table(records: readonly JobRecord[], opts: TableOptions = {}): string {
   const now = opts.now ?? Date.now();
-  let rows = [['NAME', 'STATUS', 'PID', 'START', 'AGE', 'EXIT', 'NOTE', 'CMD'], ...records.map((r) => tableRow(r, opts, now))];
-  const hasNote = rows.some((row, i) => i > 0 && row[6] !== '');
-  if (!hasNote) rows = rows.map((row) => [...row.slice(0, 6), row[7]]);
-  const [noteWidth, cmdWidth] = cellLimits(rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length))), hasNote, opts.width);
-  rows = rows.map((row) => row.map((cell, i) => (i === 6 && hasNote ? cut(cell, noteWidth) : cell)));
+  const titles = (opts.columns ?? []).map((c) => c.title);
+  const noteAt = 6 + titles.length;
+  const header = ['NAME', 'STATUS', 'PID', 'START', 'AGE', 'EXIT', ...titles, 'NOTE', 'CMD'];
+  let rows = [header, ...records.map((r) => tableRow(r, opts, now))];
+  const hasNote = rows.some((row, i) => i > 0 && row[noteAt] !== '');
+  if (!hasNote) rows = rows.map((row) => [...row.slice(0, noteAt), row[noteAt + 1]]);
+  const widthsNow = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const [noteWidth, cmdWidth] = cellLimits(widthsNow, noteAt, hasNote, opts.width);
+  rows = rows.map((row) => row.map((cell, i) => (i === noteAt && hasNote ? cut(cell, noteWidth) : cell)));
   const last = rows[0].length - 1;
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
   const line = (row: string[]) => row.map((cell, i) => (i === last ? cut(cell, cmdWidth) : cell.padEnd(widths[i]))).join('  ');

@@ -12,6 +12,11 @@ export interface ProcStat {
   starttime: number;
   /** wait(2) status of a zombie (field 52); 0 for a live process */
   exitStatus: number;
+  /** user and system CPU time, in clock ticks (clockTicksPerSecond) */
+  utime: number;
+  stime: number;
+  /** resident set size, in pages (pageSizeKb) */
+  rss: number;
 }
 
 /** Reads /proc/<pid>/stat; null when there is no such process. */
@@ -32,8 +37,29 @@ export function readStat(pid: number): ProcStat | null {
     session: Number(f[3]),
     starttime: Number(f[19]),
     exitStatus: Number(f[49] ?? 0),
+    utime: Number(f[11]),
+    stime: Number(f[12]),
+    rss: Number(f[21]),
   };
 }
+
+let auxv: Map<number, number> | undefined;
+/** The kernel's auxiliary vector for this process (64-bit pairs): sysconf's own source. */
+function auxValue(type: number): number | undefined {
+  if (!auxv) {
+    auxv = new Map();
+    try {
+      const buf = readFileSync('/proc/self/auxv');
+      for (let i = 0; i + 16 <= buf.length; i += 16) auxv.set(Number(buf.readBigUInt64LE(i)), Number(buf.readBigUInt64LE(i + 8)));
+    } catch {}
+  }
+  return auxv.get(type);
+}
+
+/** sysconf(_SC_CLK_TCK): the unit of utime, stime and starttime (AT_CLKTCK; 100 on Linux). */
+export const clockTicksPerSecond = (): number => auxValue(17) || 100;
+/** sysconf(_SC_PAGESIZE) in kB: the unit of rss in /proc/<pid>/stat (AT_PAGESZ; 4 on x86). */
+export const pageSizeKb = (): number => (auxValue(6) || 4096) / 1024;
 
 let cachedBootId: string | undefined;
 export function bootId(): string {
@@ -67,6 +93,18 @@ export function environHas(pid: number, entry: string): boolean {
   }
   const needle = Buffer.from(entry + '\0');
   return env.indexOf(needle) === 0 || env.indexOf(Buffer.from('\0' + entry + '\0')) >= 0;
+}
+
+/** Every value of `key` in the process's environment ([] when unreadable: not ours). */
+export function environValues(pid: number, key: string): string[] {
+  let env: string;
+  try {
+    env = readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return [];
+  }
+  const prefix = `${key}=`;
+  return env.split('\0').filter((e) => e.startsWith(prefix)).map((e) => e.slice(prefix.length));
 }
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, num]) => [num, name]));

@@ -46,6 +46,13 @@ export interface Statuses {
  */
 export async function jobStatuses(home: Home, patterns: string[], history = false): Promise<Statuses> {
   const { names, past } = selectRuns(home, patterns, history);
+  const now = await statusesOf(home, names);
+  const listed = withPastRuns(home, now.records, past, history ? names : null);
+  return { ...now, records: listed };
+}
+
+/** The current runs of existing names (every job when undefined), with their log activity. */
+export async function statusesOf(home: Home, names: string[] | undefined): Promise<Statuses> {
   let { records, corrupt } = loadRecords(home, names);
   let notes: string[] = [];
   if (records.some((r) => isReadyToLeaveQueue(home, r))) {
@@ -55,8 +62,7 @@ export async function jobStatuses(home: Home, patterns: string[], history = fals
   const current = records.map((r) => currentState(home, r));
   current.forEach((cur, i) => records[i].status === 'RUNNING' && foldIfFree(home, cur));
   // the log's size and last write, read now: no process keeps them
-  const listed = withPastRuns(home, current, past, history ? names : null);
-  return { records: listed.map(withActivity), corrupt, notes };
+  return { records: current.map(withActivity), corrupt, notes };
 }
 
 /** The names asked for (undefined: every job) and the past runs named as NAME@ID. */

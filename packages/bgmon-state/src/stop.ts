@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
-import { environHas, isSameProcess, listPids, readStat, type ProcStat } from './proc';
+import { environHas, environValues, isSameProcess, listPids, readStat, type ProcStat } from './proc';
 import { isTerminal, nowIso, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { isStoppedState, STOP_SIGNALS } from './run-state';
@@ -35,7 +35,8 @@ const AFTER_KILL_MS = 5000;
 // A live supervisor records the end within milliseconds; a loaded machine may take seconds.
 const FOLD_WAIT_MS = 10_000;
 
-function processTable(): Map<number, ProcStat> {
+/** One read of /proc/<pid>/stat for every process: callers group it by job (jobsProcesses). */
+export function processTable(): Map<number, ProcStat> {
   const table = new Map<number, ProcStat>();
   for (const pid of listPids()) {
     const st = readStat(pid);
@@ -56,19 +57,43 @@ function isSupervisorHelper(table: Map<number, ProcStat>, st: ProcStat, rec: Job
   return false;
 }
 
+/** Not provably outside the run: alive, not pid 0/1, not us, not its supervisor or helpers, not older. */
+function mayBelong(table: Map<number, ProcStat>, st: ProcStat, rec: JobRecord): boolean {
+  if (st.pid <= 1 || st.pid === process.pid || st.pid === rec.sup_pid) return false;
+  return st.state !== 'Z' && st.starttime >= rec.starttime! && !isSupervisorHelper(table, st, rec);
+}
+
 /**
  * Every live process that is provably this run's: in its process group or session, or carrying
  * its BGMON_JOB_ID marker (children that called setsid or daemonized), never older than the job.
  * Never the supervisor or what it runs for itself, never pid 0 or 1, never this process.
  */
 export function jobProcesses(rec: JobRecord, table = processTable()): number[] {
-  if (rec.pid === null || rec.pid <= 1 || rec.starttime === null) return [];
-  const marker = `BGMON_JOB_ID=${rec.id}`;
-  const found: number[] = [];
+  return jobsProcesses([rec], table).get(rec.id) ?? [];
+}
+
+/**
+ * jobProcesses of many runs from one process table, by run id: each process's environment is
+ * read at most once (only when no job's group or session holds it), never once per job.
+ */
+export function jobsProcesses(recs: readonly JobRecord[], table = processTable()): Map<string, number[]> {
+  const live = recs.filter((r) => r.pid !== null && r.pid > 1 && r.starttime !== null);
+  const byLeader = new Map(live.map((r) => [r.pid!, r]));
+  const byId = new Map(live.map((r) => [r.id, r]));
+  const supervisors = new Set(live.map((r) => r.sup_pid));
+  const oldest = Math.min(...live.map((r) => r.starttime!));
+  const found = new Map<string, number[]>(live.map((r) => [r.id, []]));
   for (const st of table.values()) {
-    if (st.pid <= 1 || st.pid === process.pid || st.pid === rec.sup_pid) continue;
-    if (st.state === 'Z' || st.starttime < rec.starttime || isSupervisorHelper(table, st, rec)) continue;
-    if (st.pgrp === rec.pid || st.session === rec.pid || environHas(st.pid, marker)) found.push(st.pid);
+    const leader = byLeader.get(st.pgrp) ?? byLeader.get(st.session);
+    if (leader) {
+      if (mayBelong(table, st, leader)) found.get(leader.id)!.push(st.pid);
+      continue;
+    }
+    if (st.starttime < oldest || st.state === 'Z' || supervisors.has(st.pid)) continue;
+    for (const id of new Set(environValues(st.pid, 'BGMON_JOB_ID'))) {
+      const rec = byId.get(id);
+      if (rec && mayBelong(table, st, rec)) found.get(rec.id)!.push(st.pid);
+    }
   }
   return found;
 }

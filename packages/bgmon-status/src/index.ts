@@ -1,19 +1,32 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, formatRecords, homeFromEnv, jobStatuses, lastString, out, outputMode, requestedPatterns, runCommand, statusView, warn } from 'bgmon-state';
+import {
+  checkFollowFlags, commands, commandSpec, followJobs, formatRecords, homeFromEnv, jobStatuses, lastString, NotFoundError,
+  out, outputMode, parseStatusFilter, requestedHosts, requestedPatterns, RESOURCE_COLUMNS, runCommand, runOnHosts,
+  statusView, warn, withResources,
+} from 'bgmon-state';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.status, version), async (args) => {
   const hosts = requestedHosts(args);
   if (hosts) return runOnHosts('bgmon-status', hosts, args);
   const view = statusView(lastString(args.status), lastString(args.idle));
+  checkFollowFlags(args);
   const { patterns, fromStdin } = await requestedPatterns(args._, false);
   const home = homeFromEnv();
   // `-` with an empty stdin selects nothing (it is not "no names": that would list every job)
   if (fromStdin && patterns.length === 0) {
+    if (args['until-done']) throw new NotFoundError('nothing to follow: no records on stdin');
     out(formatRecords([], outputMode(args)));
     return 0;
   }
+  if (args.follow) {
+    const filter = parseStatusFilter(lastString(args.status));
+    return followJobs(home, patterns, { untilDone: args['until-done'], filter, warn: (m) => warn('bgmon-status', m) });
+  }
   const { records, corrupt, notes } = await jobStatuses(home, patterns, Boolean(args.history));
-  out(formatRecords(records.filter(view.keep), outputMode(args), view.table));
+  const shown = records.filter(view.keep);
+  const mode = outputMode(args);
+  const listed = args.resources ? withResources(home, shown) : shown;
+  out(formatRecords(listed, mode, args.resources ? { ...view.table, columns: RESOURCE_COLUMNS } : view.table));
   for (const line of notes) warn('bgmon-status', line);
   for (const err of corrupt) warn('bgmon-status', err.message);
   return corrupt.length > 0 ? 1 : 0;

@@ -36,7 +36,7 @@ _bgmon_complete() {
     bgmon-start)
       flags="--name --cwd --env --after --again --queue --slots --in --at --retry --retry-delay --retry-max-delay --retry-on --on-end -h --help --version" takes="--name --cwd --env --after --again --queue --slots --in --at --retry --retry-delay --retry-max-delay --retry-on --on-end" operands=commands stop_early=1 ;;
     bgmon-status)
-      flags="--status --history --idle --json --table --host -h --help --version" takes="--status --idle --host" operands=jobs stop_early=0 ;;
+      flags="--status --history --idle --json --table -f --follow --until-done --resources --host -h --help --version" takes="--status --idle --host" operands=jobs stop_early=0 ;;
     bgmon-stop)
       flags="--signal --grace --host -h --help --version" takes="--signal --grace --host" operands=jobs stop_early=0 ;;
     bgmon-signal)

@@ -1,0 +1,207 @@
+import { watch } from 'node:fs';
+import { basename } from 'node:path';
+import { constants } from 'node:os';
+import { ensureHome, type Home } from './paths';
+import { isTerminal, listNames, type JobRecord } from './record';
+import { nameMatcher } from './names';
+import { matchNames } from './select';
+import { statusesOf } from './status';
+import { readRun } from './history';
+import { waitExitCode } from './wait';
+import { NotFoundError, UsageError } from './errors';
+import { out } from './stdout';
+
+/*
+ * bgmon-status --follow: the records as they are, then one line per change. Records change by
+ * rename in jobs/ and supervisors write run ends (jobs/.<name>@<id>.end) in place: inotify
+ * reports both at once, naming the file, so only that job is read again. A slow re-check
+ * catches what no file announces: a job that died with its supervisor (DEAD), and a job paused
+ * or resumed by a signal (only /proc changes).
+ */
+
+export type JobEvent = 'current' | 'queued' | 'started' | 'running' | 'paused' | 'resumed' | 'ended' | 'removed';
+
+export interface FollowOptions {
+  /** exit once every selected job has ended, with bgmon-wait's exit code */
+  untilDone: boolean;
+  /** print only lines whose record is in one of these states */
+  filter: Set<string> | null;
+  warn: (message: string) => void;
+}
+
+const RECHECK_MS = 250;
+
+/** --follow prints NDJSON lines only, and --until-done means nothing without it. */
+export function checkFollowFlags(flags: Record<string, unknown>): void {
+  if (flags['until-done'] && !flags.follow) throw new UsageError('--until-done: only with --follow');
+  if (flags.follow && flags.table) throw new UsageError('--follow prints NDJSON lines; --table cannot follow');
+  if (flags.follow && flags.resources) throw new UsageError('--follow and --resources: use them in separate calls');
+}
+const INTERRUPTS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** The event a run's first sighting is. */
+function firstEvent(rec: JobRecord): JobEvent {
+  if (rec.status === 'QUEUED') return 'queued';
+  return isTerminal(rec.status) ? 'ended' : 'started';
+}
+
+/** The event of one run going from one state to another. */
+function transition(from: string, to: string): JobEvent {
+  if (isTerminal(to)) return 'ended';
+  if (from === 'RUNNING' && to === 'PAUSED') return 'paused';
+  if (from === 'PAUSED' && to === 'RUNNING') return 'resumed';
+  return 'running';
+}
+
+/** The job a file in jobs/ is about: <name>.json, or .<name>@<id>.end; null for temp files. */
+export function nameOfJobFile(file: string): string | null {
+  if (file.endsWith('.json') && !file.startsWith('.')) return file.slice(0, -5);
+  if (file.startsWith('.') && file.endsWith('.end') && file.includes('@')) return file.slice(1, file.indexOf('@'));
+  return null;
+}
+
+/** What a follower knows: the last state of each selected job, and what is left to read. */
+interface Follower {
+  home: Home;
+  opts: FollowOptions;
+  selects: (name: string) => boolean;
+  seen: Map<string, JobRecord>;
+  dirty: Set<string>;
+  fullScan: boolean;
+  warned: Set<string>;
+  /** records removed by the last check (for --until-done when nothing is left) */
+  removed: JobRecord[];
+}
+
+function emit(f: Follower, event: JobEvent, rec: JobRecord): void {
+  if (f.opts.filter && !f.opts.filter.has(rec.status)) return;
+  out(JSON.stringify({ event, ...rec }) + '\n');
+}
+
+/** Prints what changed for one job since it was last seen; nothing when its id and status did not. */
+function observe(f: Follower, rec: JobRecord, initial: boolean): void {
+  const last = f.seen.get(rec.name);
+  f.seen.set(rec.name, rec);
+  if (!last) return emit(f, initial ? 'current' : firstEvent(rec), rec);
+  if (last.id !== rec.id) {
+    // rerun between two looks: the replaced run's end is in its kept record
+    const old = isTerminal(last.status) ? null : readRun(f.home, last.name, last.id);
+    if (old && isTerminal(old.status)) emit(f, 'ended', old);
+    return emit(f, firstEvent(rec), rec);
+  }
+  if (last.status !== rec.status) emit(f, transition(last.status, rec.status), rec);
+}
+
+/** Reads the jobs due (all selected ones on a full scan) and prints their changes. */
+async function check(f: Follower, initial: boolean): Promise<void> {
+  const names = f.fullScan ? listNames(f.home).filter(f.selects) : [...f.dirty].filter(f.selects);
+  const asked = f.fullScan ? new Set([...names, ...f.seen.keys()]) : new Set(names);
+  f.fullScan = false;
+  f.dirty.clear();
+  const { records, corrupt, notes } = await statusesOf(f.home, names);
+  const unreadable = new Set(corrupt.map((err) => basename(err.file).replace(/\.json$/, '')));
+  for (const line of [...notes, ...corrupt.map((err) => err.message)]) {
+    if (!f.warned.has(line)) f.opts.warn(line);
+    f.warned.add(line);
+  }
+  for (const rec of records) observe(f, rec, initial);
+  const present = new Set(records.map((r) => r.name));
+  f.removed = [];
+  for (const name of asked) {
+    const last = f.seen.get(name);
+    if (!last || present.has(name) || unreadable.has(name)) continue;
+    f.seen.delete(name);
+    f.removed.push(last);
+    emit(f, 'removed', last);
+  }
+}
+
+/** --until-done: the exit code once every selected job has ended, else null. */
+function doneCode(f: Follower): number | null {
+  const recs = [...f.seen.values()];
+  if (recs.length === 0) return f.removed.length > 0 ? waitExitCode(f.removed) : null;
+  return recs.every((r) => isTerminal(r.status)) ? waitExitCode(recs) : null;
+}
+
+/** Marks what the slow re-check reads: every job that is not over (its state lives in /proc). */
+function markLive(f: Follower): void {
+  for (const rec of f.seen.values()) if (!isTerminal(rec.status)) f.dirty.add(rec.name);
+}
+
+function onFileEvent(f: Follower, file: string | null): void {
+  const name = file === null ? null : nameOfJobFile(file);
+  if (file === null) f.fullScan = true;
+  else if (name !== null) f.dirty.add(name);
+  else return; // a temp file: its rename into place is the event that matters
+  // a queued job may leave the queue when any other job ends
+  for (const rec of f.seen.values()) if (rec.status === 'QUEUED') f.dirty.add(rec.name);
+}
+
+/**
+ * Follows the jobs named by `patterns` (names or globs, re-matched as jobs come and go; every
+ * job when empty). Resolves with the exit code: --until-done's, or 128+n on SIGINT/TERM/HUP.
+ */
+export async function followJobs(home: Home, patterns: string[], opts: FollowOptions): Promise<number> {
+  ensureHome(home);
+  if (patterns.length > 0) matchNames(home, patterns); // a name or glob that matches nothing: exit 3
+  const matchers = patterns.map(nameMatcher);
+  const f: Follower = {
+    home, opts, selects: (n) => matchers.length === 0 || matchers.some((m) => m(n)),
+    seen: new Map(), dirty: new Set(), fullScan: true, warned: new Set(), removed: [],
+  };
+  // watch first: a change between the first read and the watch would otherwise be missed
+  const events: (string | null)[] = [];
+  let wake: (() => void) | null = null;
+  const watcher = watch(home.jobs, (_type, file) => {
+    events.push(file === null ? null : String(file));
+    wake?.();
+  });
+  await check(f, true);
+  if (opts.untilDone && f.seen.size === 0) {
+    watcher.close();
+    throw new NotFoundError('nothing to follow: no job is selected');
+  }
+  try {
+    return await loop(f, events, (w) => (wake = w));
+  } finally {
+    watcher.close();
+  }
+}
+
+/** Checks on every file event and every RECHECK_MS until done or interrupted. */
+function loop(f: Follower, events: (string | null)[], setWake: (w: (() => void) | null) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let busy = false;
+    let code: number | null = f.opts.untilDone ? doneCode(f) : null;
+    const finish = (c: number) => {
+      code = c;
+      clearInterval(timer);
+      setWake(null);
+      for (const [sig, handler] of handlers) process.removeListener(sig, handler);
+      resolve(c);
+    };
+    const run = async () => {
+      if (busy || code !== null) return;
+      busy = true;
+      try {
+        while (events.length > 0 || f.dirty.size > 0 || f.fullScan) {
+          for (const file of events.splice(0)) onFileEvent(f, file);
+          await check(f, false);
+          const done = f.opts.untilDone ? doneCode(f) : null;
+          if (done !== null) return finish(done);
+        }
+      } catch (err) {
+        clearInterval(timer);
+        reject(err);
+      } finally {
+        busy = false;
+      }
+    };
+    const timer = setInterval(() => (markLive(f), void run()), RECHECK_MS);
+    const handlers = INTERRUPTS.map((sig) => [sig, () => finish(128 + constants.signals[sig])] as const);
+    for (const [sig, handler] of handlers) process.on(sig, handler);
+    setWake(() => void run());
+    if (code !== null) finish(code);
+    else void run();
+  });
+}

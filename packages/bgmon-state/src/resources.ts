@@ -1,0 +1,89 @@
+import type { ExtraColumn } from './output';
+import { join } from 'node:path';
+import type { Home } from './paths';
+import { clockTicksPerSecond, pageSizeKb } from './proc';
+import { readOwnFile, writeFileAtomic } from './fsutil';
+import { jobsProcesses, processTable } from './stop';
+import type { JobRecord } from './record';
+
+/** What `bgmon-status --resources` adds to every record (null for a job that does not run). */
+export interface Resources {
+  /** resident memory of every process of the job together, in kB */
+  rss_kb: number | null;
+  /** user + system CPU time of those processes, in ms (from clock ticks: sysconf CLK_TCK) */
+  cpu_ms: number | null;
+  /** how many processes the job has (its group, session, and escaped children) */
+  procs: number | null;
+  /** CPU share since the previous sample, in % of one CPU (200 = two CPUs busy); null on the first */
+  cpu_pct: number | null;
+}
+
+export type WithResources = JobRecord & Resources;
+
+const NONE: Resources = { rss_kb: null, cpu_ms: null, procs: null, cpu_pct: null };
+
+/** The last sample of every running job, shared by all callers: one small file, one write per call. */
+interface Sample {
+  at: number;
+  cpu: Record<string, number>;
+}
+
+const samplePath = (home: Home) => join(home.run, 'cpu-sample.json');
+
+function readSample(home: Home): Sample | null {
+  try {
+    const s = JSON.parse(readOwnFile(samplePath(home)));
+    return typeof s?.at === 'number' && typeof s.cpu === 'object' && s.cpu !== null ? s : null;
+  } catch {
+    return null; // none yet, or unreadable: no share this time
+  }
+}
+
+function cpuPct(prev: Sample | null, id: string, cpuMs: number, now: number): number | null {
+  const before = prev?.cpu[id];
+  if (typeof before !== 'number' || now <= prev!.at) return null;
+  // a child that ended takes its CPU time with it (to its parent's cutime): never below 0
+  return Math.round((Math.max(0, cpuMs - before) / (now - prev!.at)) * 1000) / 10;
+}
+
+/**
+ * The records with resource fields. /proc is read once (every pid's stat, plus the environment
+ * of processes outside every job's group), then grouped by job: never once per job.
+ */
+export function withResources(home: Home, records: readonly JobRecord[]): WithResources[] {
+  const live = records.filter((r) => r.status === 'RUNNING' || r.status === 'PAUSED');
+  if (live.length === 0) return records.map((r) => ({ ...r, ...NONE }));
+  const table = processTable();
+  const groups = jobsProcesses(live, table);
+  const now = Date.now();
+  const prev = readSample(home);
+  const next: Sample = { at: now, cpu: {} };
+  const msPerTick = 1000 / clockTicksPerSecond();
+  const kbPerPage = pageSizeKb();
+  const found = new Map<string, Resources>();
+  for (const rec of live) {
+    const stats = (groups.get(rec.id) ?? []).map((pid) => table.get(pid)!);
+    const cpuMs = Math.round(stats.reduce((sum, st) => sum + st.utime + st.stime, 0) * msPerTick);
+    const rssKb = stats.reduce((sum, st) => sum + st.rss, 0) * kbPerPage;
+    next.cpu[rec.id] = cpuMs;
+    found.set(rec.id, { rss_kb: rssKb, cpu_ms: cpuMs, procs: stats.length, cpu_pct: cpuPct(prev, rec.id, cpuMs, now) });
+  }
+  try {
+    writeFileAtomic(samplePath(home), JSON.stringify(next) + '\n');
+  } catch {
+    // a full disk or a read-only home: the next call has no share, nothing else is lost
+  }
+  return records.map((r) => ({ ...r, ...(found.get(r.id) ?? NONE) }));
+}
+
+const kb = (n: number) => (n >= 10 * 1024 * 1024 ? `${Math.round(n / 1024 / 1024)}G` : n >= 10 * 1024 ? `${Math.round(n / 1024)}M` : `${n}K`);
+const secs = (ms: number) => (ms >= 600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 1000).toFixed(1)}s`);
+
+/** Appends RSS, CPU (time), %CPU and PROCS to a status table, one cell per record row. */
+/** The table's RSS CPU %CPU PROCS columns (after EXIT), "-" for a job that does not run. */
+export const RESOURCE_COLUMNS: ExtraColumn[] = [
+  { title: 'RSS', cell: (r) => ((r as WithResources).procs == null ? '-' : kb((r as WithResources).rss_kb!)) },
+  { title: 'CPU', cell: (r) => ((r as WithResources).procs == null ? '-' : secs((r as WithResources).cpu_ms!)) },
+  { title: '%CPU', cell: (r) => ((r as WithResources).cpu_pct == null ? '-' : String((r as WithResources).cpu_pct)) },
+  { title: 'PROCS', cell: (r) => ((r as WithResources).procs == null ? '-' : String((r as WithResources).procs)) },
+];
