@@ -16,8 +16,19 @@ const common = {
   format: 'cjs',
   target: 'node20',
   logLevel: 'warning',
-  alias: { 'bgmon-state': stateSrc },
+  plugins: [stateSource()],
 };
+
+/** bgmon-state and bgmon-state/cli resolve to their sources: bundled, not looked up in node_modules. */
+function stateSource() {
+  const paths = { 'bgmon-state': stateSrc, 'bgmon-state/cli': join(root, 'packages/bgmon-state/src/cli-api.ts') };
+  return {
+    name: 'bgmon-state-source',
+    setup(b) {
+      b.onResolve({ filter: /^bgmon-state(\/cli)?$/ }, (args) => ({ path: paths[args.path] }));
+    },
+  };
+}
 
 const jobs = [];
 for (const dir of readdirSync(join(root, 'packages'))) {
@@ -29,7 +40,9 @@ for (const dir of readdirSync(join(root, 'packages'))) {
     for (const bin of Object.keys(pkg.bin)) jobs.push(build({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist', `${bin}.js`) }));
   } else {
     // the library itself: its dependencies stay external, as npm installs them
-    jobs.push(build({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist/index.js'), external: Object.keys(pkg.dependencies ?? {}) }));
+    const external = Object.keys(pkg.dependencies ?? {});
+    jobs.push(build({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist/index.js'), external }));
+    jobs.push(build({ ...common, entryPoints: [join(pkgDir, 'src/cli-api.ts')], outfile: join(pkgDir, 'dist/cli.js'), external }));
   }
 }
 await Promise.all(jobs);

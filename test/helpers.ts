@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
@@ -370,4 +370,26 @@ export function withHome(fn: (h: TestHome) => Promise<void>): () => Promise<void
     }
     if (h.schemaFailures.length > 0) throw new Error(`records not matching docs/record.schema.json:\n${h.schemaFailures.join('\n')}`);
   };
+}
+
+/**
+ * Waits until a process of this home running `bin` watches files (holds an inotify descriptor):
+ * a bgmon-wait or bgmon-tail -f is then following, so what happens next reaches it by file events.
+ */
+export async function untilWatching(h: TestHome, bin: string, timeoutMs = 20_000): Promise<void> {
+  const watching = (pid: number) => {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(binPath(bin))) return false;
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify';
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  };
+  await eventually(() => listPids().some((pid) => environHas(pid, `BGMON_HOME=${h.root}`) && watching(pid)), timeoutMs, `${bin} to watch`);
 }

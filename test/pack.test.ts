@@ -51,7 +51,10 @@ test('packed tarballs install with npm into an empty folder and run a real job',
   assert.is(JSON.parse(status.stdout).exit_code, 6);
   assert.is((await h.run(bin('bgmon-tail'), ['packed'], { cwd: app })).stdout, 'from-packed\n');
   const typings = join(app, 'node_modules', 'bgmon-state', 'dist');
-  assert.match(readFileSync(join(typings, 'index.d.ts'), 'utf8'), /export \* from '\.\/record'/);
+  assert.match(readFileSync(join(typings, 'index.d.ts'), 'utf8'), /export \{ [^}]*\bJobRecord\b[^}]* \} from '\.\/record'/);
+  assert.match(readFileSync(join(typings, 'cli-api.d.ts'), 'utf8'), /export \{ [^}]*\brunCommand\b[^}]* \} from '\.\/cli'/);
+  const cli = execFileSync(process.execPath, ['-e', 'console.log(typeof require("bgmon-state/cli").runCommand)'], { cwd: app });
+  assert.is(cli.toString(), 'function\n', 'bgmon-state/cli resolves through the package\'s exports');
   assert.match(readFileSync(join(typings, 'record.d.ts'), 'utf8'), /export interface JobRecord/);
   const lib = execFileSync(process.execPath, ['-e', 'console.log(typeof require("bgmon-state").currentState)'], { cwd: app }).toString();
   assert.is(lib, 'function\n');

@@ -5,7 +5,10 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { age, isValidName, nameMatcher, parseDuration, parseSignal, readNamesFromStdin, readStat, shortTime, signalName, table, UsageError } from 'bgmon-state';
+import {
+  age, isValidName, nameMatcher, parseDuration, parseSignal, readStat, shortTime, signalName, table, UsageError,
+} from 'bgmon-state';
+import { readNamesFromStdin } from 'bgmon-state/cli';
 import { eventually } from './helpers';
 
 const isUsage = (err: unknown) => err instanceof UsageError && (err as UsageError).exitCode === 2;

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, isAlive, lines, sleep, until, withHome } from './helpers';
+import { binPath, isAlive, lines, sleep, until, untilWatching, withHome } from './helpers';
 
 test('wait: propagates exit codes 0, 3 and 128+signal', withHome(async (h) => {
   await h.start('zero', ['sh', '-c', 'sleep 0.3']);
@@ -84,7 +84,9 @@ test('wait: a job removed while waited for ends the wait with exit 3 instead of 
   await h.start('other', ['sleep', '1000']);
   const waiter = h.run('bgmon-wait', ['gone', 'other']);
   const tailer = h.run('bgmon-tail', ['gone', '-f']);
-  await sleep(400);
+  // both must be following before the job goes (started after, they would rightly say "no such job")
+  await untilWatching(h, 'bgmon-wait');
+  await untilWatching(h, 'bgmon-tail');
   const rm = await h.run('bgmon-rm', ['gone', '--stop', '--grace', '0']);
   assert.is(rm.code, 0, rm.stderr);
   const w = await waiter;

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { commands, flagWord, parseSignal, signalNames, STATUSES, valuesOf } from 'bgmon-state';
+import { parseSignal, signalNames, STATUSES } from 'bgmon-state';
+import { commands, flagWord, valuesOf } from 'bgmon-state/cli';
 import { binPath, ROOT, withHome, type TestHome } from '../helpers';
 
 const DOCS = [commands.bgmon, ...commands.SUBCOMMANDS];

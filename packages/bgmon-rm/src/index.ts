@@ -1,4 +1,7 @@
-import { commands, commandSpec, homeFromEnv, lastString, matchTargets, namesWithHistory, splitTargets, ndjson, out, parseDuration, removeJobs, requestedPatterns, runCommand, UsageError, warn } from 'bgmon-state';
+import {
+  homeFromEnv, matchTargets, namesWithHistory, splitTargets, ndjson, parseDuration, removeJobs, UsageError,
+} from 'bgmon-state';
+import { commands, commandSpec, lastString, out, requestedPatterns, runCommand, warn } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.rm, version), async (args) => {

@@ -1,6 +1,5 @@
-import {
-  commands, commandSpec, homeFromEnv, matchTargets, splitTargets, ndjson, out, parseSignal, requestedPatterns, runCommand, signalJobs, UsageError, warn,
-} from 'bgmon-state';
+import { homeFromEnv, matchTargets, splitTargets, ndjson, parseSignal, signalJobs, UsageError } from 'bgmon-state';
+import { commands, commandSpec, out, requestedPatterns, runCommand, warn } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
 

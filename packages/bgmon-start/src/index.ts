@@ -1,7 +1,7 @@
 import {
-  againOptions, commands, commandSpec, allStrings, homeFromEnv, lastString, ndjson, notBefore, out, parseSlots,
-  readSpecsInput, runCommand, startJob, startJobs, UsageError,
+  againOptions, homeFromEnv, ndjson, notBefore, parseSlots, readSpecsInput, startJob, startJobs, UsageError,
 } from 'bgmon-state';
+import { commands, commandSpec, allStrings, lastString, out, runCommand } from 'bgmon-state/cli';
 import type { StartOptions } from 'bgmon-state';
 import { version } from '../package.json';
 

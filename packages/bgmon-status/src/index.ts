@@ -1,8 +1,10 @@
 import {
-  checkFollowFlags, commands, commandSpec, followJobs, formatRecords, homeFromEnv, jobStatuses, lastString, NotFoundError,
-  out, outputMode, parseStatusFilter, requestedHosts, requestedPatterns, RESOURCE_COLUMNS, runCommand, runOnHosts,
-  statusView, warn, withResources,
+  checkFollowFlags, followJobs, formatRecords, homeFromEnv, jobStatuses, NotFoundError, outputMode,
+  parseStatusFilter, RESOURCE_COLUMNS, statusView, withResources,
 } from 'bgmon-state';
+import {
+  commands, commandSpec, lastString, out, requestedHosts, requestedPatterns, runCommand, runOnHosts, warn,
+} from 'bgmon-state/cli';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.status, version), async (args) => {

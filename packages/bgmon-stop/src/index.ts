@@ -1,4 +1,9 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchTargets, splitTargets, ndjson, out, parseDuration, parseSignal, requestedPatterns, runCommand, stopJobs, UsageError, warn } from 'bgmon-state';
+import {
+  homeFromEnv, matchTargets, splitTargets, ndjson, parseDuration, parseSignal, stopJobs, UsageError,
+} from 'bgmon-state';
+import {
+  commands, commandSpec, requestedHosts, runOnHosts, lastString, out, requestedPatterns, runCommand, warn,
+} from 'bgmon-state/cli';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.stop, version), async (args) => {

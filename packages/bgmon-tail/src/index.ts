@@ -1,6 +1,9 @@
 import {
-  commands, commandSpec, requestedHosts, runOnHosts, followLogs, homeFromEnv, lastString, matchTargets, printKeptLogs, splitTargets, parseCursor, printTail, requestedPatterns, runCommand, tailOutput, UsageError, warn,
+  followLogs, homeFromEnv, matchTargets, printKeptLogs, splitTargets, parseCursor, printTail, tailOutput, UsageError,
 } from 'bgmon-state';
+import {
+  commands, commandSpec, requestedHosts, runOnHosts, lastString, requestedPatterns, runCommand, warn,
+} from 'bgmon-state/cli';
 import type { TailOptions } from 'bgmon-state';
 import { version } from '../package.json';
 

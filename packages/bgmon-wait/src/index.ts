@@ -1,4 +1,7 @@
-import { commands, commandSpec, requestedHosts, runOnHosts, homeFromEnv, lastString, matchTargets, ndjson, out, parseDuration, parseLineRegex, requestedPatterns, runCommand, waitForJobs } from 'bgmon-state';
+import { homeFromEnv, matchTargets, ndjson, parseDuration, parseLineRegex, waitForJobs } from 'bgmon-state';
+import {
+  commands, commandSpec, requestedHosts, runOnHosts, lastString, out, requestedPatterns, runCommand,
+} from 'bgmon-state/cli';
 import { version } from '../package.json';
 
 runCommand(commandSpec(commands.wait, version), async (args) => {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { commands, renderUsage, warn } from 'bgmon-state';
+import { commands, renderUsage, warn } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
 const COMMANDS = new Set(commands.SUBCOMMANDS.map(commands.subcommandWord));
