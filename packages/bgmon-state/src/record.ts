@@ -198,3 +198,21 @@ export function listNames(home: Home): string[] {
   }
   return names;
 }
+
+/** What a command that acts on jobs did: the records to print, what it refused (exit 1), what it noted. */
+export interface ActionResult {
+  records: JobRecord[];
+  /** one line per job that was not acted on (or not fully), with the reason: the command exits 1 */
+  refusals: string[];
+  /** said on stderr, not a failure (a job kept, a corrupt record skipped) */
+  notes: string[];
+}
+
+/** The ActionResult of one [record, refusal] pair per job. */
+export function gathered(results: Array<[JobRecord | null, string | null]>): ActionResult {
+  return {
+    records: results.map(([r]) => r).filter((r): r is JobRecord => r !== null),
+    refusals: results.map(([, p]) => p).filter((p): p is string => p !== null),
+    notes: [],
+  };
+}

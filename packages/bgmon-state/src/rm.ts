@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { StateError } from './errors';
 import { join } from 'node:path';
 import { logPath, previousLogPath, queuePath, recordPath, sparePath, type Home } from './paths';
-import { CorruptRecordError, isTerminal, readRecord, type JobRecord } from './record';
+import { CorruptRecordError, isTerminal, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
@@ -20,13 +20,6 @@ export interface RmOptions {
   olderThanMs: number | null;
   /** stop QUEUED and RUNNING jobs first instead of refusing them */
   stop: StopOptions | null;
-}
-
-export interface RmResult {
-  records: JobRecord[];
-  refusals: string[];
-  /** jobs kept or skipped with a reason, corrupt records removed or skipped: stderr lines, exit 0 */
-  notes: string[];
 }
 
 function endedLongAgo(rec: JobRecord, olderThanMs: number | null, now: number): boolean {
@@ -141,7 +134,7 @@ function boundByQueued(home: Home): Set<string> {
  * Removes past runs (replaced by a rerun): each kept record, its kept log and its --env values.
  * A run a QUEUED job still waits for is kept (a refusal when named, a note when pruned).
  */
-function removePastRuns(home: Home, runs: JobRecord[], named: boolean, result: RmResult): void {
+function removePastRuns(home: Home, runs: JobRecord[], named: boolean, result: ActionResult): void {
   if (runs.length === 0) return;
   const bound = boundByQueued(home);
   for (const rec of runs) {
@@ -161,21 +154,21 @@ function removePastRuns(home: Home, runs: JobRecord[], named: boolean, result: R
  * --finished also prunes the past runs of the names (even of a name whose current run is live)
  * that ended at least --older-than ago.
  */
-function prunePastRuns(home: Home, names: string[], opts: RmOptions, result: RmResult): void {
+function prunePastRuns(home: Home, names: string[], opts: RmOptions, result: ActionResult): void {
   const now = Date.now();
   const old = loadHistory(home, names).filter((rec) => endedLongAgo(rec, opts.olderThanMs, now));
   removePastRuns(home, old, false, result);
 }
 
 /** Removes jobs by name (with their past runs), and past runs named as NAME@ID (`past`). */
-export async function removeJobs(home: Home, names: string[], opts: RmOptions, past: JobRecord[] = []): Promise<RmResult> {
+export async function removeJobs(home: Home, names: string[], opts: RmOptions, past: JobRecord[] = []): Promise<ActionResult> {
   const result = await removeCurrentRuns(home, names, opts);
   removePastRuns(home, past, true, result);
   if (opts.finished) prunePastRuns(home, names, opts, result);
   return result;
 }
 
-async function removeCurrentRuns(home: Home, names: string[], opts: RmOptions): Promise<RmResult> {
+async function removeCurrentRuns(home: Home, names: string[], opts: RmOptions): Promise<ActionResult> {
   const refusals: string[] = [];
   const notes: string[] = [];
   const corrupt: string[] = [];

@@ -60,16 +60,19 @@ export async function requestedPatterns(args: string[], stdinWhenEmpty: boolean)
   return { patterns: await readNamesFromStdin(), fromStdin: true };
 }
 
-export interface Loaded {
+/** Records as listed: those read, the files that could not be (named on stderr), and notes. */
+export interface Listing {
   records: JobRecord[];
   corrupt: CorruptRecordError[];
+  /** e.g. queued names that could not be advanced (their lock is stuck), one line each */
+  notes: string[];
 }
 
 export const oldestFirst = (a: JobRecord, b: JobRecord) => byAge(a, b);
 const byAge = (a: JobRecord, b: JobRecord) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name < b.name ? -1 : 1);
 
 /** Reads the records of the given names (all jobs when undefined), oldest first. */
-export function loadRecords(home: Home, names?: string[]): Loaded {
+export function loadRecords(home: Home, names?: string[]): Listing {
   const records: JobRecord[] = [];
   const corrupt: CorruptRecordError[] = [];
   for (const name of names ?? listNames(home)) {
@@ -82,7 +85,7 @@ export function loadRecords(home: Home, names?: string[]): Loaded {
     }
   }
   records.sort(byAge);
-  return { records, corrupt };
+  return { records, corrupt, notes: [] };
 }
 
 /** A record file exists (whatever it is: a planted link is still selectable, e.g. by rm). */

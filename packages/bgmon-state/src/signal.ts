@@ -2,17 +2,11 @@ import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Home } from './paths';
 import { readStat, signalName } from './proc';
-import { isTerminal, readRecord, type JobRecord } from './record';
+import { gathered, isTerminal, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
 import { STOP_SIGNALS } from './run-state';
 import { jobProcesses, killGuarded, leaderProblem, leadsOwnGroup } from './stop';
 import { sleep } from './sleep';
-
-export interface SignalResult {
-  records: JobRecord[];
-  /** one line per job that was not (fully) signalled, with the reason */
-  refusals: string[];
-}
 
 const POLL_MS = 10;
 // SIGSTOP takes effect when the kernel next schedules the process: on a loaded machine, a while.
@@ -116,10 +110,6 @@ async function signalOne(home: Home, name: string, signal: number): Promise<[Job
  * relabelling it: STOP/TSTP make it PAUSED, CONT makes it RUNNING again. Records are the jobs'
  * states once the signal has taken effect.
  */
-export async function signalJobs(home: Home, names: string[], signal: number): Promise<SignalResult> {
-  const results = await Promise.all(names.map((name) => signalOne(home, name, signal)));
-  return {
-    records: results.map(([r]) => r).filter((r): r is JobRecord => r !== null),
-    refusals: results.map(([, p]) => p).filter((p): p is string => p !== null),
-  };
+export async function signalJobs(home: Home, names: string[], signal: number): Promise<ActionResult> {
+  return gathered(await Promise.all(names.map((name) => signalOne(home, name, signal))));
 }

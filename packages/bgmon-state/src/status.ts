@@ -1,9 +1,9 @@
 import { UsageError } from './errors';
 import type { Home } from './paths';
-import { STATUSES, type CorruptRecordError, type JobRecord } from './record';
+import { STATUSES, type JobRecord } from './record';
 import { foldIfFree } from './fold';
 import { currentState } from './classify';
-import { loadHistory, loadRecords, matchTargets, namesWithHistory, oldestFirst, splitTargets } from './select';
+import { loadHistory, loadRecords, matchTargets, namesWithHistory, oldestFirst, splitTargets, type Listing } from './select';
 import { advanceQueue } from './queue';
 import { isReadyToLeaveQueue } from './queue-rules';
 import { silentMs, withActivity } from './activity';
@@ -33,18 +33,11 @@ export function parseStatusFilter(value: string | undefined): Set<string> | null
   return new Set(wanted);
 }
 
-export interface Statuses {
-  records: JobRecord[];
-  corrupt: CorruptRecordError[];
-  /** queued names that could not be advanced (their lock is stuck), one line each */
-  notes: string[];
-}
-
 /**
  * The current state of the named jobs (all when none are named), oldest first. A queued job
  * whose predecessors have all ended is started or cancelled on the way (see queue.ts).
  */
-export async function jobStatuses(home: Home, patterns: string[], history = false): Promise<Statuses> {
+export async function jobStatuses(home: Home, patterns: string[], history = false): Promise<Listing> {
   const { names, past } = selectRuns(home, patterns, history);
   const now = await statusesOf(home, names);
   const listed = withPastRuns(home, now.records, past, history ? names : null);
@@ -52,7 +45,7 @@ export async function jobStatuses(home: Home, patterns: string[], history = fals
 }
 
 /** The current runs of existing names (every job when undefined), with their log activity. */
-export async function statusesOf(home: Home, names: string[] | undefined): Promise<Statuses> {
+export async function statusesOf(home: Home, names: string[] | undefined): Promise<Listing> {
   let { records, corrupt } = loadRecords(home, names);
   let notes: string[] = [];
   if (records.some((r) => isReadyToLeaveQueue(home, r))) {

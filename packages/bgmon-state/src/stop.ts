@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
 import { environHas, environValues, isSameProcess, listPids, readStat, type ProcStat } from './proc';
-import { isTerminal, nowIso, readRecord, type JobRecord } from './record';
+import { gathered, isTerminal, nowIso, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
 import { isStoppedState, STOP_SIGNALS } from './run-state';
 import { withLock } from './lock';
@@ -21,12 +21,6 @@ export { leadsGroup as leadsOwnGroup, send as killGuarded };
 export interface StopOptions {
   signal: number;
   graceMs: number;
-}
-
-export interface StopResult {
-  records: JobRecord[];
-  /** one line per job that was not signalled or did not end, with the reason */
-  refusals: string[];
 }
 
 const POLL_MS = 20;
@@ -368,15 +362,11 @@ async function stopOne(home: Home, name: string, opts: StopOptions, active: Set<
   }
 }
 
-export async function stopJobs(home: Home, names: string[], opts: StopOptions): Promise<StopResult> {
+export async function stopJobs(home: Home, names: string[], opts: StopOptions): Promise<ActionResult> {
   const active = new Set<Active>();
   const restore = onInterrupt(active);
   try {
-    const results = await Promise.all(names.map((name) => stopOne(home, name, opts, active)));
-    return {
-      records: results.map(([r]) => r).filter((r): r is JobRecord => r !== null),
-      refusals: results.map(([, p]) => p).filter((p): p is string => p !== null),
-    };
+    return gathered(await Promise.all(names.map((name) => stopOne(home, name, opts, active))));
   } finally {
     restore();
   }
