@@ -69,7 +69,7 @@ export function schemaProblems(record: unknown): string | null {
 
 /** The commands whose stdout is records (NDJSON); `bgmon CMD` runs one of them. */
 const RECORD_COMMAND = /^bgmon-(start|status|stop|signal|wait|rm)$/;
-const printsRecords = (bin: string, args: string[]) => RECORD_COMMAND.test(bin) || (bin === 'bgmon' && RECORD_COMMAND.test(`bgmon-${args[0]}`));
+const printsRecords = (bin: string, args: string[]) => !args.includes('--until') && (RECORD_COMMAND.test(bin) || (bin === 'bgmon' && RECORD_COMMAND.test(`bgmon-${args[0]}`)));
 
 /** A temporary BGMON_HOME plus everything a test starts in it, all ended in cleanup(). */
 export class TestHome {

@@ -2,6 +2,7 @@ import {
   closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
 import { signalName } from './proc';
 import type { JobRecord } from './record';
@@ -25,8 +26,23 @@ export const sparePath = (home: Home, name: string, id: string) => join(home.job
 const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** Reserves the space the folded record of a run will need (its RUNNING record plus room). */
+/**
+ * Creates a run's file exclusively (never through a link). One already there is a launch of this
+ * same run that was interrupted before the job ran (a queued run is launched again under the same
+ * id): it is removed, not reused, and a new file made.
+ */
+function createFresh(path: string, flags: number): number {
+  try {
+    return openSync(path, flags | EXCLUSIVE, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    unlinkQuietly(path);
+    return openSync(path, flags | EXCLUSIVE, 0o600);
+  }
+}
+
 export function reserveSpare(home: Home, name: string, id: string, bytes: number): void {
-  const fd = openSync(sparePath(home, name, id), constants.O_WRONLY | EXCLUSIVE, 0o600);
+  const fd = createFresh(sparePath(home, name, id), constants.O_WRONLY);
   try {
     writeSync(fd, Buffer.alloc(bytes + 4096, 32));
   } finally {
@@ -59,7 +75,7 @@ export function writeThroughSpare(home: Home, rec: JobRecord, recordFile: string
 
 /** Creates the run's end file (never through a link), room for every attempt; its descriptor, offset 0. */
 export function reserveEnd(home: Home, name: string, id: string, attempts = 1): number {
-  const fd = openSync(endPath(home, name, id), constants.O_RDWR | EXCLUSIVE, 0o600);
+  const fd = createFresh(endPath(home, name, id), constants.O_RDWR);
   const size = attempts > 1 ? RESERVED + attempts * PER_ATTEMPT : RESERVED;
   try {
     // positional: the descriptor's offset stays 0 for the supervisor's write

@@ -28,7 +28,13 @@ export interface LogScan {
   /** the unfinished line so far (its first MATCH_LINE_BYTES) */
   held: Buffer;
   heldLen: number;
+  /** past the on-end marker: what follows is the hook's output, not the job's */
+  pastJob: boolean;
 }
+
+// Lines bgmon itself writes into a job's log (see supervisor.sh and on-end.ts): never the job's.
+const ON_END_LINE = '--- bgmon: on-end ---';
+const ATTEMPT_LINE = /^--- bgmon: attempt \d+ of \d+ ---$/;
 
 /** `--until REGEX`: a JavaScript regular expression, matched anywhere in a line; bad syntax is exit 2. */
 export function parseLineRegex(text: string, flag: string): RegExp {
@@ -40,7 +46,7 @@ export function parseLineRegex(text: string, flag: string): RegExp {
 }
 
 export function newScan(name: string, id: string, re: RegExp): LogScan {
-  return { name, id, re, fd: null, offset: 0, held: Buffer.alloc(0), heldLen: 0 };
+  return { name, id, re, fd: null, offset: 0, held: Buffer.alloc(0), heldLen: 0, pastJob: false };
 }
 
 function openQuietly(path: string): number | null {
@@ -91,6 +97,8 @@ function hold(scan: LogScan, bytes: Buffer): void {
 function testHeld(scan: LogScan, end: number): LogMatch | null {
   const line = scan.held.toString('utf8', 0, scan.heldLen);
   scan.heldLen = 0;
+  if (line === ON_END_LINE) scan.pastJob = true;
+  if (scan.pastJob || ATTEMPT_LINE.test(line)) return null;
   return scan.re.test(line) ? { name: scan.name, id: scan.id, line, offset: end } : null;
 }
 

@@ -1,7 +1,7 @@
 import { UsageError } from './errors';
 import { parseDuration } from './duration';
 import type { AttemptEnd, EndFile } from './end';
-import { isSameProcess, listPids, parseSignal, readStat, signalName } from './proc';
+import { bootId, environHas, isSameProcess, listPids, parseSignal, readStat, signalName, type ProcStat } from './proc';
 import type { AttemptRecord, JobRecord, RetrySettings } from './record';
 
 /*
@@ -85,6 +85,19 @@ function attemptRecord(a: AttemptEnd): AttemptRecord {
  * pid and starttime once /proc shows it is the supervisor's child leading its own session), or,
  * while the supervisor waits, when the next attempt starts.
  */
+/**
+ * A pid the supervisor reported as an attempt, trusted when it leads its own session and is the
+ * live supervisor's child, or, once the supervisor is gone (killed), when it carries this run's
+ * marker and started after the supervisor: an attempt that outlives its supervisor is still the
+ * job's, to be shown RUNNING and stopped, never lost.
+ */
+function isAttemptOf(rec: JobRecord, pid: number, st: ProcStat): boolean {
+  if (st.state === 'Z' || st.session !== pid || st.pgrp !== pid || rec.boot_id !== bootId()) return false;
+  if (st.ppid === rec.sup_pid && isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)) return true;
+  const after = rec.sup_starttime !== null && st.starttime >= rec.sup_starttime;
+  return after && environHas(pid, `BGMON_JOB_ID=${rec.id}`);
+}
+
 export function currentAttempt(rec: JobRecord, file: EndFile): JobRecord {
   const last = file.attempts[file.attempts.length - 1];
   const cur: JobRecord = {
@@ -97,10 +110,7 @@ export function currentAttempt(rec: JobRecord, file: EndFile): JobRecord {
   }
   if (file.pid !== null) {
     const st = readStat(file.pid);
-    const ours = st && st.ppid === rec.sup_pid && st.session === file.pid && st.pgrp === file.pid;
-    if (ours && isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)) {
-      return { ...cur, pid: file.pid, starttime: st.starttime };
-    }
+    if (st && isAttemptOf(rec, file.pid, st)) return { ...cur, pid: file.pid, starttime: st.starttime };
   } else if (last && last.delayMs !== null) {
     cur.next_attempt_at = new Date(Date.parse(last.endedAt) + last.delayMs).toISOString();
   }

@@ -63,8 +63,9 @@ function retriedRunState(home: Home, rec: JobRecord): JobRecord {
     if (file?.end) return endedRecord(cur, file.end, wasStopped(home, rec));
     if (cur.next_attempt_at) return supervisorAlive ? { ...cur, status: 'RUNNING' } : dead(cur);
     if (isSameProcess(cur.pid, cur.starttime, cur.boot_id)) return runningOrPaused(cur);
-    const supervisorStopped = supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state);
-    if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return dead(cur);
+    // a stopped supervisor has not decided (another attempt may follow): still its run, not DEAD
+    if (supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state)) return { ...cur, status: 'RUNNING' };
+    if (!supervisorAlive || Date.now() > deadline) return dead(cur);
     sleepSync(5);
   }
 }

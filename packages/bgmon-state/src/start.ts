@@ -16,6 +16,7 @@ import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
 import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
+import { markHook, startHook } from './on-end';
 import { readTarget, parseTarget } from './select';
 import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
@@ -194,9 +195,13 @@ function readRecordForReplace(home: Home, name: string): JobRecord | null {
  */
 function keepLog(home: Home, old: JobRecord): string | null {
   const kept = previousLogPath(home, old.name, old.id);
-  archiveRun(home, { ...old, log: kept });
+  // a run that ended unseen (DEAD, its supervisor gone) still gets its --on-end hook, once
+  const archived = markHook({ ...old, log: kept });
+  archiveRun(home, archived);
   // only a plain file of ours is kept; a link planted at the log is dropped, never followed
-  return renameOwnFile(logPath(home, old.name), kept) ? kept : null;
+  const moved = renameOwnFile(logPath(home, old.name), kept);
+  if (archived.on_end_ran_at !== old.on_end_ran_at) startHook(archived);
+  return moved ? kept : null;
 }
 
 

@@ -352,7 +352,11 @@ async function stopOne(home: Home, name: string, opts: StopOptions, active: Set<
     return [cur, `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`];
   }
   try {
-    if (cur.status === 'QUEUED') return [(await stopQueued(home, name)) ?? currentState(home, readRecord(home, name) ?? cur), null];
+    if (cur.status === 'QUEUED') {
+      const stopped = await stopQueued(home, name);
+      // it left the queue meanwhile (started, or cancelled): stop it as it is now
+      return stopped ? [stopped, null] : await stopOne(home, name, opts, active);
+    }
     if (isTerminal(cur.status)) return [cur, null];
     return await stopRunning(home, cur, opts, active);
   } catch (err) {
