@@ -64,7 +64,7 @@ const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x
 const listPids = () => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
 function cmdline(pid) { try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean); } catch { return null; } }
 function rssKb(pid) { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0); } catch { return 0; } }
-const isJob = (argv) => argv && argv[0].endsWith('sleep') && argv[1] === JOB_SLEEP;
+const isJob = (argv) => argv?.[0].endsWith('sleep') && argv[1] === JOB_SLEEP;
 function killPids(pids) { for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch {} } }
 /** Kills, by pid, every process whose environment holds `entry` (e.g. NQDIR=<our dir>), until none is left. */
 async function killByEnv(entry) {

@@ -34,7 +34,7 @@ test('every command answers --help, --version and rejects unknown flags', withHo
     const help = await h.run(bin, ['--help']);
     assert.is(help.code, 0, bin);
     assert.match(help.stdout, new RegExp(`^Usage: ${bin}`));
-    assert.match(help.stdout, /\nExit status:\n  \S/);
+    assert.match(help.stdout, /\nExit status:\n {2}\S/);
     assert.match(help.stdout, /\nExamples:\n/);
     assert.match((await h.run(bin, ['--version'])).stdout, new RegExp(`^${bin} \\d+\\.\\d+\\.\\d+\\n$`));
     const bad = await h.run(bin, ['--nope', 'x']);

@@ -224,7 +224,7 @@ test('bgmon signal, --help and --version', withHome(async (h) => {
   const help = await h.run('bgmon-signal', ['--help']);
   assert.is(help.code, 0);
   assert.match(help.stdout, /^Usage: bgmon-signal NAME\|GLOB\.\.\. SIG\n/);
-  assert.match(help.stdout, /\nExit status:\n  \S/);
+  assert.match(help.stdout, /\nExit status:\n {2}\S/);
   assert.match(help.stdout, /\nExamples:\n/);
   assert.match((await h.run('bgmon-signal', ['--version'])).stdout, /^bgmon-signal \d+\.\d+\.\d+\n$/);
   assert.match((await h.run('bgmon', ['--help'])).stdout, /^ {2}signal\s+\S/m);

@@ -148,7 +148,7 @@ test('table: NAME STATUS PID START AGE EXIT NOTE CMD, CMD cut to $COLUMNS, reaso
   const dep = rows.find((l) => l.startsWith('dep'))!;
   assert.match(dep, /CANCELLED .* bad@\S+ ended FAILED +echo 'a long/, r.stdout);
   assert.ok(dep.endsWith('…'), dep);
-  assert.match(rows.find((l) => l.startsWith('ghost'))!, /DEAD .*process gone, no exit.*…  sleep 1000$/);
+  assert.match(rows.find((l) => l.startsWith('ghost'))!, /DEAD .*process gone, no exit.*… {2}sleep 1000$/);
   assert.is((await h.status('ghost')).reason, 'process gone, no exit recorded (supervisor killed, OOM or reboot)');
   const wide = await h.run('bgmon-status', ['--table'], { env: { COLUMNS: '' } });
   assert.match(wide.stdout, /echo 'a long argument that will not fit' 'at all'\n/, 'no width known: no cut');

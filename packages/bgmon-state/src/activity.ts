@@ -21,7 +21,7 @@ export function logActivity(rec: Pick<JobRecord, 'log'>): Activity {
   if (typeof rec.log !== 'string' || rec.log === '') return NO_LOG;
   // throwIfNoEntry: a missing log (queued jobs, 10,000 finished records) costs no exception
   const st = statSync(rec.log, { throwIfNoEntry: false, bigint: false });
-  if (!st || !st.isFile()) return NO_LOG;
+  if (!st?.isFile()) return NO_LOG;
   // an empty log's mtime is when it was created, not output
   return { log_bytes: st.size, last_output_at: st.size === 0 ? null : new Date(st.mtimeMs).toISOString() };
 }
@@ -39,8 +39,8 @@ export const activityLine = (record: object): string | undefined => printedLines
  */
 export function withActivity<T extends JobRecord>(rec: T): T & Activity {
   const act = logActivity(rec);
-  const raw = rawLine(rec);
-  const appendable = raw !== undefined && raw.endsWith('}\n') && !FIELDS.some((f) => Object.hasOwn(rec, f));
+  const raw = rawLine(rec) ?? '';
+  const appendable = raw.endsWith('}\n') && !FIELDS.some((f) => Object.hasOwn(rec, f));
   const printed = Object.assign(rec, act);
   if (appendable) {
     printedLines.set(printed, `${raw.slice(0, -2)},"log_bytes":${act.log_bytes},"last_output_at":${JSON.stringify(act.last_output_at)}}\n`);

@@ -24,7 +24,7 @@ export { waitForJobs, type WaitOptions, type WaitResult } from './wait';
 export { parseLineRegex } from './log-match';
 export { removeJobs, type RmOptions } from './rm';
 export { signalJobs } from './signal';
-export { type RunEnd } from './end';
+export type { RunEnd } from './end';
 export { type Listing, loadRecords, matchTargets, namesWithHistory, splitTargets, type Target } from './select';
 export { wasStopped } from './stop-marker';
 export { notBefore } from './delay';

@@ -273,7 +273,7 @@ export function waitingDependents(home: Home): Map<string, string[]> {
   const byPredecessor = new Map<string, string[]>();
   for (const name of queuedNames(home)) {
     const rec = readOrNull(home, name);
-    if (!rec || rec.status !== 'QUEUED' || queuedStatus(home, rec) !== 'QUEUED') continue;
+    if (rec?.status !== 'QUEUED' || queuedStatus(home, rec) !== 'QUEUED') continue;
     for (const dep of rec.after) {
       const list = byPredecessor.get(dep);
       if (list) list.push(name);

@@ -162,7 +162,7 @@ function readQueueEntry(home: Home, name: string): { id: string; env: NodeJS.Pro
 async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) => void): Promise<JobRecord | null> {
   const rec = readOrNull(home, name);
   const entry = readQueueEntry(home, name);
-  if (!rec || rec.status !== 'QUEUED' || !entry || entry.id !== rec.id) {
+  if (rec?.status !== 'QUEUED' || !entry || entry.id !== rec.id) {
     removeQueueEntry(home, name);
     return null;
   }

@@ -189,7 +189,7 @@ async function signalUntilGone(rec: JobRecord, opts: StopOptions): Promise<Outco
 function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
   return withLock(home, name, () => {
     const rec = readRecord(home, name);
-    if (!rec || rec.status !== 'QUEUED') return null;
+    if (rec?.status !== 'QUEUED') return null;
     const stopped = writeEndedRecord(home, { ...rec, status: 'STOPPED', ended_at: nowIso() });
     removeQueueEntry(home, name);
     return stopped;
