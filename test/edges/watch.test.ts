@@ -2,10 +2,12 @@
 // activity in every status record, and a table people can read.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { age, commandLine, cut, shortTime, span, table } from 'bgmon-state';
-import { binPath, deadRecord, schemaProblems, eventually, lines, sleep, until, withHome, type TestHome } from '../helpers';
+import {
+  binPath, deadRecord, schemaProblems, eventually, homeProcs, lines, listDir, sleep, until, withHome, type TestHome,
+} from '../helpers';
 
 const node = process.execPath;
 const bin = (name: string) => `"${node}" "${binPath(name)}"`;
@@ -14,6 +16,25 @@ const bin = (name: string) => `"${node}" "${binPath(name)}"`;
  * bgmon-wait --until REGEX ...: run as a plain command, since what it prints on a match is a log
  * line ({"name","id","line","offset"}, as bgmon-tail --json), not a record for the schema check.
  */
+/** True once this home's bgmon-wait has an inotify descriptor (its watches are set up). */
+function inotifyWaiter(h: TestHome): boolean {
+  const links = (pid: number) => listDir(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const isWait = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bgmon-wait');
+    } catch {
+      return false;
+    }
+  };
+  return homeProcs(h.root).some((pid) => isWait(pid) && links(pid).some((l) => l.includes('inotify')));
+}
+
 const waitUntil = (h: TestHome, args: string[]) => h.run(node, [binPath('bgmon-wait'), '--until', ...args]);
 
 test('--until: a server that prints its ready line after a delay; `wait --until && tests` runs the tests then', withHome(async (h) => {
@@ -38,7 +59,8 @@ test('--until reacts to the line within a generous bound of its write (inotify, 
   const stamp = join(h.dir, 'stamp');
   await h.start('srv', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.01; done; date +%s%N > ${stamp}; echo READY; sleep 1000`]);
   const pending = waitUntil(h, ['READY', 'srv']);
-  await sleep(600);
+  // the bound below is for the reaction to the write: the waiter must be watching before it
+  await eventually(() => inotifyWaiter(h), 15_000, 'bgmon-wait to watch the home');
   writeFileSync(go, '');
   const r = await pending;
   const returned = Date.now();
