@@ -2,7 +2,7 @@
 // activity in every status record, and a table people can read.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { age, commandLine, cut, shortTime, span, table } from 'bgmon-state';
 import {
@@ -122,12 +122,15 @@ test('--until reads the current run only, and a line longer than 1 MiB is matche
 }));
 
 test('status: log_bytes and last_output_at from the log, null without one; --idle selects silent RUNNING jobs', withHome(async (h) => {
+  const t0 = Date.now();
   await h.start('hung', ['sh', '-c', 'echo working; sleep 1000']);
   await h.start('busy', ['sh', '-c', 'while true; do echo tick; sleep 0.1; done']);
   await h.start('mute', ['sleep', '1000']);
   await h.start('later', ['true'], ['--after', 'mute']);
   const hung = await eventually(async () => { const r = await h.status('hung'); return r.log_bytes === 8 && r; });
-  assert.ok(Math.abs(Date.parse(hung.last_output_at) - Date.now()) < 5000, hung.last_output_at);
+  // the log's mtime, whenever the loaded machine got here (the file clock may lag a tick)
+  assert.is(hung.last_output_at, new Date(statSync(join(h.root, 'logs', 'hung.log')).mtimeMs).toISOString());
+  assert.ok(Date.parse(hung.last_output_at) >= t0 - 100 && Date.parse(hung.last_output_at) <= Date.now(), hung.last_output_at);
   const mute = await h.status('mute');
   assert.is(mute.log_bytes, 0);
   assert.is(mute.last_output_at, null, 'no output yet');
@@ -141,7 +144,11 @@ test('status: log_bytes and last_output_at from the log, null without one; --idl
   assert.is(idle.code, 0, idle.stderr);
   assert.equal(lines(idle.stdout).map((r) => r.name).sort(), ['hung', 'mute']);
   const tbl = await h.run('bgmon-status', ['--idle', '1s', '--table']);
-  assert.match(tbl.stdout.split('\n')[1], /^hung +RUNNING .* idle \ds +sh -c /);
+  // idle for as long as the machine took since the output: at least 1 s, not always one digit
+  const idleFor = /^hung +RUNNING .* idle (\d+)s +sh -c /.exec(tbl.stdout.split('\n')[1]);
+  assert.ok(idleFor, tbl.stdout);
+  const silentS = (Date.now() - Date.parse(hung.last_output_at)) / 1000;
+  assert.ok(Number(idleFor[1]) >= 1 && Number(idleFor[1]) <= silentS, `idle ${idleFor[1]}s, silent ${silentS} s`);
   assert.is((await h.run('bgmon-status', ['--idle', 'soon'])).code, 2);
 }));
 
