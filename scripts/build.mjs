@@ -1,7 +1,7 @@
 // Bundles each binary into one CommonJS file (dist/<bin>.js): no TypeScript compiler and no
 // module resolution on the run path, so a command starts about as fast as `node -e 0`.
 import { build } from 'esbuild';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,6 +30,23 @@ function stateSource() {
   };
 }
 
+/**
+ * Builds one bundle and puts it in place by rename, and only when it changed. esbuild's own write
+ * truncates the file in place: a binary (or a job's supervisor) started meanwhile, e.g. by a
+ * test while pack.test.ts's `pnpm pack` rebuilds, would load an empty or half file and exit 0
+ * silently or crash.
+ */
+async function bundle(options) {
+  const { outputFiles } = await build({ ...options, write: false });
+  for (const { path, contents } of outputFiles) {
+    if (existsSync(path) && Buffer.compare(readFileSync(path), contents) === 0) continue;
+    mkdirSync(dirname(path), { recursive: true });
+    const temp = `${path}.${process.pid}.tmp`;
+    writeFileSync(temp, contents);
+    renameSync(temp, path);
+  }
+}
+
 const jobs = [];
 for (const dir of readdirSync(join(root, 'packages'))) {
   const pkgDir = join(root, 'packages', dir);
@@ -37,12 +54,12 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   const entry = join(pkgDir, 'src/index.ts');
   if (!existsSync(entry)) continue;
   if (pkg.bin) {
-    for (const bin of Object.keys(pkg.bin)) jobs.push(build({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist', `${bin}.js`) }));
+    for (const bin of Object.keys(pkg.bin)) jobs.push(bundle({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist', `${bin}.js`) }));
   } else {
     // the library itself: its dependencies stay external, as npm installs them
     const external = Object.keys(pkg.dependencies ?? {});
-    jobs.push(build({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist/index.js'), external }));
-    jobs.push(build({ ...common, entryPoints: [join(pkgDir, 'src/cli-api.ts')], outfile: join(pkgDir, 'dist/cli.js'), external }));
+    jobs.push(bundle({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist/index.js'), external }));
+    jobs.push(bundle({ ...common, entryPoints: [join(pkgDir, 'src/cli-api.ts')], outfile: join(pkgDir, 'dist/cli.js'), external }));
   }
 }
 await Promise.all(jobs);

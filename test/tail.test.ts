@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastLines } from 'bgmon-state';
-import { eventually, lines, sleep, until, withHome } from './helpers';
+import { binPath, eventually, lines, sleep, spawnCollect, until, withHome } from './helpers';
 
 test('tail -n 3 prints exactly the last three lines', withHome(async (h) => {
   await h.start('count', ['sh', '-c', 'for i in $(seq 1 100); do echo line $i; done']);
@@ -84,13 +84,18 @@ test('tail -f follows a rerun of a name whose first run ended while another job 
   await h.start('A', ['sh', '-c', 'echo first-run']);
   await h.start('B', ['sh', '-c', `while [ ! -e ${done} ]; do sleep 0.05; done; echo b-end`]);
   await until(h, 'A', 'SUCCEEDED');
-  const follower = h.run('bgmon-tail', ['A', 'B', '-f', '-n', '5']);
-  await sleep(400);
-  await h.start('A', ['sh', '-c', 'echo second-run; sleep 0.3; echo second-end']);
-  await until(h, 'A', 'SUCCEEDED');
-  await sleep(300);
-  writeFileSync(done, '');
-  const r = await follower;
+  // each step waits for what the follower has printed, not for a fixed time the load could outlast
+  const { child, done: followed } = spawnCollect(process.execPath, [binPath('bgmon-tail'), 'A', 'B', '-f', '-n', '5'], { env: h.env });
+  let seen = '';
+  child.stdout!.on('data', (c) => (seen += c));
+  try {
+    await eventually(() => seen.includes('A | first-run\n'), 15_000, () => `the first run's line (seen: ${JSON.stringify(seen)})`);
+    await h.start('A', ['sh', '-c', 'echo second-run; sleep 0.3; echo second-end']);
+    await eventually(() => seen.includes('A | second-end\n'), 15_000, () => `the rerun's lines (seen: ${JSON.stringify(seen)})`);
+  } finally {
+    writeFileSync(done, '');
+  }
+  const r = await followed;
   assert.is(r.code, 0, r.stderr);
   assert.is(r.stdout, 'A | first-run\nA | second-run\nA | second-end\nB | b-end\n');
 }));

@@ -9,7 +9,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { enqueue, readStat, writeRecord, type Home } from 'bgmon-state';
-import { eventually, isAlive, lines, listDir, sleep, slowTest, withHome, type Result, type TestHome } from '../helpers';
+import { eventually, isAlive, lines, listDir, slowTest, withHome, type Result, type TestHome } from '../helpers';
 
 const NOBODY = 65534;
 
@@ -180,7 +180,9 @@ test('record and queue files are written through fresh temp files, never through
 }));
 
 test('a queue entry that is a symlink is not followed', withHome(async (h) => {
-  const a = await h.start('a', ['sleep', '1']);
+  // a ends when the test says, not after a sleep the load could outlast before q is queued
+  const release = join(h.dir, 'release');
+  const a = await h.start('a', ['sh', '-c', `while [ ! -e '${release}' ]; do sleep 0.05; done`]);
   const q = await h.start('q', ['sh', '-c', 'echo "mark=$MARK"'], ['--after', 'a']);
   assert.is(q.status, 'QUEUED');
   const entry = join(h.root, 'run', 'q.queued');
@@ -188,9 +190,11 @@ test('a queue entry that is a symlink is not followed', withHome(async (h) => {
   writeFileSync(planted, JSON.stringify({ id: q.id, env: { ...process.env, BGMON_HOME: h.root, MARK: 'planted' } }));
   renameSync(entry, `${entry}.real`);
   symlinkSync(planted, entry);
+  writeFileSync(release, '');
   await h.run('bgmon-wait', ['a', '--timeout', '20s']);
   assert.ok(a.pid > 0);
-  await sleep(300);
+  // a's supervisor advances the queue after its end is folded: the planted link is dropped then
+  await eventually(() => !listDir(join(h.root, 'run')).includes('q.queued'), 15_000, 'the queue to drop the planted link');
   await h.run('bgmon-status', []);
   const log = join(h.root, 'logs', 'q.log');
   assert.not.ok(existsSync(log) && readFileSync(log, 'utf8').includes('mark=planted'), 'the job never ran with an environment read through a link');

@@ -22,7 +22,8 @@ test('later: --in 1s is QUEUED with not_before, then starts by itself (no bgmon 
 }));
 
 test('later: --at HH:MM:SS a few seconds ahead starts then; an ISO time works too', withHome(async (h) => {
-  const at = new Date(Date.now() + 2500);
+  // 3 to 4 s ahead (seconds are cut off): still ahead once bgmon-start runs, even under load
+  const at = new Date(Date.now() + 4000);
   const hhmmss = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
   const r = await h.start('clock', ['true'], ['--at', hhmmss]);
   assert.is(r.status, 'QUEUED');
@@ -36,7 +37,8 @@ test('later: --at HH:MM:SS a few seconds ahead starts then; an ISO time works to
 }));
 
 test('later: a killed sleeper does not strand the job: bgmon-status starts it once due', withHome(async (h) => {
-  const r = await h.start('orphan', ['true'], ['--in', '1.5s']);
+  // due well after the steps below (two bgmon runs and a kill), even on a loaded machine
+  const r = await h.start('orphan', ['true'], ['--in', '4s']);
   const sleepers = homeProcs(h.root);
   const groups = new Set(sleepers.map((pid) => readStat(pid)!.pgrp));
   assert.is(groups.size, 1, 'one sleeper (sh and its sleep) for the delayed job');

@@ -121,15 +121,19 @@ test('the supervisor SIGKILLed between attempts: DEAD (no made-up outcome), and 
 
 test('the supervisor SIGKILLed while an attempt runs: RUNNING while the job lives, then DEAD', withHome(async (h) => {
   const flag = join(h.dir, 'go');
-  const job = await h.start('mid', ['sh', '-c', `[ -e ${flag} ] && exec sleep 1; touch ${flag}; exit 1`], ['--retry', '2', '--retry-delay', '50ms']);
-  const second = await until(h, 'mid', (r) => r.status === 'RUNNING' && r.attempt === 2 && r.pid !== job.pid);
+  // the second attempt ends when the test releases it, not after a second the load could outlast
+  const release = join(h.dir, 'release');
+  const second = `while [ ! -e ${release} ]; do sleep 0.05; done`;
+  const job = await h.start('mid', ['sh', '-c', `[ -e ${flag} ] && exec sh -c '${second}'; touch ${flag}; exit 1`], ['--retry', '2', '--retry-delay', '50ms']);
+  const attempt = await until(h, 'mid', (r) => r.status === 'RUNNING' && r.attempt === 2 && r.pid !== job.pid);
   process.kill(job.sup_pid, 'SIGKILL');
   await untilGone([job.sup_pid], 'the supervisor');
   assert.is((await h.status('mid')).status, 'RUNNING', 'the attempt still runs');
-  await untilGone([second.pid], 'the second attempt');
+  writeFileSync(release, '');
+  await untilGone([attempt.pid], 'the second attempt');
   const dead = await until(h, 'mid', 'DEAD');
   assert.is(dead.exit_code, null);
-  assert.ok(!isAlive(second.pid));
+  assert.ok(!isAlive(attempt.pid));
 }));
 
 test('supervision memory with --retry and --on-end: under 2 MB while the job runs and while it waits', withHome(async (h) => {

@@ -66,12 +66,19 @@ slowTest('a paused job stays PAUSED for longer than it would run; the supervisor
 }));
 
 test('bgmon-wait keeps waiting on a PAUSED job and returns when it ends after CONT', withHome(async (h) => {
-  const rec = await h.start('w', ['sh', '-c', 'i=0; while [ $i -lt 10 ]; do sleep 0.1; i=$((i+1)); done; exit 4']);
+  // the job ends only once the test releases it (not after a sleep the load could outlast), so
+  // it is surely alive when STOP and CONT arrive
+  const release = join(h.dir, 'release');
+  const rec = await h.start('w', ['sh', '-c', `while [ ! -e '${release}' ]; do sleep 0.05; done; exit 4`]);
   one(await signal(h, ['w', 'STOP']), 'PAUSED');
-  const waiting = h.run('bgmon-wait', ['w'], { timeoutMs: 60_000 });
+  let returned = false;
+  const waiting = h.run('bgmon-wait', ['w'], { timeoutMs: 60_000 }).finally(() => (returned = true));
   await sleep(1500);
-  assert.ok(isAlive(rec.pid));
-  one(await signal(h, ['w', 'CONT']), 'RUNNING');
+  assert.ok(isAlive(rec.pid) && stopped(rec.pid), 'still paused');
+  assert.not.ok(returned, 'bgmon-wait still waits on the paused job');
+  one(await signal(h, ['w', 'CONT']), 'RUNNING'); // still waiting for its release: surely RUNNING
+  assert.not.ok(returned, 'bgmon-wait still waits on the running job');
+  writeFileSync(release, '');
   const end = one(await waiting, 'FAILED', 4);
   assert.ok(Date.parse(end.ended_at) - Date.parse(end.started_at) >= 1500, 'it ended only after the pause');
 }));

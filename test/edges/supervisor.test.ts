@@ -133,10 +133,13 @@ test('item 12: a symlink or hard link planted at the log is never written throug
 }));
 
 test('the supervisor does not depend on the record\'s key order, and stays under 2 MB', withHome(async (h) => {
-  const rec = await h.start('order', ['sh', '-c', 'read x < /dev/null; sleep 1']);
+  // the job ends once the reversed record is written, not after a second the load could outlast
+  const release = join(h.dir, 'release');
+  const rec = await h.start('order', ['sh', '-c', `read x < /dev/null; while [ ! -e ${release} ]; do sleep 0.05; done`]);
   const reversed = Object.fromEntries(Object.entries(h.record('order')).reverse());
   writeFileSync(join(h.root, 'jobs', 'order.json'), JSON.stringify(reversed) + '\n');
   assert.ok(rssKb(rec.sup_pid) > 0 && rssKb(rec.sup_pid) < 2048, `supervisor RSS ${rssKb(rec.sup_pid)} kB`);
+  writeFileSync(release, '');
   const wait = await h.run('bgmon-wait', ['order', '--timeout', '20s']);
   assert.is(wait.code, 0, wait.stdout);
   assert.is(lines(wait.stdout)[0].status, 'SUCCEEDED');

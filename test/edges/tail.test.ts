@@ -68,9 +68,11 @@ function openFiles(pid: number): string[] {
 }
 
 /**
- * Waits until a bgmon-tail of this home has every one of these jobs' logs open. Jobs gated on a
- * file are released only then: a job that ended before tail opened its log would rightly show
- * its last 10 lines only, so a fixed sleep made these tests depend on the machine's load.
+ * Waits until a bgmon-tail of this home has every one of these jobs' logs open and has made its
+ * inotify watches, which it does only after printing each log's last lines: from then on it
+ * follows. Jobs gated on a file are released only then: a job that wrote before tail's first
+ * read would rightly show its last 10 lines only, so a fixed sleep (or the log's fd alone: it is
+ * open before that first read) made these tests depend on the machine's load.
  */
 async function tailHasOpened(h: TestHome, names: string[]): Promise<void> {
   const logs = names.map((n) => join(h.root, 'logs', `${n}.log`));
@@ -81,8 +83,9 @@ async function tailHasOpened(h: TestHome, names: string[]): Promise<void> {
       return false;
     }
   };
-  const opened = () => listPids().some((pid) => isTail(pid) && environHas(pid, `BGMON_HOME=${h.root}`) && logs.every((l) => openFiles(pid).includes(l)));
-  await eventually(opened, 20_000, `bgmon-tail to open ${names.join(', ')}`);
+  const following = (files: string[]) => logs.every((l) => files.includes(l)) && files.includes('anon_inode:inotify');
+  const opened = () => listPids().some((pid) => isTail(pid) && environHas(pid, `BGMON_HOME=${h.root}`) && following(openFiles(pid)));
+  await eventually(opened, 20_000, `bgmon-tail to open and follow ${names.join(', ')}`);
 }
 
 /** A shell script that waits for `go` to exist, then runs `script`. */

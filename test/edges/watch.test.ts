@@ -2,10 +2,12 @@
 // activity in every status record, and a table people can read.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { age, commandLine, cut, shortTime, span, table } from 'bgmon-state';
-import { binPath, deadRecord, schemaProblems, eventually, lines, sleep, until, withHome, type TestHome } from '../helpers';
+import {
+  binPath, deadRecord, schemaProblems, eventually, homeProcs, lines, listDir, sleep, until, withHome, type TestHome,
+} from '../helpers';
 
 const node = process.execPath;
 const bin = (name: string) => `"${node}" "${binPath(name)}"`;
@@ -14,6 +16,25 @@ const bin = (name: string) => `"${node}" "${binPath(name)}"`;
  * bgmon-wait --until REGEX ...: run as a plain command, since what it prints on a match is a log
  * line ({"name","id","line","offset"}, as bgmon-tail --json), not a record for the schema check.
  */
+/** True once this home's bgmon-wait has an inotify descriptor (its watches are set up). */
+function inotifyWaiter(h: TestHome): boolean {
+  const links = (pid: number) => listDir(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const isWait = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('bgmon-wait');
+    } catch {
+      return false;
+    }
+  };
+  return homeProcs(h.root).some((pid) => isWait(pid) && links(pid).some((l) => l.includes('inotify')));
+}
+
 const waitUntil = (h: TestHome, args: string[]) => h.run(node, [binPath('bgmon-wait'), '--until', ...args]);
 
 test('--until: a server that prints its ready line after a delay; `wait --until && tests` runs the tests then', withHome(async (h) => {
@@ -38,7 +59,8 @@ test('--until reacts to the line within a generous bound of its write (inotify, 
   const stamp = join(h.dir, 'stamp');
   await h.start('srv', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.01; done; date +%s%N > ${stamp}; echo READY; sleep 1000`]);
   const pending = waitUntil(h, ['READY', 'srv']);
-  await sleep(600);
+  // the bound below is for the reaction to the write: the waiter must be watching before it
+  await eventually(() => inotifyWaiter(h), 15_000, 'bgmon-wait to watch the home');
   writeFileSync(go, '');
   const r = await pending;
   const returned = Date.now();
@@ -100,12 +122,15 @@ test('--until reads the current run only, and a line longer than 1 MiB is matche
 }));
 
 test('status: log_bytes and last_output_at from the log, null without one; --idle selects silent RUNNING jobs', withHome(async (h) => {
+  const t0 = Date.now();
   await h.start('hung', ['sh', '-c', 'echo working; sleep 1000']);
   await h.start('busy', ['sh', '-c', 'while true; do echo tick; sleep 0.1; done']);
   await h.start('mute', ['sleep', '1000']);
   await h.start('later', ['true'], ['--after', 'mute']);
   const hung = await eventually(async () => { const r = await h.status('hung'); return r.log_bytes === 8 && r; });
-  assert.ok(Math.abs(Date.parse(hung.last_output_at) - Date.now()) < 5000, hung.last_output_at);
+  // the log's mtime, whenever the loaded machine got here (the file clock may lag a tick)
+  assert.is(hung.last_output_at, new Date(statSync(join(h.root, 'logs', 'hung.log')).mtimeMs).toISOString());
+  assert.ok(Date.parse(hung.last_output_at) >= t0 - 100 && Date.parse(hung.last_output_at) <= Date.now(), hung.last_output_at);
   const mute = await h.status('mute');
   assert.is(mute.log_bytes, 0);
   assert.is(mute.last_output_at, null, 'no output yet');
@@ -119,7 +144,11 @@ test('status: log_bytes and last_output_at from the log, null without one; --idl
   assert.is(idle.code, 0, idle.stderr);
   assert.equal(lines(idle.stdout).map((r) => r.name).sort(), ['hung', 'mute']);
   const tbl = await h.run('bgmon-status', ['--idle', '1s', '--table']);
-  assert.match(tbl.stdout.split('\n')[1], /^hung +RUNNING .* idle \ds +sh -c /);
+  // idle for as long as the machine took since the output: at least 1 s, not always one digit
+  const idleFor = /^hung +RUNNING .* idle (\d+)s +sh -c /.exec(tbl.stdout.split('\n')[1]);
+  assert.ok(idleFor, tbl.stdout);
+  const silentS = (Date.now() - Date.parse(hung.last_output_at)) / 1000;
+  assert.ok(Number(idleFor[1]) >= 1 && Number(idleFor[1]) <= silentS, `idle ${idleFor[1]}s, silent ${silentS} s`);
   assert.is((await h.run('bgmon-status', ['--idle', 'soon'])).code, 2);
 }));
 
