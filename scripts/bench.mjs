@@ -2,7 +2,18 @@
 // Prints a markdown table and writes bench/results.json. Not a test: nothing depends on it.
 // Every process it starts is ended by pid (or by its tool's own shutdown) in `finally`.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +40,11 @@ function tempDir(tag) {
   return dir;
 }
 const homeEnv = (home) => ({ ...process.env, BGMON_HOME: home });
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function timeSync(cmd, args, opts = {}) {
@@ -43,9 +58,16 @@ const bg = (args, home, opts = {}) => spawnSync(node, args, { env: homeEnv(home)
 
 /** Interleaves baseline and subject runs (after warm-ups) so drift hits both alike. */
 function paired(baseline, subject, runs = WALL_RUNS) {
-  for (let i = 0; i < 3; i++) { baseline(); subject(); }
-  const b = [], s = [];
-  for (let i = 0; i < runs; i++) { b.push(baseline()); s.push(subject()); }
+  for (let i = 0; i < 3; i++) {
+    baseline();
+    subject();
+  }
+  const b = [],
+    s = [];
+  for (let i = 0; i < runs; i++) {
+    b.push(baseline());
+    s.push(subject());
+  }
   return { bgmon: median(s), baseline: median(b) };
 }
 
@@ -55,22 +77,62 @@ function row(what, bgmon, baseline, baselineName, target, unit = 'ms') {
   const limit = Number(target.replace(/[^0-9.]/g, ''));
   const measured = target.includes('×') ? ratio : bgmon;
   const ok = target === 'report' ? null : measured !== null && measured <= limit;
-  rows.push({ what, bgmon: round(bgmon), baseline: baseline === null ? null : round(baseline), baseline_is: baselineName, unit, ratio: ratio === null ? null : round(ratio, 2), target, ok });
+  rows.push({
+    what,
+    bgmon: round(bgmon),
+    baseline: baseline === null ? null : round(baseline),
+    baseline_is: baselineName,
+    unit,
+    ratio: ratio === null ? null : round(ratio, 2),
+    target,
+    ok,
+  });
   console.error(`  ${what}: ${round(bgmon)} ${unit}${baseline ? ` vs ${round(baseline)} (${round(ratio, 2)}×)` : ''}`);
 }
 const round = (x, d = 1) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
 
 // ---------- helpers for finding and ending what tools leave behind ----------
-const listPids = () => readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
-function cmdline(pid) { try { return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean); } catch { return null; } }
-function rssKb(pid) { try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0); } catch { return 0; } }
+const listPids = () =>
+  readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number);
+function cmdline(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean);
+  } catch {
+    return null;
+  }
+}
+function rssKb(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
 const isJob = (argv) => argv?.[0].endsWith('sleep') && argv[1] === JOB_SLEEP;
-function killPids(pids) { for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch {} } }
+function killPids(pids) {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {}
+  }
+}
 /** Kills, by pid, every process whose environment holds `entry` (e.g. NQDIR=<our dir>), until none is left. */
 async function killByEnv(entry) {
   const needle = Buffer.from(entry + '\0');
   for (let round = 0; round < 20; round++) {
-    const ours = listPids().filter((pid) => { try { const env = readFileSync(`/proc/${pid}/environ`); return pid !== process.pid && (env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from('\0'), needle])) >= 0); } catch { return false; } });
+    const ours = listPids().filter((pid) => {
+      try {
+        const env = readFileSync(`/proc/${pid}/environ`);
+        return (
+          pid !== process.pid &&
+          (env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from('\0'), needle])) >= 0)
+        );
+      } catch {
+        return false;
+      }
+    });
     if (ours.length === 0) return;
     killPids(ours);
     await sleep(50);
@@ -78,7 +140,8 @@ async function killByEnv(entry) {
 }
 /** Everything new since `before`: [jobs, the tool's own processes]. */
 function newProcesses(before) {
-  const jobs = [], tools = [];
+  const jobs = [],
+    tools = [];
   for (const pid of listPids()) {
     if (before.has(pid) || pid === process.pid) continue;
     const argv = cmdline(pid);
@@ -94,7 +157,11 @@ function killBgmonHome(home) {
     if (!f.endsWith('.json') || f.startsWith('.')) continue;
     try {
       const r = JSON.parse(readFileSync(join(jobsDir, f), 'utf8'));
-      if (r.status === 'RUNNING' && r.pid) { try { process.kill(-r.pid, 'SIGKILL'); } catch {} }
+      if (r.status === 'RUNNING' && r.pid) {
+        try {
+          process.kill(-r.pid, 'SIGKILL');
+        } catch {}
+      }
       if (r.sup_pid) killPids([r.sup_pid]);
     } catch {}
   }
@@ -102,7 +169,10 @@ function killBgmonHome(home) {
 
 async function waitUntil(fn, ms = 20_000) {
   const end = Date.now() + ms;
-  while (Date.now() < end) { if (fn()) return true; await sleep(20); }
+  while (Date.now() < end) {
+    if (fn()) return true;
+    await sleep(20);
+  }
   return false;
 }
 
@@ -137,9 +207,16 @@ async function statusOverManyRecords() {
   const template = JSON.parse(readFileSync(join(home, 'jobs', 'template.json'), 'utf8'));
   for (let i = 0; i < RECORDS; i++) {
     const name = `job-${String(i).padStart(5, '0')}`;
-    writeFileSync(join(home, 'jobs', `${name}.json`), JSON.stringify({ ...template, name, id: `${template.id}-${i}`, log: join(home, 'logs', `${name}.log`) }) + '\n', { mode: 0o600 });
+    writeFileSync(
+      join(home, 'jobs', `${name}.json`),
+      JSON.stringify({ ...template, name, id: `${template.id}-${i}`, log: join(home, 'logs', `${name}.log`) }) + '\n',
+      { mode: 0o600 },
+    );
   }
-  const r = paired(() => timeSync(node, ['-e', '0']), () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }));
+  const r = paired(
+    () => timeSync(node, ['-e', '0']),
+    () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }),
+  );
   row(`bgmon-status --json over ${RECORDS} finished records`, r.bgmon, r.baseline, 'node -e 0', '≤ 4×');
 }
 
@@ -151,7 +228,12 @@ async function memoryPerJob() {
     let found = { jobs: [], tools: [] };
     try {
       await startAll();
-      await waitUntil(() => (found = newProcesses(before)).jobs.length >= expectJobs && found.jobs.length + found.tools.length >= MEM_JOBS, 60_000);
+      await waitUntil(
+        () =>
+          (found = newProcesses(before)).jobs.length >= expectJobs &&
+          found.jobs.length + found.tools.length >= MEM_JOBS,
+        60_000,
+      );
       await sleep(300);
       found = newProcesses(before);
       const kb = found.tools.reduce((sum, pid) => sum + rssKb(pid), 0);
@@ -163,28 +245,82 @@ async function memoryPerJob() {
   };
   const home = join(tempDir('mem'), 'home');
   cleanups.push(() => killBgmonHome(home));
-  await measure('bgmon', `BGMON_HOME=${home}`, async () => { for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `m${i}`, '--', 'sleep', JOB_SLEEP], home); }, async () => killBgmonHome(home));
-  row(`memory kept per running job (${MEM_JOBS} sleep jobs, RSS of non-job processes / ${MEM_JOBS})`, results.bgmon.perJobMb, null, '', '≤ 2 MB', 'MB');
+  await measure(
+    'bgmon',
+    `BGMON_HOME=${home}`,
+    async () => {
+      for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `m${i}`, '--', 'sleep', JOB_SLEEP], home);
+    },
+    async () => killBgmonHome(home),
+  );
+  row(
+    `memory kept per running job (${MEM_JOBS} sleep jobs, RSS of non-job processes / ${MEM_JOBS})`,
+    results.bgmon.perJobMb,
+    null,
+    '',
+    '≤ 2 MB',
+    'MB',
+  );
   const retryHome = join(tempDir('mem-retry'), 'home');
   cleanups.push(() => killBgmonHome(retryHome));
   const withRetry = ['--retry', '3', '--retry-delay', '1s', '--on-end', 'true'];
-  await measure('bgmon-retry', `BGMON_HOME=${retryHome}`, async () => { for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `r${i}`, ...withRetry, '--', 'sleep', JOB_SLEEP], retryHome); }, async () => killBgmonHome(retryHome));
+  await measure(
+    'bgmon-retry',
+    `BGMON_HOME=${retryHome}`,
+    async () => {
+      for (let i = 0; i < MEM_JOBS; i++)
+        bg([bin('bgmon-start'), '--name', `r${i}`, ...withRetry, '--', 'sleep', JOB_SLEEP], retryHome);
+    },
+    async () => killBgmonHome(retryHome),
+  );
   row(`  the same with --retry 3 --on-end (issue 11)`, results['bgmon-retry'].perJobMb, null, '', '≤ 2 MB', 'MB');
 
   if (spawnSync('sh', ['-c', 'command -v nq']).status === 0) {
     const nqdir = tempDir('nq');
-    await measure('nq', `NQDIR=${nqdir}`, async () => { for (let i = 0; i < MEM_JOBS; i++) spawnSync('nq', ['sleep', JOB_SLEEP], { env: { ...process.env, NQDIR: nqdir }, stdio: 'ignore' }); }, async () => {}, 1);
-    row(`  peer: nq, same ${MEM_JOBS} jobs (nq runs them one at a time; the others wait as nq processes)`, results.nq.perJobMb, null, '', 'report', 'MB');
+    await measure(
+      'nq',
+      `NQDIR=${nqdir}`,
+      async () => {
+        for (let i = 0; i < MEM_JOBS; i++)
+          spawnSync('nq', ['sleep', JOB_SLEEP], { env: { ...process.env, NQDIR: nqdir }, stdio: 'ignore' });
+      },
+      async () => {},
+      1,
+    );
+    row(
+      `  peer: nq, same ${MEM_JOBS} jobs (nq runs them one at a time; the others wait as nq processes)`,
+      results.nq.perJobMb,
+      null,
+      '',
+      'report',
+      'MB',
+    );
   } else rows.push({ what: 'peer nq', note: 'skipped: not installed (apt-get install nq)' });
-  const tspBin = ['tsp', 'ts'].find((b) => spawnSync('sh', ['-c', `command -v ${b} && ${b} -h 2>&1 | grep -qi spooler`]).status === 0);
+  const tspBin = ['tsp', 'ts'].find(
+    (b) => spawnSync('sh', ['-c', `command -v ${b} && ${b} -h 2>&1 | grep -qi spooler`]).status === 0,
+  );
   if (tspBin) {
     const sock = join(tempDir('tsp'), 'socket');
     const env = { ...process.env, TS_SOCKET: sock, TS_MAXFINISHED: '1000', TMPDIR: dirname(sock) };
-    await measure('task-spooler', `TS_SOCKET=${sock}`, async () => {
-      spawnSync(tspBin, ['-S', String(MEM_JOBS)], { env, stdio: 'ignore' });
-      for (let i = 0; i < MEM_JOBS; i++) spawnSync(tspBin, ['sleep', JOB_SLEEP], { env, stdio: 'ignore' });
-    }, async () => { spawnSync(tspBin, ['-K'], { env, stdio: 'ignore' }); });
-    row(`  peer: task-spooler, same ${MEM_JOBS} jobs (-S ${MEM_JOBS} slots, one server)`, results['task-spooler'].perJobMb, null, '', 'report', 'MB');
+    await measure(
+      'task-spooler',
+      `TS_SOCKET=${sock}`,
+      async () => {
+        spawnSync(tspBin, ['-S', String(MEM_JOBS)], { env, stdio: 'ignore' });
+        for (let i = 0; i < MEM_JOBS; i++) spawnSync(tspBin, ['sleep', JOB_SLEEP], { env, stdio: 'ignore' });
+      },
+      async () => {
+        spawnSync(tspBin, ['-K'], { env, stdio: 'ignore' });
+      },
+    );
+    row(
+      `  peer: task-spooler, same ${MEM_JOBS} jobs (-S ${MEM_JOBS} slots, one server)`,
+      results['task-spooler'].perJobMb,
+      null,
+      '',
+      'report',
+      'MB',
+    );
   } else rows.push({ what: 'peer task-spooler', note: 'skipped: not installed (apt-get install task-spooler)' });
   return results;
 }
@@ -218,7 +354,11 @@ async function followLatency() {
     const now = Date.now();
     buf += c;
     let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) { const ev = JSON.parse(buf.slice(0, nl)); buf = buf.slice(nl + 1); if (ev.event === 'ended') ended.set(ev.name, now); }
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const ev = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (ev.event === 'ended') ended.set(ev.name, now);
+    }
   });
   const samples = [];
   try {
@@ -240,8 +380,16 @@ async function resourcesOverJobs() {
   try {
     for (let i = 0; i < MEM_JOBS; i++) bg([bin('bgmon-start'), '--name', `r${i}`, '--', 'sleep', JOB_SLEEP], home);
     const plain = () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) });
-    const r = paired(plain, () => timeSync(node, [bin('bgmon-status'), '--json', '--resources'], { env: homeEnv(home) }));
-    row(`bgmon-status --resources over ${MEM_JOBS} running jobs`, r.bgmon, r.baseline, 'same without --resources', '≤ 1.5×');
+    const r = paired(plain, () =>
+      timeSync(node, [bin('bgmon-status'), '--json', '--resources'], { env: homeEnv(home) }),
+    );
+    row(
+      `bgmon-status --resources over ${MEM_JOBS} running jobs`,
+      r.bgmon,
+      r.baseline,
+      'same without --resources',
+      '≤ 1.5×',
+    );
   } finally {
     killBgmonHome(home);
   }
@@ -252,12 +400,17 @@ async function tailOnHugeLog() {
   bg([bin('bgmon-start'), '--name', 'small', '--', 'sh', '-c', 'seq 1 200'], home);
   bg([bin('bgmon-start'), '--name', 'big', '--', 'true'], home);
   bg([bin('bgmon-wait'), 'small', 'big'], home);
-  const line = Buffer.from('2026-11-28T00:00:00Z INFO step=123456 loss=0.123456 lr=0.0001 a typical log line of a long job\n');
+  const line = Buffer.from(
+    '2026-11-28T00:00:00Z INFO step=123456 loss=0.123456 lr=0.0001 a typical log line of a long job\n',
+  );
   const chunk = Buffer.concat(Array(Math.ceil(2 ** 20 / line.length)).fill(line));
   const fd = openSync(join(home, 'logs', 'big.log'), 'w');
   for (let written = 0; written < BIG_LOG; written += chunk.length) writeSync(fd, chunk);
   closeSync(fd);
-  const r = paired(() => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'small'], { env: homeEnv(home) }), () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'big'], { env: homeEnv(home) }));
+  const r = paired(
+    () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'small'], { env: homeEnv(home) }),
+    () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'big'], { env: homeEnv(home) }),
+  );
   row(`bgmon-tail -n 10 on a ${BIG_LOG / 2 ** 20} MiB log`, r.bgmon, r.baseline, 'same on a 1 KiB log', '≤ 1.2×');
   rmSync(join(home, 'logs', 'big.log'));
 }
@@ -269,7 +422,9 @@ async function tailSinceOnHugeLog() {
   bg([bin('bgmon-start'), '--name', 'small', '--', 'true'], home);
   bg([bin('bgmon-start'), '--name', 'big', '--', 'true'], home);
   bg([bin('bgmon-wait'), 'small', 'big'], home);
-  const line = Buffer.from('2026-11-28T00:00:00Z INFO step=123456 loss=0.123456 lr=0.0001 a typical log line of a long job\n');
+  const line = Buffer.from(
+    '2026-11-28T00:00:00Z INFO step=123456 loss=0.123456 lr=0.0001 a typical log line of a long job\n',
+  );
   const chunk = Buffer.concat(Array(Math.ceil(2 ** 20 / line.length)).fill(line));
   writeFileSync(join(home, 'logs', 'small.log'), chunk.subarray(0, 1024));
   const fd = openSync(join(home, 'logs', 'big.log'), 'w');
@@ -282,7 +437,13 @@ async function tailSinceOnHugeLog() {
     () => timeSync(node, [bin('bgmon-tail'), '-n', '10', 'small'], { env: homeEnv(home) }),
     () => timeSync(node, [bin('bgmon-tail'), '--json', '--since', cursor, 'big'], { env: homeEnv(home) }),
   );
-  row(`bgmon-tail --json --since: last 1 KiB of a ${BIG_LOG / 2 ** 20} MiB log`, r.bgmon, r.baseline, 'tail -n 10 of a 1 KiB log', '≤ 1.2×');
+  row(
+    `bgmon-tail --json --since: last 1 KiB of a ${BIG_LOG / 2 ** 20} MiB log`,
+    r.bgmon,
+    r.baseline,
+    'tail -n 10 of a 1 KiB log',
+    '≤ 1.2×',
+  );
   rmSync(join(home, 'logs', 'big.log'));
 }
 
@@ -290,16 +451,33 @@ async function tailFollowLatency() {
   const home = join(tempDir('tailf'), 'home');
   cleanups.push(() => killBgmonHome(home));
   const n = RUNS;
-  bg([bin('bgmon-start'), '--name', 'ticker', '--', 'sh', '-c', `sleep 1; for i in $(seq 1 ${n}); do date +%s%3N; sleep 0.1; done`], home);
+  bg(
+    [
+      bin('bgmon-start'),
+      '--name',
+      'ticker',
+      '--',
+      'sh',
+      '-c',
+      `sleep 1; for i in $(seq 1 ${n}); do date +%s%3N; sleep 0.1; done`,
+    ],
+    home,
+  );
   const samples = [];
   await new Promise((resolve) => {
-    const t = spawn(node, [bin('bgmon-tail'), '-f', '-n', '0', 'ticker'], { env: homeEnv(home), stdio: ['ignore', 'pipe', 'ignore'] });
+    const t = spawn(node, [bin('bgmon-tail'), '-f', '-n', '0', 'ticker'], {
+      env: homeEnv(home),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     let buf = '';
     t.stdout.on('data', (c) => {
       const now = Date.now();
       buf += c;
       let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) { samples.push(now - Number(buf.slice(0, nl))); buf = buf.slice(nl + 1); }
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        samples.push(now - Number(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
+      }
     });
     t.on('exit', resolve);
   });
@@ -309,8 +487,14 @@ async function tailFollowLatency() {
 async function bigOutput() {
   // Both sides write into RAM (/dev/shm) when there is room: disk writeback from earlier cases
   // otherwise swamps a difference of a few milliseconds.
-  const shm = existsSync('/dev/shm') && spawnSync('sh', ['-c', `[ $(df -k --output=avail /dev/shm | tail -1) -gt ${(3 * BIG_OUT) / 1024} ]`]).status === 0;
-  const scratch = (tag) => { const d = mkdtempSync(join(shm ? '/dev/shm' : tmpdir(), `bgmon-bench-${tag}-`)); temps.push(d); return d; };
+  const shm =
+    existsSync('/dev/shm') &&
+    spawnSync('sh', ['-c', `[ $(df -k --output=avail /dev/shm | tail -1) -gt ${(3 * BIG_OUT) / 1024} ]`]).status === 0;
+  const scratch = (tag) => {
+    const d = mkdtempSync(join(shm ? '/dev/shm' : tmpdir(), `bgmon-bench-${tag}-`));
+    temps.push(d);
+    return d;
+  };
   const home = join(scratch('bigout'), 'home');
   cleanups.push(() => killBgmonHome(home));
   const dir = scratch('bigout-base');
@@ -320,7 +504,8 @@ async function bigOutput() {
   const stamp = join(dir, 'stamp');
   const script = `s=$(date +%s%N); dd if=/dev/zero bs=1M count=${count} status=none; e=$(date +%s%N); echo $(( (e - s) / 1000 )) > ${stamp}`;
   const writeMs = () => Number(readFileSync(stamp, 'utf8')) / 1000;
-  const base = [], sub = [];
+  const base = [],
+    sub = [];
   const baseline = () => {
     spawnSync('sync');
     spawnSync('sh', ['-c', `(${script}) > ${dir}/out`]);
@@ -332,32 +517,59 @@ async function bigOutput() {
     bg([bin('bgmon-start'), '--name', 'out', '--', 'sh', '-c', script], home);
     // poll the record rather than start a bgmon-wait: its start-up would compete with the job
     const cell = new Int32Array(new SharedArrayBuffer(4));
-    while (JSON.parse(readFileSync(join(home, 'jobs', 'out.json'), 'utf8')).status === 'RUNNING') Atomics.wait(cell, 0, 0, 20);
+    while (JSON.parse(readFileSync(join(home, 'jobs', 'out.json'), 'utf8')).status === 'RUNNING')
+      Atomics.wait(cell, 0, 0, 20);
     sub.push(writeMs());
     bg([bin('bgmon-rm'), 'out'], home);
   };
   // a warm-up of each: the first touch of fresh memory is slow on a VM
-  baseline(); underBgmon();
-  base.length = 0; sub.length = 0;
+  baseline();
+  underBgmon();
+  base.length = 0;
+  sub.length = 0;
   for (let i = 0; i < OUT_RUNS; i++) {
     // alternate the order, so neither side always runs right after the other
-    if (i % 2) { underBgmon(); baseline(); } else { baseline(); underBgmon(); }
+    if (i % 2) {
+      underBgmon();
+      baseline();
+    } else {
+      baseline();
+      underBgmon();
+    }
   }
-  row(`a job writing ${count} MiB to stdout (its own timing of the writes)${shm ? ', in /dev/shm' : ''}`, median(sub), median(base), 'same command with > file', '≤ 1.05×');
+  row(
+    `a job writing ${count} MiB to stdout (its own timing of the writes)${shm ? ', in /dev/shm' : ''}`,
+    median(sub),
+    median(base),
+    'same command with > file',
+    '≤ 1.05×',
+  );
 }
 
 async function versusPm2() {
-  if (spawnSync('sh', ['-c', 'command -v pm2']).status !== 0) { rows.push({ what: 'peer pm2', note: 'skipped: not installed (npm install -g pm2)' }); return; }
+  if (spawnSync('sh', ['-c', 'command -v pm2']).status !== 0) {
+    rows.push({ what: 'peer pm2', note: 'skipped: not installed (npm install -g pm2)' });
+    return;
+  }
   const pm2Home = tempDir('pm2');
   const env = { ...process.env, PM2_HOME: pm2Home };
   const home = join(tempDir('pm2-bgmon'), 'home');
   cleanups.push(() => killBgmonHome(home));
   try {
-    const apps = Array.from({ length: 10 }, (_, i) => ({ name: `s${i}`, script: 'sleep', args: JOB_SLEEP, interpreter: 'none', autorestart: false }));
+    const apps = Array.from({ length: 10 }, (_, i) => ({
+      name: `s${i}`,
+      script: 'sleep',
+      args: JOB_SLEEP,
+      interpreter: 'none',
+      autorestart: false,
+    }));
     writeFileSync(join(pm2Home, 'apps.json'), JSON.stringify({ apps }));
     spawnSync('pm2', ['start', join(pm2Home, 'apps.json')], { env, stdio: 'ignore' });
     for (let i = 0; i < 10; i++) bg([bin('bgmon-start'), '--name', `s${i}`, '--', 'sleep', JOB_SLEEP], home);
-    const r = paired(() => timeSync('pm2', ['jlist'], { env }), () => timeSync(node, [bin('bgmon-status')], { env: homeEnv(home) }));
+    const r = paired(
+      () => timeSync('pm2', ['jlist'], { env }),
+      () => timeSync(node, [bin('bgmon-status')], { env: homeEnv(home) }),
+    );
     row('bgmon-status, 10 sleeping jobs', r.bgmon, r.baseline, 'pm2 jlist, same 10 jobs', 'report');
   } finally {
     spawnSync('pm2', ['kill'], { env, stdio: 'ignore' });
@@ -372,20 +584,41 @@ async function queueVersusTsp() {
   const n = quick ? 200 : 1000;
   const home = join(tempDir('queue'), 'home');
   cleanups.push(() => killBgmonHome(home));
-  const specs = Array.from({ length: n }, (_, i) => JSON.stringify({ name: `q${i}`, cmd: ['true'], queue: 'w' })).join('\n') + '\n';
-  const allEnded = () => readdirSync(join(home, 'jobs')).filter((f) => /^q\d+\.json$/.test(f)).length === n &&
-    readdirSync(join(home, 'jobs')).filter((f) => /^q\d+\.json$/.test(f))
-      .every((f) => { try { return !['QUEUED', 'RUNNING'].includes(JSON.parse(readFileSync(join(home, 'jobs', f), 'utf8')).status); } catch { return false; } });
+  const specs =
+    Array.from({ length: n }, (_, i) => JSON.stringify({ name: `q${i}`, cmd: ['true'], queue: 'w' })).join('\n') + '\n';
+  const allEnded = () =>
+    readdirSync(join(home, 'jobs')).filter((f) => /^q\d+\.json$/.test(f)).length === n &&
+    readdirSync(join(home, 'jobs'))
+      .filter((f) => /^q\d+\.json$/.test(f))
+      .every((f) => {
+        try {
+          return !['QUEUED', 'RUNNING'].includes(JSON.parse(readFileSync(join(home, 'jobs', f), 'utf8')).status);
+        } catch {
+          return false;
+        }
+      });
   const t0 = Date.now();
-  const sub = spawnSync(node, [bin('bgmon-start'), '--slots', '4', '-'], { env: homeEnv(home), input: specs, stdio: ['pipe', 'ignore', 'pipe'] });
+  const sub = spawnSync(node, [bin('bgmon-start'), '--slots', '4', '-'], {
+    env: homeEnv(home),
+    input: specs,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   if (sub.status !== 0) throw new Error(`bgmon-start - exited ${sub.status}: ${sub.stderr}`);
   const submitted = Date.now() - t0;
   // poll the records rather than run bgmon-wait: wait advances queues too and would help
   await waitUntil(allEnded, 30 * 60_000);
   const bgmonMs = Date.now() - t0;
-  const tspBin = ['tsp', 'ts'].find((b) => spawnSync('sh', ['-c', `command -v ${b} && ${b} -h 2>&1 | grep -qi spooler`]).status === 0);
+  const tspBin = ['tsp', 'ts'].find(
+    (b) => spawnSync('sh', ['-c', `command -v ${b} && ${b} -h 2>&1 | grep -qi spooler`]).status === 0,
+  );
   if (!tspBin) {
-    row(`${n} \`true\` jobs through a queue of 4 (bgmon-start -, submission ${submitted} ms), to the last end`, bgmonMs, null, '', 'report');
+    row(
+      `${n} \`true\` jobs through a queue of 4 (bgmon-start -, submission ${submitted} ms), to the last end`,
+      bgmonMs,
+      null,
+      '',
+      'report',
+    );
     rows.push({ what: 'peer task-spooler', note: 'skipped: not installed (apt-get install task-spooler)' });
     return;
   }
@@ -402,7 +635,13 @@ async function queueVersusTsp() {
     spawnSync(tspBin, ['-K'], { env, stdio: 'ignore' });
     await killByEnv(`TS_SOCKET=${sock}`);
   }
-  row(`${n} \`true\` jobs through a queue of 4 (bgmon-start -, submission ${submitted} ms), to the last end`, bgmonMs, tspMs, 'tsp -S 4, same jobs', '≤ 1.5×');
+  row(
+    `${n} \`true\` jobs through a queue of 4 (bgmon-start -, submission ${submitted} ms), to the last end`,
+    bgmonMs,
+    tspMs,
+    'tsp -S 4, same jobs',
+    '≤ 1.5×',
+  );
 }
 
 async function queueHandOff() {
@@ -411,23 +650,49 @@ async function queueHandOff() {
   cleanups.push(() => killBgmonHome(home));
   const samples = [];
   for (let i = 0; i < RUNS; i++) {
-    const a = join(home, '..', `a${i}`), b = join(home, '..', `b${i}`);
-    bg([bin('bgmon-start'), '--name', `a${i}`, '--queue', `h${i}`, '--', 'sh', '-c', `sleep 0.3; date +%s%3N > ${a}`], home);
+    const a = join(home, '..', `a${i}`),
+      b = join(home, '..', `b${i}`);
+    bg(
+      [bin('bgmon-start'), '--name', `a${i}`, '--queue', `h${i}`, '--', 'sh', '-c', `sleep 0.3; date +%s%3N > ${a}`],
+      home,
+    );
     bg([bin('bgmon-start'), '--name', `b${i}`, '--queue', `h${i}`, '--', 'sh', '-c', `date +%s%3N > ${b}`], home);
     await waitUntil(() => existsSync(b) && readFileSync(b, 'utf8').endsWith('\n'), 30_000);
     samples.push(Number(readFileSync(b, 'utf8')) - Number(readFileSync(a, 'utf8')));
   }
-  row('queue hand-off: one job\'s end → the next queued job starts', median(samples), null, '', '≤ 50 ms');
+  row("queue hand-off: one job's end → the next queued job starts", median(samples), null, '', '≤ 50 ms');
 }
 
 // ---------- main ----------
-const allCases = [commandWallTimes, statusOverManyRecords, memoryPerJob, waitLatency, followLatency, resourcesOverJobs, tailOnHugeLog, tailSinceOnHugeLog, tailFollowLatency, bigOutput, versusPm2, queueVersusTsp, queueHandOff];
+const allCases = [
+  commandWallTimes,
+  statusOverManyRecords,
+  memoryPerJob,
+  waitLatency,
+  followLatency,
+  resourcesOverJobs,
+  tailOnHugeLog,
+  tailSinceOnHugeLog,
+  tailFollowLatency,
+  bigOutput,
+  versusPm2,
+  queueVersusTsp,
+  queueHandOff,
+];
 // --only NAME[,NAME]: run just those cases (their function names), e.g. --only bigOutput
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
 const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;
-process.on('SIGINT', () => { for (const c of cleanups) try { c(); } catch {} process.exit(130); });
+process.on('SIGINT', () => {
+  for (const c of cleanups)
+    try {
+      c();
+    } catch {}
+  process.exit(130);
+});
 const startedAt = Date.now();
-console.error(`bgmon bench${quick ? ' (quick)' : ''}: medians of ${WALL_RUNS} paired runs for wall times, ${RUNS} for latencies, after warm-ups; ${cpus().length} cores, node ${process.version}`);
+console.error(
+  `bgmon bench${quick ? ' (quick)' : ''}: medians of ${WALL_RUNS} paired runs for wall times, ${RUNS} for latencies, after warm-ups; ${cpus().length} cores, node ${process.version}`,
+);
 try {
   for (const c of cases) {
     const t0 = Date.now();
@@ -435,17 +700,39 @@ try {
     console.error(`- ${c.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 } finally {
-  for (const c of cleanups) try { c(); } catch {}
+  for (const c of cleanups)
+    try {
+      c();
+    } catch {}
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 }
 
 const fmt = (x) => (x === null || x === undefined ? '—' : String(x));
 let md = `| what | bgmon | baseline | ratio | target | ok |\n|---|---|---|---|---|---|\n`;
 for (const r of rows) {
-  if (r.note) { md += `| ${r.what} | ${r.note} | | | | |\n`; continue; }
+  if (r.note) {
+    md += `| ${r.what} | ${r.note} | | | | |\n`;
+    continue;
+  }
   md += `| ${r.what} | ${fmt(r.bgmon)} ${r.unit} | ${r.baseline === null ? '—' : `${r.baseline} ${r.unit} (${r.baseline_is})`} | ${r.ratio === null ? '—' : `${r.ratio}×`} | ${r.target} | ${r.ok === null ? 'report' : r.ok ? 'yes' : '**no**'} |\n`;
 }
 console.log(md);
 mkdirSync(join(root, 'bench'), { recursive: true });
-writeFileSync(join(root, 'bench', 'results.json'), JSON.stringify({ date: new Date().toISOString(), quick, runs: RUNS, wall_runs: WALL_RUNS, node: process.version, cores: cpus().length, seconds: Math.round((Date.now() - startedAt) / 1000), rows }, null, 2) + '\n');
+writeFileSync(
+  join(root, 'bench', 'results.json'),
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      quick,
+      runs: RUNS,
+      wall_runs: WALL_RUNS,
+      node: process.version,
+      cores: cpus().length,
+      seconds: Math.round((Date.now() - startedAt) / 1000),
+      rows,
+    },
+    null,
+    2,
+  ) + '\n',
+);
 console.error(`wrote bench/results.json in ${Math.round((Date.now() - startedAt) / 1000)} s`);

@@ -54,12 +54,20 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   const entry = join(pkgDir, 'src/index.ts');
   if (!existsSync(entry)) continue;
   if (pkg.bin) {
-    for (const bin of Object.keys(pkg.bin)) jobs.push(bundle({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist', `${bin}.js`) }));
+    for (const bin of Object.keys(pkg.bin))
+      jobs.push(bundle({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist', `${bin}.js`) }));
   } else {
     // the library itself: its dependencies stay external, as npm installs them
     const external = Object.keys(pkg.dependencies ?? {});
     jobs.push(bundle({ ...common, entryPoints: [entry], outfile: join(pkgDir, 'dist/index.js'), external }));
-    jobs.push(bundle({ ...common, entryPoints: [join(pkgDir, 'src/cli-api.ts')], outfile: join(pkgDir, 'dist/cli.js'), external }));
+    jobs.push(
+      bundle({
+        ...common,
+        entryPoints: [join(pkgDir, 'src/cli-api.ts')],
+        outfile: join(pkgDir, 'dist/cli.js'),
+        external,
+      }),
+    );
   }
 }
 await Promise.all(jobs);
@@ -71,5 +79,9 @@ for (const path of await writeGenerated()) console.log(`updated ${path} (generat
 // --types: bgmon-state's declaration files, for the published library (run on pack).
 if (process.argv.includes('--types')) {
   const { execFileSync } = await import('node:child_process');
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'packages/bgmon-state/tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'packages/bgmon-state/tsconfig.build.json')],
+    { stdio: 'inherit' },
+  );
 }

@@ -48,7 +48,9 @@ function commandCase(u, doc) {
 
 /** The value after a value-taking flag, per command: "bgmon-stop --signal") ... */
 function valueCases(u, docs) {
-  const cases = docs.flatMap((d) => d.options.filter((o) => o.arg).map((o) => `    "${d.name} ${u.flagWord(o.flag)}") ${valueCode(u, o)}return ;;`));
+  const cases = docs.flatMap((d) =>
+    d.options.filter((o) => o.arg).map((o) => `    "${d.name} ${u.flagWord(o.flag)}") ${valueCode(u, o)}return ;;`),
+  );
   return ['  case "$cmd $prev" in', ...cases, '  esac'].join('\n');
 }
 
@@ -88,7 +90,10 @@ VALUE_CASES
 export function renderCompletion(u) {
   const { commands } = u;
   const docs = commands.SUBCOMMANDS;
-  const front = [...docs.map(commands.subcommandWord), ...commands.STANDARD_OPTIONS.flatMap((o) => [...(o.alias ? [`-${o.alias}`] : []), u.flagWord(o.flag)])];
+  const front = [
+    ...docs.map(commands.subcommandWord),
+    ...commands.STANDARD_OPTIONS.flatMap((o) => [...(o.alias ? [`-${o.alias}`] : []), u.flagWord(o.flag)]),
+  ];
   const names = [commands.bgmon.name, ...docs.map((d) => d.name)];
   return [
     HEADER,
@@ -110,7 +115,9 @@ export function renderCompletion(u) {
     ...docs.map((d) => commandCase(u, d)),
     '    *) return ;;',
     '  esac',
-    BODY.trimEnd().replace('VALUE_CASES', valueCases(u, docs)).replace('SIGNALS', quoteWords(u.valuesOf('signals'))),
+    BODY.trimEnd()
+      .replace('VALUE_CASES', valueCases(u, docs))
+      .replace('SIGNALS', quoteWords(u.valuesOf('signals'))),
     '',
     `complete -F _bgmon_complete ${names.join(' ')}`,
     '',

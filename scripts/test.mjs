@@ -31,7 +31,9 @@ function readTimes() {
 }
 
 function walk(dir) {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)],
+  );
 }
 
 function pickFiles() {
@@ -92,10 +94,17 @@ function judgeFails(run) {
   const s = summary(run.output);
   const problems = [];
   if (!s) problems.push(`no uvu summary (exit ${run.code ?? run.signal})`);
-  else if (s.total !== expected || s.passed !== 0 || s.skipped !== 0) problems.push(`${s.total - s.passed} of ${s.total} failed, ${expected} should`);
+  else if (s.total !== expected || s.passed !== 0 || s.skipped !== 0)
+    problems.push(`${s.total - s.passed} of ${s.total} failed, ${expected} should`);
   if (run.code === 0) problems.push('it exited 0');
   for (const w of wanted) if (!run.output.includes(w)) problems.push(`no failure saying "${w}"`);
-  if (problems.length > 0) return { passed: 0, failed: 1, skipped: 0, note: `the helpers did not fail as they should: ${problems.join('; ')}` };
+  if (problems.length > 0)
+    return {
+      passed: 0,
+      failed: 1,
+      skipped: 0,
+      note: `the helpers did not fail as they should: ${problems.join('; ')}`,
+    };
   return { passed: 1, failed: 0, skipped: 0, note: `${expected} tests failed as they should` };
 }
 
@@ -118,7 +127,9 @@ async function main() {
       for (const k of Object.keys(totals)) totals[k] += r[k];
       const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
       const counts = `${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`;
-      console.log(`${mark} ${file.padEnd(40)} ${counts.padEnd(34)} ${run.seconds.toFixed(1).padStart(6)} s${r.note ? `  ${r.note}` : ''}`);
+      console.log(
+        `${mark} ${file.padEnd(40)} ${counts.padEnd(34)} ${run.seconds.toFixed(1).padStart(6)} s${r.note ? `  ${r.note}` : ''}`,
+      );
       // the whole output when something failed or was skipped (uvu names the test and why)
       if (file !== FAILS_FILE && (r.failed > 0 || r.skipped > 0)) console.log(run.output.replace(/^/gm, '    | '));
     }
@@ -129,7 +140,9 @@ async function main() {
     writeFileSync(TIMES, JSON.stringify({ ...readTimes(), ...times }));
   } catch {} // only a scheduling hint
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  console.log(`${files.length} files in ${seconds} s, ${WORKERS} at a time${all ? ', slow tests included' : '; slow tests skipped (pnpm test:all)'}`);
+  console.log(
+    `${files.length} files in ${seconds} s, ${WORKERS} at a time${all ? ', slow tests included' : '; slow tests skipped (pnpm test:all)'}`,
+  );
   console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);
   process.exit(totals.failed > 0 ? 1 : 0);
 }

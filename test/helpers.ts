@@ -1,5 +1,15 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
@@ -39,7 +49,12 @@ export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done
  * Spawns a process and collects its output; it is SIGKILLed after timeoutMs. `done` settles when
  * it has exited and its output is read. For every process a test starts and waits for.
  */
-export function spawnCollect(command: string, argv: string[], spawnOpts: SpawnOptions, opts: RunOptions = {}): { child: ChildProcess; done: Promise<Result> } {
+export function spawnCollect(
+  command: string,
+  argv: string[],
+  spawnOpts: SpawnOptions,
+  opts: RunOptions = {},
+): { child: ChildProcess; done: Promise<Result> } {
   const started = Date.now();
   const child = spawn(command, argv, { ...spawnOpts, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
@@ -60,7 +75,9 @@ export function spawnCollect(command: string, argv: string[], spawnOpts: SpawnOp
   return { child, done };
 }
 
-const validateRecord = new Ajv({ allErrors: true }).compile(JSON.parse(readFileSync(join(ROOT, 'docs', 'record.schema.json'), 'utf8')));
+const validateRecord = new Ajv({ allErrors: true }).compile(
+  JSON.parse(readFileSync(join(ROOT, 'docs', 'record.schema.json'), 'utf8')),
+);
 
 /** Every record a bgmon command prints or leaves on disk must match docs/record.schema.json. */
 export function schemaProblems(record: unknown): string | null {
@@ -69,7 +86,9 @@ export function schemaProblems(record: unknown): string | null {
 
 /** The commands whose stdout is records (NDJSON); `bgmon CMD` runs one of them. */
 const RECORD_COMMAND = /^bgmon-(start|status|stop|signal|wait|rm)$/;
-const printsRecords = (bin: string, args: string[]) => !args.includes('--until') && (RECORD_COMMAND.test(bin) || (bin === 'bgmon' && RECORD_COMMAND.test(`bgmon-${args[0]}`)));
+const printsRecords = (bin: string, args: string[]) =>
+  !args.includes('--until') &&
+  (RECORD_COMMAND.test(bin) || (bin === 'bgmon' && RECORD_COMMAND.test(`bgmon-${args[0]}`)));
 
 /** A temporary BGMON_HOME plus everything a test starts in it, all ended in cleanup(). */
 export class TestHome {
@@ -129,7 +148,12 @@ export class TestHome {
   async run(bin: string, args: string[] = [], opts: RunOptions = {}): Promise<Result> {
     const command = bin.includes('/') ? bin : process.execPath;
     const argv = bin.includes('/') ? args : [binPath(bin), ...args];
-    const { child, done } = spawnCollect(command, argv, { env: { ...this.env, ...opts.env }, cwd: opts.cwd ?? this.dir }, opts);
+    const { child, done } = spawnCollect(
+      command,
+      argv,
+      { env: { ...this.env, ...opts.env }, cwd: opts.cwd ?? this.dir },
+      opts,
+    );
     this.outside.push(child);
     const result = await done;
     if (printsRecords(bin, args)) this.checkSchema(result.stdout, `${bin} ${args.join(' ')}`);
@@ -162,7 +186,11 @@ export class TestHome {
   }
 
   /** Starts a process outside bgmon; it is killed by pid in cleanup(). */
-  spawnOutside(cmd: string, args: string[], opts: { detached?: boolean; env?: Record<string, string> } = {}): ChildProcess {
+  spawnOutside(
+    cmd: string,
+    args: string[],
+    opts: { detached?: boolean; env?: Record<string, string> } = {},
+  ): ChildProcess {
     const child = spawn(cmd, args, { stdio: 'ignore', detached: opts.detached, env: { ...this.env, ...opts.env } });
     this.outside.push(child);
     return child;
@@ -202,12 +230,17 @@ function killQuietly(pid: number): void {
 type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
 
 /** Polls until fn returns a truthy value; throws after timeoutMs, saying what it waited for. */
-export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, what: string | (() => string) = 'condition'): Promise<Truthy<T>> {
+export async function eventually<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what: string | (() => string) = 'condition',
+): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
     if (v) return v as Truthy<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await sleep(20);
   }
 }
@@ -224,7 +257,11 @@ export const ended = (rec: any) => !['QUEUED', 'RUNNING', 'PAUSED'].includes(rec
 export async function until(h: TestHome, name: string, want: Want, timeoutMs = 15_000): Promise<any> {
   const ok = wanted(want);
   let last: any;
-  return eventually(async () => ((last = await h.status(name)), ok(last) && last), timeoutMs, () => describe(name, want, last));
+  return eventually(
+    async () => ((last = await h.status(name)), ok(last) && last),
+    timeoutMs,
+    () => describe(name, want, last),
+  );
 }
 
 /** As until(), but reads the record file only: for what must happen with nobody calling bgmon. */
@@ -238,7 +275,11 @@ export async function untilOnDisk(h: TestHome, name: string, want: Want, timeout
       return undefined; // not written yet
     }
   };
-  return eventually(() => ((last = read()), last !== undefined && ok(last) && last), timeoutMs, () => describe(`${name} on disk`, want, last));
+  return eventually(
+    () => ((last = read()), last !== undefined && ok(last) && last),
+    timeoutMs,
+    () => describe(`${name} on disk`, want, last),
+  );
 }
 
 /**
@@ -248,10 +289,27 @@ export async function untilOnDisk(h: TestHome, name: string, want: Want, timeout
 export function forgeRecord(h: TestHome, name: string, fields: Record<string, unknown> = {}): any {
   const now = new Date().toISOString();
   const rec = {
-    v: 1, name, id: `forged-${name}`, status: 'RUNNING', cmd: ['sleep', '1000'], cwd: h.dir, pid: null,
-    created_at: now, started_at: now, ended_at: null, exit_code: null, signal: null,
-    log: join(h.root, 'logs', `${name}.log`), previous_log: null, after: [], host: hostname(), boot_id: bootId(),
-    starttime: 0, sup_pid: null, sup_starttime: null, ...fields,
+    v: 1,
+    name,
+    id: `forged-${name}`,
+    status: 'RUNNING',
+    cmd: ['sleep', '1000'],
+    cwd: h.dir,
+    pid: null,
+    created_at: now,
+    started_at: now,
+    ended_at: null,
+    exit_code: null,
+    signal: null,
+    log: join(h.root, 'logs', `${name}.log`),
+    previous_log: null,
+    after: [],
+    host: hostname(),
+    boot_id: bootId(),
+    starttime: 0,
+    sup_pid: null,
+    sup_starttime: null,
+    ...fields,
   };
   h.writeRecord(name, rec);
   return rec;
@@ -288,10 +346,12 @@ const pids = (stats: Stat[]) => stats.map((st) => st.pid);
 /** Live processes of a process group or session. */
 export const groupMembers = (pgid: number) => pids(processes((st) => st.pgrp === pgid || st.session === pgid));
 /** Live processes carrying this run's marker (the job and everything it started), not its supervisor. */
-export const jobProcs = (rec: any) => pids(processes((st) => st.pid !== rec.sup_pid && environHas(st.pid, `BGMON_JOB_ID=${rec.id}`)));
+export const jobProcs = (rec: any) =>
+  pids(processes((st) => st.pid !== rec.sup_pid && environHas(st.pid, `BGMON_JOB_ID=${rec.id}`)));
 export const childrenOf = (ppid: number) => pids(processes((st) => st.ppid === ppid));
 /** Every live process whose environment says BGMON_HOME=<root>, this runner excepted. */
-export const homeProcs = (root: string) => pids(processes((st) => st.pid !== process.pid && environHas(st.pid, `BGMON_HOME=${root}`)));
+export const homeProcs = (root: string) =>
+  pids(processes((st) => st.pid !== process.pid && environHas(st.pid, `BGMON_HOME=${root}`)));
 
 /** Resident memory of a process in kB; 0 when it is gone. */
 export function rssKb(pid: number): number {
@@ -309,11 +369,18 @@ export function isAlive(pid: number): boolean {
 
 /** Waits until none of the processes is alive (a zombie counts as ended). */
 export async function untilGone(pidList: number[], what: string, timeoutMs = 10_000): Promise<void> {
-  await eventually(() => pidList.every((pid) => !isAlive(pid)), timeoutMs, `${what} to end (pids ${pidList.join(', ')})`);
+  await eventually(
+    () => pidList.every((pid) => !isAlive(pid)),
+    timeoutMs,
+    `${what} to end (pids ${pidList.join(', ')})`,
+  );
 }
 
 export function lines(text: string): any[] {
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 export function fileMode(path: string): number {
@@ -336,7 +403,11 @@ export function tmpfsUnavailable(): string | null {
     execFileSync('umount', [dir], { stdio: 'pipe' });
     return null;
   } catch (err) {
-    return String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim().split('\n')[0] || 'mount failed';
+    return (
+      String((err as { stderr?: Buffer }).stderr ?? (err as Error).message)
+        .trim()
+        .split('\n')[0] || 'mount failed'
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -346,7 +417,11 @@ export function tmpfsUnavailable(): string | null {
  * Runs fn with a tmpfs of `size` (e.g. '512k') mounted in the test's directory and the env of a
  * BGMON_HOME inside it; afterwards every process of that home is killed and the tmpfs unmounted.
  */
-export async function withSmallDisk(h: TestHome, size: string, fn: (mnt: string, env: { BGMON_HOME: string }) => Promise<void>): Promise<void> {
+export async function withSmallDisk(
+  h: TestHome,
+  size: string,
+  fn: (mnt: string, env: { BGMON_HOME: string }) => Promise<void>,
+): Promise<void> {
   const mnt = join(h.dir, 'small');
   mkdirSync(mnt);
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mnt], { stdio: 'ignore' });
@@ -368,7 +443,8 @@ export function withHome(fn: (h: TestHome) => Promise<void>): () => Promise<void
     } finally {
       await h.cleanup();
     }
-    if (h.schemaFailures.length > 0) throw new Error(`records not matching docs/record.schema.json:\n${h.schemaFailures.join('\n')}`);
+    if (h.schemaFailures.length > 0)
+      throw new Error(`records not matching docs/record.schema.json:\n${h.schemaFailures.join('\n')}`);
   };
 }
 
@@ -391,5 +467,9 @@ export async function untilWatching(h: TestHome, bin: string, timeoutMs = 20_000
       return false;
     }
   };
-  await eventually(() => listPids().some((pid) => environHas(pid, `BGMON_HOME=${h.root}`) && watching(pid)), timeoutMs, `${bin} to watch`);
+  await eventually(
+    () => listPids().some((pid) => environHas(pid, `BGMON_HOME=${h.root}`) && watching(pid)),
+    timeoutMs,
+    `${bin} to watch`,
+  );
 }

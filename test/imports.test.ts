@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './helpers';
 
-const IMPORT = /(?:import|export)\s+(?!type\b)[^'"]*?from\s+'(\.{1,2}\/[^']+)'|(?:import|require)\(\s*'(\.{1,2}\/[^']+)'\s*\)/g;
+const IMPORT =
+  /(?:import|export)\s+(?!type\b)[^'"]*?from\s+'(\.{1,2}\/[^']+)'|(?:import|require)\(\s*'(\.{1,2}\/[^']+)'\s*\)/g;
 
 /** Every .ts file under dir, and the relative modules each imports at run time (type-only imports erase). */
 function importGraph(dir: string): Map<string, string[]> {
@@ -68,7 +69,12 @@ test('no import cycle in any package', () => {
 });
 
 test('the cycle finder finds a cycle (so the test above can fail)', () => {
-  const graph = new Map([['a.ts', ['b.ts']], ['b.ts', ['c.ts']], ['c.ts', ['a.ts']], ['d.ts', ['a.ts']]]);
+  const graph = new Map([
+    ['a.ts', ['b.ts']],
+    ['b.ts', ['c.ts']],
+    ['c.ts', ['a.ts']],
+    ['d.ts', ['a.ts']],
+  ]);
   assert.equal(cycles(graph), ['a.ts -> b.ts -> c.ts -> a.ts']);
 });
 
@@ -79,7 +85,10 @@ const CLI_LAYER = new Set(['cli.ts', 'cli-api.ts', 'usage.ts', 'hosts.ts', 'inde
 test('no library module of bgmon-state imports the CLI layer', () => {
   const graph = importGraph(join(ROOT, 'packages', 'bgmon-state', 'src'));
   const importers = [...graph].filter(([file, deps]) => !CLI_LAYER.has(file) && deps.some((d) => CLI_LAYER.has(d)));
-  assert.equal(importers.map(([file]) => file), []);
+  assert.equal(
+    importers.map(([file]) => file),
+    [],
+  );
 });
 
 test.run();

@@ -6,7 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  age, isValidName, nameMatcher, parseDuration, parseSignal, readStat, shortTime, signalName, table, UsageError,
+  age,
+  isValidName,
+  nameMatcher,
+  parseDuration,
+  parseSignal,
+  readStat,
+  shortTime,
+  signalName,
+  table,
+  UsageError,
 } from 'bgmon-state';
 import { readNamesFromStdin } from 'bgmon-state/cli';
 import { eventually } from './helpers';
@@ -15,7 +24,25 @@ const isUsage = (err: unknown) => err instanceof UsageError && (err as UsageErro
 
 test('names: the contract pattern, nothing else', () => {
   for (const ok of ['a', 'A9', 'x.y-z_1', '9lives', 'a'.repeat(128)]) assert.ok(isValidName(ok), ok);
-  for (const bad of ['', '.', '..', '../x', 'a/b', '/abs', '-a', '_a', '.a', 'a b', 'a\nb', 'a'.repeat(129), 'ａ', 'é', 'a\0b', 'a@b']) assert.not.ok(isValidName(bad), JSON.stringify(bad));
+  for (const bad of [
+    '',
+    '.',
+    '..',
+    '../x',
+    'a/b',
+    '/abs',
+    '-a',
+    '_a',
+    '.a',
+    'a b',
+    'a\nb',
+    'a'.repeat(129),
+    'ａ',
+    'é',
+    'a\0b',
+    'a@b',
+  ])
+    assert.not.ok(isValidName(bad), JSON.stringify(bad));
 });
 
 test('globs: *, ?, [..], [!..]; a glob never addresses a path', () => {
@@ -37,7 +64,8 @@ test('durations: units, decimals; negative, non-finite and garbage refused', () 
   assert.is(parseDuration('5m', '--t'), 300_000);
   assert.is(parseDuration('2h', '--t'), 7_200_000);
   assert.is(parseDuration('0', '--t'), 0);
-  for (const bad of ['-1', 'abc', '1e309', '', '10 s', 'Infinity', 'NaN', '1e3', '999999999h']) assert.throws(() => parseDuration(bad, '--t'), isUsage, bad);
+  for (const bad of ['-1', 'abc', '1e309', '', '10 s', 'Infinity', 'NaN', '1e3', '999999999h'])
+    assert.throws(() => parseDuration(bad, '--t'), isUsage, bad);
 });
 
 test('signals: names, SIG prefix, any case, numbers', () => {
@@ -55,7 +83,10 @@ test('readStat parses fields after the last ")" even when the command name has s
   copyFileSync('/bin/sleep', weird);
   const child = spawn(weird, ['100'], { stdio: 'ignore' });
   try {
-    const st = await eventually(() => { const s = readStat(child.pid!); return s && s.ppid === process.pid && s; });
+    const st = await eventually(() => {
+      const s = readStat(child.pid!);
+      return s && s.ppid === process.pid && s;
+    });
     assert.is(st.ppid, process.pid);
     assert.ok(['S', 'R'].includes(st.state));
     assert.ok(st.starttime > 0);
@@ -72,7 +103,10 @@ test('stdin NDJSON: blank lines skipped; any bad line rejects everything', async
   assert.equal(await read('{"name":"a"}\n\n{"name":"b","x":1}\n'), ['a', 'b']);
   assert.equal(await read(''), []);
   for (const bad of ['{"name":"a"}\nnope\n', '{"name":"a/b"}\n', '"a"\n', 'null\n', '{"name":5}\n']) {
-    const err = await read(bad).then(() => null, (e) => e);
+    const err = await read(bad).then(
+      () => null,
+      (e) => e,
+    );
     assert.instance(err, UsageError, bad);
   }
 });
@@ -83,9 +117,21 @@ test('table and age', () => {
   assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-01T03:00:00.000Z'), '3h');
   assert.is(age('2026-01-01T00:00:00.000Z', '2026-01-03T00:00:00.000Z'), '2d');
   assert.is(age(null, null), '-');
-  const rec: any = { name: 'n', status: 'FAILED', pid: 12, started_at: '2026-01-01T00:00:00.000Z', created_at: '2026-01-01T00:00:00.000Z', ended_at: '2026-01-01T00:00:03.000Z', exit_code: null, signal: 'SIGKILL' };
+  const rec: any = {
+    name: 'n',
+    status: 'FAILED',
+    pid: 12,
+    started_at: '2026-01-01T00:00:00.000Z',
+    created_at: '2026-01-01T00:00:00.000Z',
+    ended_at: '2026-01-01T00:00:03.000Z',
+    exit_code: null,
+    signal: 'SIGKILL',
+  };
   const start = shortTime(rec.started_at, Date.parse('2026-01-01T00:00:05.000Z'));
-  assert.is(table([{ ...rec, cmd: ['x'] }], { now: Date.parse('2026-01-01T00:00:05.000Z') }), `NAME  STATUS  PID  START  AGE  EXIT     CMD\nn     FAILED  12   ${start}  3s   SIGKILL  x\n`);
+  assert.is(
+    table([{ ...rec, cmd: ['x'] }], { now: Date.parse('2026-01-01T00:00:05.000Z') }),
+    `NAME  STATUS  PID  START  AGE  EXIT     CMD\nn     FAILED  12   ${start}  3s   SIGKILL  x\n`,
+  );
 });
 
 test.run();

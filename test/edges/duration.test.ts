@@ -28,20 +28,53 @@ test('compounds: every unit, largest first, each once', () => {
 });
 
 test('single units and plain seconds still read as before', () => {
-  for (const [text, want] of [['500ms', 500], ['10s', 10 * S], ['1.5', 1500], ['.5', 500], ['5m', 5 * M], ['2h', 2 * H], ['0', 0]] as const) {
+  for (const [text, want] of [
+    ['500ms', 500],
+    ['10s', 10 * S],
+    ['1.5', 1500],
+    ['.5', 500],
+    ['5m', 5 * M],
+    ['2h', 2 * H],
+    ['0', 0],
+  ] as const) {
     assert.is(ms(text), want, text);
   }
 });
 
 test('malformed compounds are usage errors naming the flag and the forms', () => {
-  const bad = ['30m1h', '1h1h', '1s1s', '500ms1s', '1h30', '1h 30m', 'h30m', '1h-30m', '1hm', '1H', '7D', '1d-1h', 'd', '1w',
-    '-1d', '1e3s', '1h30m ms', '1,5h', '', ' ', '1h_30m', '١h'];
+  const bad = [
+    '30m1h',
+    '1h1h',
+    '1s1s',
+    '500ms1s',
+    '1h30',
+    '1h 30m',
+    'h30m',
+    '1h-30m',
+    '1hm',
+    '1H',
+    '7D',
+    '1d-1h',
+    'd',
+    '1w',
+    '-1d',
+    '1e3s',
+    '1h30m ms',
+    '1,5h',
+    '',
+    ' ',
+    '1h_30m',
+    '١h',
+  ];
   for (const text of bad) {
     assert.throws(() => ms(text), isUsage, JSON.stringify(text));
     try {
       ms(text);
     } catch (err) {
-      assert.match((err as Error).message, /^--t: invalid duration .* \(use e\.g\. 500ms, 10s, 5m, 2h, 7d, 1h30m or seconds\)$/);
+      assert.match(
+        (err as Error).message,
+        /^--t: invalid duration .* \(use e\.g\. 500ms, 10s, 5m, 2h, 7d, 1h30m or seconds\)$/,
+      );
     }
   }
   assert.throws(() => parseDuration(undefined, '--t'), isUsage);
@@ -50,7 +83,11 @@ test('malformed compounds are usage errors naming the flag and the forms', () =>
 
 test('a duration longer than a timer can wait is refused, unless the caller allows more', () => {
   for (const text of ['25d', '24d20h32m', '596h31m23s648ms', `${'9'.repeat(400)}d`]) {
-    assert.throws(() => ms(text), (err: unknown) => isUsage(err) && /too long/.test((err as Error).message), text);
+    assert.throws(
+      () => ms(text),
+      (err: unknown) => isUsage(err) && /too long/.test((err as Error).message),
+      text,
+    );
   }
   assert.is(ms('24d20h31m23s647ms'), 2 ** 31 - 1, 'exactly the limit');
   assert.is(ms('90d', Number.MAX_SAFE_INTEGER), 90 * D);

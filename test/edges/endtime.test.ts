@@ -5,13 +5,16 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { lines, withHome } from '../helpers';
 
-test('ended_at is never before started_at, for 40 jobs that end at once', withHome(async (h) => {
-  for (let i = 0; i < 40; i++) await h.start(`quick${i}`, ['true']);
-  const wait = await h.run('bgmon-wait', ['quick*']);
-  assert.is(wait.code, 0, wait.stderr);
-  const recs = lines(wait.stdout);
-  assert.is(recs.length, 40);
-  for (const r of recs) assert.ok(r.ended_at >= r.started_at, `${r.name}: ${r.started_at} -> ${r.ended_at}`);
-}));
+test(
+  'ended_at is never before started_at, for 40 jobs that end at once',
+  withHome(async (h) => {
+    for (let i = 0; i < 40; i++) await h.start(`quick${i}`, ['true']);
+    const wait = await h.run('bgmon-wait', ['quick*']);
+    assert.is(wait.code, 0, wait.stderr);
+    const recs = lines(wait.stdout);
+    assert.is(recs.length, 40);
+    for (const r of recs) assert.ok(r.ended_at >= r.started_at, `${r.name}: ${r.started_at} -> ${r.ended_at}`);
+  }),
+);
 
 test.run();

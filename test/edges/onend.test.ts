@@ -6,13 +6,23 @@ import { join } from 'node:path';
 import { eventually, lines, sleep, until, untilOnDisk, withHome, type TestHome } from '../helpers';
 
 // The hook appends its environment to hooks.<name> (once per run it is one block) and prints a line.
-const HOOK = 'env | grep "^BGMON_" | sort >> "hooks.$BGMON_JOB"; echo "---" >> "hooks.$BGMON_JOB"; echo hook said $BGMON_STATUS';
+const HOOK =
+  'env | grep "^BGMON_" | sort >> "hooks.$BGMON_JOB"; echo "---" >> "hooks.$BGMON_JOB"; echo hook said $BGMON_STATUS';
 
 function hookEnv(h: TestHome, name: string): Record<string, string>[] {
   const path = join(h.dir, `hooks.${name}`);
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8').split('---\n').filter(Boolean).map((block) =>
-    Object.fromEntries(block.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])));
+  return readFileSync(path, 'utf8')
+    .split('---\n')
+    .filter(Boolean)
+    .map((block) =>
+      Object.fromEntries(
+        block
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      ),
+    );
 }
 
 async function hookRan(h: TestHome, name: string): Promise<Record<string, string>> {
@@ -25,75 +35,107 @@ async function hookRan(h: TestHome, name: string): Promise<Record<string, string
 
 const afterMarker = (log: string) => readFileSync(log, 'utf8').split('--- bgmon: on-end ---\n');
 
-test('SUCCEEDED and FAILED: the hook runs once with the job\'s env, its output after the marker', withHome(async (h) => {
-  const ok = await h.start('ok', ['sh', '-c', 'echo job output'], ['--on-end', HOOK]);
-  const bad = await h.start('bad', ['sh', '-c', 'exit 4'], ['--on-end', HOOK]);
-  assert.is(ok.on_end, HOOK);
-  assert.is(ok.on_end_ran_at, null);
-  assert.is((await h.run('bgmon-wait', ['ok', 'bad', '--timeout', '20s'])).code, 1);
-  const env = await hookRan(h, 'ok');
-  const keys = ['BGMON_EXIT_CODE', 'BGMON_HOME', 'BGMON_JOB', 'BGMON_JOB_ID', 'BGMON_LOG', 'BGMON_SIGNAL', 'BGMON_STATUS'];
-  assert.equal(Object.fromEntries(keys.map((k) => [k, env[k]])), {
-    BGMON_EXIT_CODE: '0', BGMON_HOME: h.root, BGMON_JOB: 'ok', BGMON_JOB_ID: ok.id, BGMON_LOG: ok.log,
-    BGMON_SIGNAL: '', BGMON_STATUS: 'SUCCEEDED',
-  });
-  await eventually(() => afterMarker(ok.log)[1] === 'hook said SUCCEEDED\n', 10_000, 'the hook output in the log');
-  assert.is(afterMarker(ok.log)[0], 'job output\n');
-  const b = await hookRan(h, 'bad');
-  assert.equal([b.BGMON_STATUS, b.BGMON_EXIT_CODE, b.BGMON_SIGNAL, b.BGMON_JOB_ID], ['FAILED', '4', '', bad.id]);
-  const disk = await untilOnDisk(h, 'bad', (r) => r.on_end_ran_at !== null);
-  assert.is(disk.status, 'FAILED');
-  assert.match(disk.on_end_ran_at, /^\d{4}-\d\d-\d\dT/);
-}));
+test(
+  "SUCCEEDED and FAILED: the hook runs once with the job's env, its output after the marker",
+  withHome(async (h) => {
+    const ok = await h.start('ok', ['sh', '-c', 'echo job output'], ['--on-end', HOOK]);
+    const bad = await h.start('bad', ['sh', '-c', 'exit 4'], ['--on-end', HOOK]);
+    assert.is(ok.on_end, HOOK);
+    assert.is(ok.on_end_ran_at, null);
+    assert.is((await h.run('bgmon-wait', ['ok', 'bad', '--timeout', '20s'])).code, 1);
+    const env = await hookRan(h, 'ok');
+    const keys = [
+      'BGMON_EXIT_CODE',
+      'BGMON_HOME',
+      'BGMON_JOB',
+      'BGMON_JOB_ID',
+      'BGMON_LOG',
+      'BGMON_SIGNAL',
+      'BGMON_STATUS',
+    ];
+    assert.equal(Object.fromEntries(keys.map((k) => [k, env[k]])), {
+      BGMON_EXIT_CODE: '0',
+      BGMON_HOME: h.root,
+      BGMON_JOB: 'ok',
+      BGMON_JOB_ID: ok.id,
+      BGMON_LOG: ok.log,
+      BGMON_SIGNAL: '',
+      BGMON_STATUS: 'SUCCEEDED',
+    });
+    await eventually(() => afterMarker(ok.log)[1] === 'hook said SUCCEEDED\n', 10_000, 'the hook output in the log');
+    assert.is(afterMarker(ok.log)[0], 'job output\n');
+    const b = await hookRan(h, 'bad');
+    assert.equal([b.BGMON_STATUS, b.BGMON_EXIT_CODE, b.BGMON_SIGNAL, b.BGMON_JOB_ID], ['FAILED', '4', '', bad.id]);
+    const disk = await untilOnDisk(h, 'bad', (r) => r.on_end_ran_at !== null);
+    assert.is(disk.status, 'FAILED');
+    assert.match(disk.on_end_ran_at, /^\d{4}-\d\d-\d\dT/);
+  }),
+);
 
-test('STOPPED: the hook sees STOPPED and the signal', withHome(async (h) => {
-  await h.start('stopme', ['sleep', '30'], ['--on-end', HOOK]);
-  const stop = await h.run('bgmon-stop', ['stopme']);
-  assert.is(stop.code, 0, stop.stderr);
-  const env = await hookRan(h, 'stopme');
-  assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE, env.BGMON_SIGNAL], ['STOPPED', '', 'SIGTERM']);
-}));
+test(
+  'STOPPED: the hook sees STOPPED and the signal',
+  withHome(async (h) => {
+    await h.start('stopme', ['sleep', '30'], ['--on-end', HOOK]);
+    const stop = await h.run('bgmon-stop', ['stopme']);
+    assert.is(stop.code, 0, stop.stderr);
+    const env = await hookRan(h, 'stopme');
+    assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE, env.BGMON_SIGNAL], ['STOPPED', '', 'SIGTERM']);
+  }),
+);
 
-test('CANCELLED, by the queue and at once: the hook runs though the job never did', withHome(async (h) => {
-  await h.start('first', ['sh', '-c', 'sleep 0.5; exit 1']);
-  await h.start('later', ['true'], ['--after', 'first', '--on-end', HOOK]);
-  const env = await hookRan(h, 'later');
-  assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE], ['CANCELLED', '']);
-  const now = await h.start('now', ['true'], ['--after', 'first', '--on-end', HOOK]);
-  assert.is(now.status, 'CANCELLED');
-  assert.is((await hookRan(h, 'now')).BGMON_STATUS, 'CANCELLED');
-  await h.start('held', ['sleep', '30']);
-  await h.start('queued', ['true'], ['--after', 'held', '--on-end', HOOK]);
-  assert.is((await h.run('bgmon-stop', ['queued'])).code, 0);
-  assert.is((await hookRan(h, 'queued')).BGMON_STATUS, 'STOPPED', 'a queued job stopped');
-  await h.run('bgmon-stop', ['held']);
-}));
+test(
+  'CANCELLED, by the queue and at once: the hook runs though the job never did',
+  withHome(async (h) => {
+    await h.start('first', ['sh', '-c', 'sleep 0.5; exit 1']);
+    await h.start('later', ['true'], ['--after', 'first', '--on-end', HOOK]);
+    const env = await hookRan(h, 'later');
+    assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE], ['CANCELLED', '']);
+    const now = await h.start('now', ['true'], ['--after', 'first', '--on-end', HOOK]);
+    assert.is(now.status, 'CANCELLED');
+    assert.is((await hookRan(h, 'now')).BGMON_STATUS, 'CANCELLED');
+    await h.start('held', ['sleep', '30']);
+    await h.start('queued', ['true'], ['--after', 'held', '--on-end', HOOK]);
+    assert.is((await h.run('bgmon-stop', ['queued'])).code, 0);
+    assert.is((await hookRan(h, 'queued')).BGMON_STATUS, 'STOPPED', 'a queued job stopped');
+    await h.run('bgmon-stop', ['held']);
+  }),
+);
 
-test('a failing or hanging hook leaves the outcome unchanged; with --retry it runs after the last attempt only', withHome(async (h) => {
-  await h.start('f', ['true'], ['--on-end', 'echo failing hook; exit 7']);
-  await h.start('k', ['true'], ['--on-end', 'kill -KILL $$']);
-  const wait = await h.run('bgmon-wait', ['f', 'k', '--timeout', '20s']);
-  assert.is(wait.code, 0, wait.stdout);
-  await untilOnDisk(h, 'f', (r) => r.on_end_ran_at !== null);
-  await eventually(() => readFileSync(join(h.root, 'logs', 'f.log'), 'utf8').includes('failing hook'), 10_000, 'hook output');
-  assert.equal([(await h.status('f')).status, (await h.status('k')).status], ['SUCCEEDED', 'SUCCEEDED']);
-  const r = await h.start('r', ['sh', '-c', 'exit 1'], ['--retry', '2', '--retry-delay', '50ms', '--on-end', HOOK]);
-  await until(h, 'r', 'FAILED');
-  const env = await hookRan(h, 'r');
-  assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE], ['FAILED', '1']);
-  assert.is(readFileSync(r.log, 'utf8').match(/--- bgmon: on-end ---/g)!.length, 1);
-  const bad = await h.run('bgmon-start', ['--name', 'e', '--on-end', '', '--', 'true']);
-  assert.is(bad.code, 2, bad.stderr);
-}));
+test(
+  'a failing or hanging hook leaves the outcome unchanged; with --retry it runs after the last attempt only',
+  withHome(async (h) => {
+    await h.start('f', ['true'], ['--on-end', 'echo failing hook; exit 7']);
+    await h.start('k', ['true'], ['--on-end', 'kill -KILL $$']);
+    const wait = await h.run('bgmon-wait', ['f', 'k', '--timeout', '20s']);
+    assert.is(wait.code, 0, wait.stdout);
+    await untilOnDisk(h, 'f', (r) => r.on_end_ran_at !== null);
+    await eventually(
+      () => readFileSync(join(h.root, 'logs', 'f.log'), 'utf8').includes('failing hook'),
+      10_000,
+      'hook output',
+    );
+    assert.equal([(await h.status('f')).status, (await h.status('k')).status], ['SUCCEEDED', 'SUCCEEDED']);
+    const r = await h.start('r', ['sh', '-c', 'exit 1'], ['--retry', '2', '--retry-delay', '50ms', '--on-end', HOOK]);
+    await until(h, 'r', 'FAILED');
+    const env = await hookRan(h, 'r');
+    assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE], ['FAILED', '1']);
+    assert.is(readFileSync(r.log, 'utf8').match(/--- bgmon: on-end ---/g)!.length, 1);
+    const bad = await h.run('bgmon-start', ['--name', 'e', '--on-end', '', '--', 'true']);
+    assert.is(bad.code, 2, bad.stderr);
+  }),
+);
 
-test('DEAD: the hook runs once the supervisor is gone', withHome(async (h) => {
-  const rec = await h.start('dies', ['sleep', '30'], ['--on-end', HOOK]);
-  process.kill(rec.sup_pid, 'SIGKILL');
-  process.kill(-rec.pid, 'SIGKILL');
-  await until(h, 'dies', 'DEAD');
-  const env = await hookRan(h, 'dies');
-  assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE], ['DEAD', '']);
-  assert.is(lines((await h.run('bgmon-status', ['dies', '--json'])).stdout)[0].status, 'DEAD');
-}));
+test(
+  'DEAD: the hook runs once the supervisor is gone',
+  withHome(async (h) => {
+    const rec = await h.start('dies', ['sleep', '30'], ['--on-end', HOOK]);
+    process.kill(rec.sup_pid, 'SIGKILL');
+    process.kill(-rec.pid, 'SIGKILL');
+    await until(h, 'dies', 'DEAD');
+    const env = await hookRan(h, 'dies');
+    assert.equal([env.BGMON_STATUS, env.BGMON_EXIT_CODE], ['DEAD', '']);
+    assert.is(lines((await h.run('bgmon-status', ['dies', '--json'])).stdout)[0].status, 'DEAD');
+  }),
+);
 
 test.run();

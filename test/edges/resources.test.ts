@@ -22,45 +22,66 @@ async function resources(h: TestHome, args: string[] = []): Promise<any[]> {
   return lines(r.stdout);
 }
 
-test('a job holding 70 MB over two processes (one escaped) and spinning: rss, cpu, procs, share', withHome(async (h) => {
-  const rec = await h.start('hog', ['node', '-e', HOG], ['--cwd', h.dir]);
-  await h.start('done', ['true']);
-  await h.start('later', ['true'], ['--after', 'hog']);
-  await eventually(() => existsSync(join(h.dir, 'ready')) && jobProcs(rec).length === 2, 20_000, 'the hog and its escaped child');
-  const pids = jobProcs(rec);
-  await eventually(() => pids.reduce((sum, pid) => sum + rssKb(pid), 0) > 65_000, 20_000, 'both buffers resident');
-  const [first] = await resources(h, ['hog']);
-  assert.is(first.procs, 2, 'the leader and the child that left its session');
-  const rss = pids.reduce((sum, pid) => sum + rssKb(pid), 0);
-  assert.ok(first.rss_kb > 65_000, `rss_kb ${first.rss_kb}: both buffers`);
-  assert.ok(Math.abs(first.rss_kb - rss) < rss * 0.2, `rss_kb ${first.rss_kb} is what /proc says (${rss})`);
-  assert.ok(first.cpu_ms > 0, `cpu_ms ${first.cpu_ms}`);
-  await eventually(async () => (await resources(h, ['hog']))[0].cpu_ms > first.cpu_ms + 200, 20_000, 'CPU time to grow');
-  const [again] = await resources(h, ['hog']);
-  assert.ok(again.cpu_pct !== null && again.cpu_pct > 0 && again.cpu_pct <= 100 * 64, `cpu_pct ${again.cpu_pct} since the last call`);
-  const all = await resources(h);
-  const byName = Object.fromEntries(all.map((r) => [r.name, r]));
-  for (const name of ['done', 'later']) {
-    const r = byName[name];
-    assert.equal([r.rss_kb, r.cpu_ms, r.procs, r.cpu_pct], [null, null, null, null], `${name} (${r.status}) does not run`);
-  }
-  const table = await h.run('bgmon-status', ['--resources', '--table']);
-  assert.is(table.code, 0, table.stderr);
-  const [header, ...rows] = table.stdout.trimEnd().split('\n');
-  assert.match(header, /^NAME\s+STATUS\s+PID\s+START\s+AGE\s+EXIT\s+RSS\s+CPU\s+%CPU\s+PROCS\s+(NOTE\s+)?CMD$/);
-  assert.match(rows.find((row) => row.startsWith('hog '))!, /\s\d+M\s+[\d.]+s\s+[\d.-]+\s+2\s/);
-  assert.match(rows.find((row) => row.startsWith('done '))!, /\s-\s+-\s+-\s+-\s/);
-}));
+test(
+  'a job holding 70 MB over two processes (one escaped) and spinning: rss, cpu, procs, share',
+  withHome(async (h) => {
+    const rec = await h.start('hog', ['node', '-e', HOG], ['--cwd', h.dir]);
+    await h.start('done', ['true']);
+    await h.start('later', ['true'], ['--after', 'hog']);
+    await eventually(
+      () => existsSync(join(h.dir, 'ready')) && jobProcs(rec).length === 2,
+      20_000,
+      'the hog and its escaped child',
+    );
+    const pids = jobProcs(rec);
+    await eventually(() => pids.reduce((sum, pid) => sum + rssKb(pid), 0) > 65_000, 20_000, 'both buffers resident');
+    const [first] = await resources(h, ['hog']);
+    assert.is(first.procs, 2, 'the leader and the child that left its session');
+    const rss = pids.reduce((sum, pid) => sum + rssKb(pid), 0);
+    assert.ok(first.rss_kb > 65_000, `rss_kb ${first.rss_kb}: both buffers`);
+    assert.ok(Math.abs(first.rss_kb - rss) < rss * 0.2, `rss_kb ${first.rss_kb} is what /proc says (${rss})`);
+    assert.ok(first.cpu_ms > 0, `cpu_ms ${first.cpu_ms}`);
+    await eventually(
+      async () => (await resources(h, ['hog']))[0].cpu_ms > first.cpu_ms + 200,
+      20_000,
+      'CPU time to grow',
+    );
+    const [again] = await resources(h, ['hog']);
+    assert.ok(
+      again.cpu_pct !== null && again.cpu_pct > 0 && again.cpu_pct <= 100 * 64,
+      `cpu_pct ${again.cpu_pct} since the last call`,
+    );
+    const all = await resources(h);
+    const byName = Object.fromEntries(all.map((r) => [r.name, r]));
+    for (const name of ['done', 'later']) {
+      const r = byName[name];
+      assert.equal(
+        [r.rss_kb, r.cpu_ms, r.procs, r.cpu_pct],
+        [null, null, null, null],
+        `${name} (${r.status}) does not run`,
+      );
+    }
+    const table = await h.run('bgmon-status', ['--resources', '--table']);
+    assert.is(table.code, 0, table.stderr);
+    const [header, ...rows] = table.stdout.trimEnd().split('\n');
+    assert.match(header, /^NAME\s+STATUS\s+PID\s+START\s+AGE\s+EXIT\s+RSS\s+CPU\s+%CPU\s+PROCS\s+(NOTE\s+)?CMD$/);
+    assert.match(rows.find((row) => row.startsWith('hog '))!, /\s\d+M\s+[\d.]+s\s+[\d.-]+\s+2\s/);
+    assert.match(rows.find((row) => row.startsWith('done '))!, /\s-\s+-\s+-\s+-\s/);
+  }),
+);
 
-test('the first sample has no share; a job that ended has null resources', withHome(async (h) => {
-  await h.start('idle', ['sleep', '30']);
-  const [first] = await resources(h);
-  assert.is(first.cpu_pct, null, 'nothing to compare with');
-  assert.is(first.procs, 1);
-  assert.ok(first.rss_kb > 0);
-  assert.is((await h.run('bgmon-stop', ['idle'])).code, 0);
-  const [stopped] = await resources(h);
-  assert.is(stopped.procs, null);
-}));
+test(
+  'the first sample has no share; a job that ended has null resources',
+  withHome(async (h) => {
+    await h.start('idle', ['sleep', '30']);
+    const [first] = await resources(h);
+    assert.is(first.cpu_pct, null, 'nothing to compare with');
+    assert.is(first.procs, 1);
+    assert.ok(first.rss_kb > 0);
+    assert.is((await h.run('bgmon-stop', ['idle'])).code, 0);
+    const [stopped] = await resources(h);
+    assert.is(stopped.procs, null);
+  }),
+);
 
 test.run();

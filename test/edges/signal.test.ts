@@ -6,7 +6,18 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootId, environHas, readStat } from 'bgmon-state';
-import { binPath, eventually, isAlive, lines, listDir, sleep, slowTest, withHome, type Result, type TestHome } from '../helpers';
+import {
+  binPath,
+  eventually,
+  isAlive,
+  lines,
+  listDir,
+  sleep,
+  slowTest,
+  withHome,
+  type Result,
+  type TestHome,
+} from '../helpers';
 
 const stateOf = (pid: number) => readStat(pid)?.state;
 const stopped = (pid: number) => stateOf(pid) === 'T';
@@ -42,202 +53,283 @@ function catches(pid: number, n: number): boolean {
 // Runs about 2 s of its own time in 0.1 s steps, then exits 5: a pause must not count as running.
 const COUNTER = 'i=0; while [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; echo done; exit 5';
 
-slowTest('a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its true exit 5', withHome(async (h) => {
-  const rec = await h.start('counter', ['sh', '-c', COUNTER]);
-  const paused = one(await signal(h, ['counter', 'STOP']), 'PAUSED');
-  assert.is(paused.id, rec.id);
-  assert.ok(stopped(rec.pid), 'the leader is stopped');
-  assert.is(stateOf(rec.sup_pid) === 'T', false, 'the supervisor is never signalled');
-  await sleep(3500); // longer than the job's 2 s of work
-  assert.ok(isAlive(rec.sup_pid), 'the supervisor still waits');
-  assert.is(h.record('counter').status, 'RUNNING', 'no end folded into the record');
-  assert.equal(listDir(join(h.root, 'run')).filter((f) => f.includes('.end')), [], 'no end file written');
-  one(await h.run('bgmon-status', ['counter', '--json']), 'PAUSED');
-  const table = await h.run('bgmon-status', ['--table']);
-  assert.match(table.stdout, /^counter\s+PAUSED\s+\d+\s/m);
-  const waited = await h.run('bgmon-wait', ['counter', '--timeout', '1s']);
-  one(waited, 'PAUSED', 124);
-  const resumed = one(await signal(h, ['counter', 'CONT']), 'RUNNING');
-  assert.is(resumed.exit_code, null);
-  const end = one(await h.run('bgmon-wait', ['counter'], { timeoutMs: 60_000 }), 'FAILED', 5);
-  assert.is(end.exit_code, 5);
-  assert.is(end.signal, null);
-  assert.is(readFileSync(rec.log, 'utf8'), 'done\n');
-}));
+slowTest(
+  'a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its true exit 5',
+  withHome(async (h) => {
+    const rec = await h.start('counter', ['sh', '-c', COUNTER]);
+    const paused = one(await signal(h, ['counter', 'STOP']), 'PAUSED');
+    assert.is(paused.id, rec.id);
+    assert.ok(stopped(rec.pid), 'the leader is stopped');
+    assert.is(stateOf(rec.sup_pid) === 'T', false, 'the supervisor is never signalled');
+    await sleep(3500); // longer than the job's 2 s of work
+    assert.ok(isAlive(rec.sup_pid), 'the supervisor still waits');
+    assert.is(h.record('counter').status, 'RUNNING', 'no end folded into the record');
+    assert.equal(
+      listDir(join(h.root, 'run')).filter((f) => f.includes('.end')),
+      [],
+      'no end file written',
+    );
+    one(await h.run('bgmon-status', ['counter', '--json']), 'PAUSED');
+    const table = await h.run('bgmon-status', ['--table']);
+    assert.match(table.stdout, /^counter\s+PAUSED\s+\d+\s/m);
+    const waited = await h.run('bgmon-wait', ['counter', '--timeout', '1s']);
+    one(waited, 'PAUSED', 124);
+    const resumed = one(await signal(h, ['counter', 'CONT']), 'RUNNING');
+    assert.is(resumed.exit_code, null);
+    const end = one(await h.run('bgmon-wait', ['counter'], { timeoutMs: 60_000 }), 'FAILED', 5);
+    assert.is(end.exit_code, 5);
+    assert.is(end.signal, null);
+    assert.is(readFileSync(rec.log, 'utf8'), 'done\n');
+  }),
+);
 
-test('bgmon-wait keeps waiting on a PAUSED job and returns when it ends after CONT', withHome(async (h) => {
-  // the job ends only once the test releases it (not after a sleep the load could outlast), so
-  // it is surely alive when STOP and CONT arrive
-  const release = join(h.dir, 'release');
-  const rec = await h.start('w', ['sh', '-c', `while [ ! -e '${release}' ]; do sleep 0.05; done; exit 4`]);
-  one(await signal(h, ['w', 'STOP']), 'PAUSED');
-  let returned = false;
-  const waiting = h.run('bgmon-wait', ['w'], { timeoutMs: 60_000 }).finally(() => (returned = true));
-  await sleep(1500);
-  assert.ok(isAlive(rec.pid) && stopped(rec.pid), 'still paused');
-  assert.not.ok(returned, 'bgmon-wait still waits on the paused job');
-  one(await signal(h, ['w', 'CONT']), 'RUNNING'); // still waiting for its release: surely RUNNING
-  assert.not.ok(returned, 'bgmon-wait still waits on the running job');
-  writeFileSync(release, '');
-  const end = one(await waiting, 'FAILED', 4);
-  assert.ok(Date.parse(end.ended_at) - Date.parse(end.started_at) >= 1500, 'it ended only after the pause');
-}));
+test(
+  'bgmon-wait keeps waiting on a PAUSED job and returns when it ends after CONT',
+  withHome(async (h) => {
+    // the job ends only once the test releases it (not after a sleep the load could outlast), so
+    // it is surely alive when STOP and CONT arrive
+    const release = join(h.dir, 'release');
+    const rec = await h.start('w', ['sh', '-c', `while [ ! -e '${release}' ]; do sleep 0.05; done; exit 4`]);
+    one(await signal(h, ['w', 'STOP']), 'PAUSED');
+    let returned = false;
+    const waiting = h.run('bgmon-wait', ['w'], { timeoutMs: 60_000 }).finally(() => (returned = true));
+    await sleep(1500);
+    assert.ok(isAlive(rec.pid) && stopped(rec.pid), 'still paused');
+    assert.not.ok(returned, 'bgmon-wait still waits on the paused job');
+    one(await signal(h, ['w', 'CONT']), 'RUNNING'); // still waiting for its release: surely RUNNING
+    assert.not.ok(returned, 'bgmon-wait still waits on the running job');
+    writeFileSync(release, '');
+    const end = one(await waiting, 'FAILED', 4);
+    assert.ok(Date.parse(end.ended_at) - Date.parse(end.started_at) >= 1500, 'it ended only after the pause');
+  }),
+);
 
-test('TSTP pauses a job that leaves TSTP at its default (the kernel drops it in an orphaned group); a job that catches TSTP gets TSTP', withHome(async (h) => {
-  const plain = await h.start('plain', ['sleep', '1000']);
-  one(await signal(h, ['plain', 'TSTP']), 'PAUSED');
-  assert.ok(stopped(plain.pid));
-  one(await signal(h, ['plain', 'cont']), 'RUNNING');
-  const cwd = join(h.dir, 'catcher');
-  mkdirSync(cwd);
-  // no children: a shell's trap would wait for its (stopped) sleep, as after Ctrl-Z on a terminal
-  const handler = "process.on('SIGTSTP', () => require('fs').appendFileSync('got', 'tstp\\n')); setInterval(() => {}, 1000)";
-  const catcher = await h.start('catcher', [process.execPath, '-e', handler], ['--cwd', cwd]);
-  await eventually(() => catches(catcher.pid, 20), 10_000, 'the SIGTSTP handler');
-  const r = await signal(h, ['catcher', 'SIGTSTP']);
-  one(r, 'RUNNING'); // it chose not to stop: that is the truth
-  await eventually(() => existsSync(join(cwd, 'got')), 10_000, 'the trap to run');
-  await sleep(300);
-  assert.is(readFileSync(join(cwd, 'got'), 'utf8'), 'tstp\n', 'delivered once');
-  assert.ok(!stopped(catcher.pid));
-}));
+test(
+  'TSTP pauses a job that leaves TSTP at its default (the kernel drops it in an orphaned group); a job that catches TSTP gets TSTP',
+  withHome(async (h) => {
+    const plain = await h.start('plain', ['sleep', '1000']);
+    one(await signal(h, ['plain', 'TSTP']), 'PAUSED');
+    assert.ok(stopped(plain.pid));
+    one(await signal(h, ['plain', 'cont']), 'RUNNING');
+    const cwd = join(h.dir, 'catcher');
+    mkdirSync(cwd);
+    // no children: a shell's trap would wait for its (stopped) sleep, as after Ctrl-Z on a terminal
+    const handler =
+      "process.on('SIGTSTP', () => require('fs').appendFileSync('got', 'tstp\\n')); setInterval(() => {}, 1000)";
+    const catcher = await h.start('catcher', [process.execPath, '-e', handler], ['--cwd', cwd]);
+    await eventually(() => catches(catcher.pid, 20), 10_000, 'the SIGTSTP handler');
+    const r = await signal(h, ['catcher', 'SIGTSTP']);
+    one(r, 'RUNNING'); // it chose not to stop: that is the truth
+    await eventually(() => existsSync(join(cwd, 'got')), 10_000, 'the trap to run');
+    await sleep(300);
+    assert.is(readFileSync(join(cwd, 'got'), 'utf8'), 'tstp\n', 'delivered once');
+    assert.ok(!stopped(catcher.pid));
+  }),
+);
 
-test('HUP reaches the group and an escaped (setsid) child exactly once each; the job keeps running', withHome(async (h) => {
-  const cwd = join(h.dir, 'web');
-  mkdirSync(cwd);
-  const child = 'trap "echo hup >> child" HUP; touch child-ready; while :; do sleep 0.05; done';
-  const script = `setsid sh -c '${child}' & trap "echo hup >> leader" HUP; while :; do sleep 0.05; done`;
-  const rec = await h.start('web', ['sh', '-c', script], ['--cwd', cwd]);
-  await eventually(() => existsSync(join(cwd, 'child-ready')), 10_000, 'the escaped child');
-  await sleep(200);
-  one(await signal(h, ['web', 'HUP']), 'RUNNING');
-  await eventually(() => existsSync(join(cwd, 'leader')) && existsSync(join(cwd, 'child')), 10_000, 'both traps');
-  await sleep(500);
-  assert.is(readFileSync(join(cwd, 'leader'), 'utf8'), 'hup\n');
-  assert.is(readFileSync(join(cwd, 'child'), 'utf8'), 'hup\n');
-  assert.ok(isAlive(rec.pid));
-  // STOP pauses the escaped child too, and CONT resumes it
-  const escaped = escapedProcesses(rec);
-  assert.ok(escaped.length > 0, 'the escaped child exists');
-  one(await signal(h, ['web', 'STOP']), 'PAUSED');
-  await eventually(() => escaped.every(stopped), 5000, 'the escaped child stopped');
-  one(await signal(h, ['web', 'CONT']), 'RUNNING');
-  await eventually(() => escaped.every((p) => !stopped(p)), 5000, 'the escaped child resumed');
-}));
+test(
+  'HUP reaches the group and an escaped (setsid) child exactly once each; the job keeps running',
+  withHome(async (h) => {
+    const cwd = join(h.dir, 'web');
+    mkdirSync(cwd);
+    const child = 'trap "echo hup >> child" HUP; touch child-ready; while :; do sleep 0.05; done';
+    const script = `setsid sh -c '${child}' & trap "echo hup >> leader" HUP; while :; do sleep 0.05; done`;
+    const rec = await h.start('web', ['sh', '-c', script], ['--cwd', cwd]);
+    await eventually(() => existsSync(join(cwd, 'child-ready')), 10_000, 'the escaped child');
+    await sleep(200);
+    one(await signal(h, ['web', 'HUP']), 'RUNNING');
+    await eventually(() => existsSync(join(cwd, 'leader')) && existsSync(join(cwd, 'child')), 10_000, 'both traps');
+    await sleep(500);
+    assert.is(readFileSync(join(cwd, 'leader'), 'utf8'), 'hup\n');
+    assert.is(readFileSync(join(cwd, 'child'), 'utf8'), 'hup\n');
+    assert.ok(isAlive(rec.pid));
+    // STOP pauses the escaped child too, and CONT resumes it
+    const escaped = escapedProcesses(rec);
+    assert.ok(escaped.length > 0, 'the escaped child exists');
+    one(await signal(h, ['web', 'STOP']), 'PAUSED');
+    await eventually(() => escaped.every(stopped), 5000, 'the escaped child stopped');
+    one(await signal(h, ['web', 'CONT']), 'RUNNING');
+    await eventually(() => escaped.every((p) => !stopped(p)), 5000, 'the escaped child resumed');
+  }),
+);
 
 /** Leaders of other sessions carrying the job's marker (children that called setsid). */
 function escapedProcesses(rec: any): number[] {
-  return listDir('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
-    const st = readStat(pid);
-    return st && st.state !== 'Z' && st.session === pid && pid !== rec.pid && environHas(pid, `BGMON_JOB_ID=${rec.id}`);
-  });
+  return listDir('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      const st = readStat(pid);
+      return (
+        st && st.state !== 'Z' && st.session === pid && pid !== rec.pid && environHas(pid, `BGMON_JOB_ID=${rec.id}`)
+      );
+    });
 }
 
-test('bgmon-stop of a PAUSED job: TERM then CONT, its trap runs (exit 3) long before the grace, STOPPED', withHome(async (h) => {
-  const rec = await h.start('trapper', ['sh', '-c', 'trap "exit 3" TERM; while :; do sleep 0.1; done']);
-  one(await signal(h, ['trapper', 'STOP']), 'PAUSED');
-  await sleep(300);
-  const r = await h.run('bgmon-stop', ['trapper', '--grace', '40s'], { timeoutMs: 90_000 });
-  const end = one(r, 'STOPPED');
-  assert.is(r.stderr, '');
-  assert.is(end.exit_code, 3, 'the TERM trap ran: TERM, not the SIGKILL after the grace');
-  assert.is(end.signal, null);
-  assert.ok(r.ms < 30_000, `took ${r.ms} ms`);
-  assert.equal([...jobStates(rec.pid).keys()], []);
-}));
+test(
+  'bgmon-stop of a PAUSED job: TERM then CONT, its trap runs (exit 3) long before the grace, STOPPED',
+  withHome(async (h) => {
+    const rec = await h.start('trapper', ['sh', '-c', 'trap "exit 3" TERM; while :; do sleep 0.1; done']);
+    one(await signal(h, ['trapper', 'STOP']), 'PAUSED');
+    await sleep(300);
+    const r = await h.run('bgmon-stop', ['trapper', '--grace', '40s'], { timeoutMs: 90_000 });
+    const end = one(r, 'STOPPED');
+    assert.is(r.stderr, '');
+    assert.is(end.exit_code, 3, 'the TERM trap ran: TERM, not the SIGKILL after the grace');
+    assert.is(end.signal, null);
+    assert.ok(r.ms < 30_000, `took ${r.ms} ms`);
+    assert.equal([...jobStates(rec.pid).keys()], []);
+  }),
+);
 
-test('bgmon-stop --signal STOP is not undone by a CONT: SIGKILL after the grace ends it', withHome(async (h) => {
-  await h.start('s', ['sleep', '1000']);
-  const r = await h.run('bgmon-stop', ['s', '--signal', 'STOP', '--grace', '500ms']);
-  const end = one(r, 'STOPPED');
-  assert.is(end.signal, 'SIGKILL');
-}));
+test(
+  'bgmon-stop --signal STOP is not undone by a CONT: SIGKILL after the grace ends it',
+  withHome(async (h) => {
+    await h.start('s', ['sleep', '1000']);
+    const r = await h.run('bgmon-stop', ['s', '--signal', 'STOP', '--grace', '500ms']);
+    const end = one(r, 'STOPPED');
+    assert.is(end.signal, 'SIGKILL');
+  }),
+);
 
-test('--status PAUSED filters; names and NDJSON on stdin; an empty stdin signals nothing (exit 0)', withHome(async (h) => {
-  await h.start('a', ['sleep', '1000']);
-  await h.start('b', ['sleep', '1000']);
-  await h.start('c', ['sleep', '1000']);
-  const ab = await signal(h, ['a', 'b', 'STOP']);
-  assert.is(ab.code, 0, ab.stderr);
-  assert.equal(lines(ab.stdout).map((r) => [r.name, r.status]), [['a', 'PAUSED'], ['b', 'PAUSED']]);
-  const paused = await h.run('bgmon-status', ['--status', 'paused', '--json']);
-  assert.equal(lines(paused.stdout).map((r) => r.name), ['a', 'b']);
-  assert.equal(lines((await h.run('bgmon-status', ['--status', 'RUNNING', '--json'])).stdout).map((r) => r.name), ['c']);
-  const resumed = await signal(h, ['CONT'], { input: paused.stdout });
-  assert.is(resumed.code, 0, resumed.stderr);
-  assert.equal(lines(resumed.stdout).map((r) => [r.name, r.status]), [['a', 'RUNNING'], ['b', 'RUNNING']]);
-  const dash = await signal(h, ['-', 'STOP'], { input: '{"name":"c"}\n' });
-  assert.equal(lines(dash.stdout).map((r) => r.status), ['PAUSED']);
-  const globbed = await signal(h, ['*', 'CONT']);
-  assert.equal(lines(globbed.stdout).map((r) => r.status), ['RUNNING', 'RUNNING', 'RUNNING']);
-  const empty = await signal(h, ['HUP'], { input: '' });
-  assert.equal([empty.code, empty.stdout, empty.stderr], [0, '', '']);
-}));
+test(
+  '--status PAUSED filters; names and NDJSON on stdin; an empty stdin signals nothing (exit 0)',
+  withHome(async (h) => {
+    await h.start('a', ['sleep', '1000']);
+    await h.start('b', ['sleep', '1000']);
+    await h.start('c', ['sleep', '1000']);
+    const ab = await signal(h, ['a', 'b', 'STOP']);
+    assert.is(ab.code, 0, ab.stderr);
+    assert.equal(
+      lines(ab.stdout).map((r) => [r.name, r.status]),
+      [
+        ['a', 'PAUSED'],
+        ['b', 'PAUSED'],
+      ],
+    );
+    const paused = await h.run('bgmon-status', ['--status', 'paused', '--json']);
+    assert.equal(
+      lines(paused.stdout).map((r) => r.name),
+      ['a', 'b'],
+    );
+    assert.equal(
+      lines((await h.run('bgmon-status', ['--status', 'RUNNING', '--json'])).stdout).map((r) => r.name),
+      ['c'],
+    );
+    const resumed = await signal(h, ['CONT'], { input: paused.stdout });
+    assert.is(resumed.code, 0, resumed.stderr);
+    assert.equal(
+      lines(resumed.stdout).map((r) => [r.name, r.status]),
+      [
+        ['a', 'RUNNING'],
+        ['b', 'RUNNING'],
+      ],
+    );
+    const dash = await signal(h, ['-', 'STOP'], { input: '{"name":"c"}\n' });
+    assert.equal(
+      lines(dash.stdout).map((r) => r.status),
+      ['PAUSED'],
+    );
+    const globbed = await signal(h, ['*', 'CONT']);
+    assert.equal(
+      lines(globbed.stdout).map((r) => r.status),
+      ['RUNNING', 'RUNNING', 'RUNNING'],
+    );
+    const empty = await signal(h, ['HUP'], { input: '' });
+    assert.equal([empty.code, empty.stdout, empty.stderr], [0, '', '']);
+  }),
+);
 
-test('ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why; usage errors exit 2; no such job 3', withHome(async (h) => {
-  await h.start('done', ['true']);
-  await h.run('bgmon-wait', ['done']);
-  const ended = await signal(h, ['done', 'HUP']);
-  one(ended, 'SUCCEEDED', 1);
-  assert.is(ended.stderr, 'bgmon-signal: job done is SUCCEEDED: a job that has ended cannot be signalled; SIGHUP not sent\n');
-  const liveJob = await h.start('live', ['sleep', '1000']);
-  await h.start('later', ['true'], ['--after', 'live']);
-  const queued = await signal(h, ['later', 'STOP']);
-  one(queued, 'QUEUED', 1);
-  assert.is(queued.stderr, 'bgmon-signal: job later is QUEUED: it has no process yet; nothing signalled\n');
-  // a mix: the live job is signalled, the ended one is reported, exit 1
-  const mixed = await signal(h, ['live', 'done', 'STOP']);
-  assert.is(mixed.code, 1);
-  assert.equal(lines(mixed.stdout).map((r) => r.status).sort(), ['PAUSED', 'SUCCEEDED']);
-  assert.is(mixed.stderr.split('\n').length, 2, mixed.stderr);
-  assert.ok(stopped(liveJob.pid));
-  // STALE: the record's pid now belongs to another process (here: this test runner)
-  const me = readStat(process.pid)!;
-  const live = { status: 'RUNNING', pid: process.pid, boot_id: bootId(), ended_at: null, exit_code: null };
-  h.writeRecord('stale', { ...h.record('done'), ...live, name: 'stale', id: 'forged-stale', starttime: me.starttime + 1 });
-  const stale = await signal(h, ['stale', 'STOP']);
-  assert.is(stale.code, 1);
-  assert.match(stale.stderr, /^bgmon-signal: job stale is STALE: pid \d+ now belongs to another process .*; nothing signalled\n$/);
-  assert.ok(!stopped(process.pid));
-  // a forged record naming a live process that is not a job: refused like bgmon-stop refuses it
-  h.writeRecord('forged', { ...h.record('done'), ...live, name: 'forged', id: 'forged-x', starttime: me.starttime });
-  const forged = await signal(h, ['forged', 'STOP']);
-  assert.is(forged.code, 1);
-  assert.match(forged.stderr, /^bgmon-signal: job forged: pid \d+ does not lead its own process group and session, so it is not a bgmon job; nothing signalled\n$/);
-  for (const [args, msg] of [
-    [[], /^bgmon-signal: missing SIG/],
-    [['live'], /^bgmon-signal: unknown signal "live" \(the last argument is the signal\)$/],
-    [['live', 'NOPE'], /^bgmon-signal: unknown signal "NOPE"/],
-    [['live', '0'], /^bgmon-signal: unknown signal "0"/],
-    [['live', '-', 'HUP'], /^bgmon-signal: "-" \(read names from stdin\) must be the only name$/],
-    [['../x', 'HUP'], /^bgmon-signal: /],
-    [['live', '--nope', 'HUP'], /^bgmon-signal: unknown option --nope/],
-  ] as [string[], RegExp][]) {
-    const r = await signal(h, args, { input: '' });
-    assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-    assert.is(r.stdout, '');
-    assert.match(r.stderr.trimEnd(), msg);
-    assert.is(r.stderr.split('\n').length, 2, r.stderr);
-  }
-  const bad = await signal(h, ['CONT'], { input: '{"name":"live"}\nnot json\n' });
-  assert.equal([bad.code, bad.stdout], [2, '']);
-  assert.ok(stopped(liveJob.pid), 'malformed stdin: nothing signalled');
-  const missing = await signal(h, ['live', 'nope*', 'CONT']);
-  assert.equal([missing.code, missing.stdout, missing.stderr], [3, '', 'bgmon-signal: no such job: nope*\n']);
-  assert.ok(stopped(liveJob.pid), 'a missing name: nothing signalled');
-}));
+test(
+  'ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why; usage errors exit 2; no such job 3',
+  withHome(async (h) => {
+    await h.start('done', ['true']);
+    await h.run('bgmon-wait', ['done']);
+    const ended = await signal(h, ['done', 'HUP']);
+    one(ended, 'SUCCEEDED', 1);
+    assert.is(
+      ended.stderr,
+      'bgmon-signal: job done is SUCCEEDED: a job that has ended cannot be signalled; SIGHUP not sent\n',
+    );
+    const liveJob = await h.start('live', ['sleep', '1000']);
+    await h.start('later', ['true'], ['--after', 'live']);
+    const queued = await signal(h, ['later', 'STOP']);
+    one(queued, 'QUEUED', 1);
+    assert.is(queued.stderr, 'bgmon-signal: job later is QUEUED: it has no process yet; nothing signalled\n');
+    // a mix: the live job is signalled, the ended one is reported, exit 1
+    const mixed = await signal(h, ['live', 'done', 'STOP']);
+    assert.is(mixed.code, 1);
+    assert.equal(
+      lines(mixed.stdout)
+        .map((r) => r.status)
+        .sort(),
+      ['PAUSED', 'SUCCEEDED'],
+    );
+    assert.is(mixed.stderr.split('\n').length, 2, mixed.stderr);
+    assert.ok(stopped(liveJob.pid));
+    // STALE: the record's pid now belongs to another process (here: this test runner)
+    const me = readStat(process.pid)!;
+    const live = { status: 'RUNNING', pid: process.pid, boot_id: bootId(), ended_at: null, exit_code: null };
+    h.writeRecord('stale', {
+      ...h.record('done'),
+      ...live,
+      name: 'stale',
+      id: 'forged-stale',
+      starttime: me.starttime + 1,
+    });
+    const stale = await signal(h, ['stale', 'STOP']);
+    assert.is(stale.code, 1);
+    assert.match(
+      stale.stderr,
+      /^bgmon-signal: job stale is STALE: pid \d+ now belongs to another process .*; nothing signalled\n$/,
+    );
+    assert.ok(!stopped(process.pid));
+    // a forged record naming a live process that is not a job: refused like bgmon-stop refuses it
+    h.writeRecord('forged', { ...h.record('done'), ...live, name: 'forged', id: 'forged-x', starttime: me.starttime });
+    const forged = await signal(h, ['forged', 'STOP']);
+    assert.is(forged.code, 1);
+    assert.match(
+      forged.stderr,
+      /^bgmon-signal: job forged: pid \d+ does not lead its own process group and session, so it is not a bgmon job; nothing signalled\n$/,
+    );
+    for (const [args, msg] of [
+      [[], /^bgmon-signal: missing SIG/],
+      [['live'], /^bgmon-signal: unknown signal "live" \(the last argument is the signal\)$/],
+      [['live', 'NOPE'], /^bgmon-signal: unknown signal "NOPE"/],
+      [['live', '0'], /^bgmon-signal: unknown signal "0"/],
+      [['live', '-', 'HUP'], /^bgmon-signal: "-" \(read names from stdin\) must be the only name$/],
+      [['../x', 'HUP'], /^bgmon-signal: /],
+      [['live', '--nope', 'HUP'], /^bgmon-signal: unknown option --nope/],
+    ] as [string[], RegExp][]) {
+      const r = await signal(h, args, { input: '' });
+      assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.is(r.stdout, '');
+      assert.match(r.stderr.trimEnd(), msg);
+      assert.is(r.stderr.split('\n').length, 2, r.stderr);
+    }
+    const bad = await signal(h, ['CONT'], { input: '{"name":"live"}\nnot json\n' });
+    assert.equal([bad.code, bad.stdout], [2, '']);
+    assert.ok(stopped(liveJob.pid), 'malformed stdin: nothing signalled');
+    const missing = await signal(h, ['live', 'nope*', 'CONT']);
+    assert.equal([missing.code, missing.stdout, missing.stderr], [3, '', 'bgmon-signal: no such job: nope*\n']);
+    assert.ok(stopped(liveJob.pid), 'a missing name: nothing signalled');
+  }),
+);
 
-test('bgmon signal, --help and --version', withHome(async (h) => {
-  const help = await h.run('bgmon-signal', ['--help']);
-  assert.is(help.code, 0);
-  assert.match(help.stdout, /^Usage: bgmon-signal NAME\|GLOB\.\.\. SIG\n/);
-  assert.match(help.stdout, /\nExit status:\n {2}\S/);
-  assert.match(help.stdout, /\nExamples:\n/);
-  assert.match((await h.run('bgmon-signal', ['--version'])).stdout, /^bgmon-signal \d+\.\d+\.\d+\n$/);
-  assert.match((await h.run('bgmon', ['--help'])).stdout, /^ {2}signal\s+\S/m);
-  await h.start('j', ['sleep', '1000']);
-  one(await h.run('bgmon', ['signal', 'j', 'STOP']), 'PAUSED');
-}));
+test(
+  'bgmon signal, --help and --version',
+  withHome(async (h) => {
+    const help = await h.run('bgmon-signal', ['--help']);
+    assert.is(help.code, 0);
+    assert.match(help.stdout, /^Usage: bgmon-signal NAME\|GLOB\.\.\. SIG\n/);
+    assert.match(help.stdout, /\nExit status:\n {2}\S/);
+    assert.match(help.stdout, /\nExamples:\n/);
+    assert.match((await h.run('bgmon-signal', ['--version'])).stdout, /^bgmon-signal \d+\.\d+\.\d+\n$/);
+    assert.match((await h.run('bgmon', ['--help'])).stdout, /^ {2}signal\s+\S/m);
+    await h.start('j', ['sleep', '1000']);
+    one(await h.run('bgmon', ['signal', 'j', 'STOP']), 'PAUSED');
+  }),
+);
 
 const epermTest = process.getuid?.() === 0 ? test : test.skip;
 
@@ -253,13 +345,38 @@ epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job un
   let jobPid = 0;
   try {
     const isJob = (st: ReturnType<typeof readStat>) => st && st.ppid === sup.pid && st.session === st.pid;
-    const job = await eventually(() => listDir('/proc').map(Number).map((p) => readStat(p)).find(isJob), 5000, 'the root-owned job');
+    const job = await eventually(
+      () =>
+        listDir('/proc')
+          .map(Number)
+          .map((p) => readStat(p))
+          .find(isJob),
+      5000,
+      'the root-owned job',
+    );
     jobPid = job!.pid;
     const now = new Date().toISOString();
     const rec = {
-      v: 1, name: 'rootjob', id: 'abc-0123', status: 'RUNNING', cmd: ['sleep', '1000'], cwd: '/', pid: jobPid, created_at: now,
-      started_at: now, ended_at: null, exit_code: null, signal: null, log: join(home, 'logs', 'rootjob.log'), previous_log: null,
-      after: [], host: 'h', boot_id: bootId(), starttime: job!.starttime, sup_pid: sup.pid, sup_starttime: readStat(sup.pid!)!.starttime,
+      v: 1,
+      name: 'rootjob',
+      id: 'abc-0123',
+      status: 'RUNNING',
+      cmd: ['sleep', '1000'],
+      cwd: '/',
+      pid: jobPid,
+      created_at: now,
+      started_at: now,
+      ended_at: null,
+      exit_code: null,
+      signal: null,
+      log: join(home, 'logs', 'rootjob.log'),
+      previous_log: null,
+      after: [],
+      host: 'h',
+      boot_id: bootId(),
+      starttime: job!.starttime,
+      sup_pid: sup.pid,
+      sup_starttime: readStat(sup.pid!)!.starttime,
     };
     const file = join(home, 'jobs', 'rootjob.json');
     writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
@@ -272,7 +389,10 @@ epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job un
     child.stderr!.on('data', (c) => (stderr += c));
     const code = await new Promise((resolve) => child.on('close', resolve));
     assert.is(code, 1, stdout + stderr);
-    assert.is(stderr, `bgmon-signal: job rootjob: kill() of pid ${jobPid} with SIGSTOP was refused (EPERM: operation not permitted)\n`);
+    assert.is(
+      stderr,
+      `bgmon-signal: job rootjob: kill() of pid ${jobPid} with SIGSTOP was refused (EPERM: operation not permitted)\n`,
+    );
     assert.is(lines(stdout)[0].status, 'RUNNING');
     assert.ok(isAlive(jobPid) && !stopped(jobPid));
   } finally {

@@ -6,7 +6,16 @@ import { linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync,
 import { join } from 'node:path';
 import { parseSignal, readStat, signalName } from 'bgmon-state';
 import {
-  binPath, childrenOf, isAlive, lines, ROOT, rssKb, slowTest, untilGone, withHome, type TestHome,
+  binPath,
+  childrenOf,
+  isAlive,
+  lines,
+  ROOT,
+  rssKb,
+  slowTest,
+  untilGone,
+  withHome,
+  type TestHome,
 } from '../helpers';
 
 const SUPERVISOR = join(ROOT, 'packages', 'bgmon-state', 'src', 'supervisor.sh');
@@ -14,41 +23,56 @@ const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
 
 const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
 
-slowTest('item 2: a 40 KB argument, 3,000 arguments, 1.2 MB of arguments: the end is recorded, a dependent runs', withHome(async (h) => {
-  const shapes: [string, string[]][] = [
-    ['wide', ['x'.repeat(40_000)]],
-    ['many', Array.from({ length: 3000 }, (_, i) => `arg${i}`)],
-    ['huge', Array.from({ length: 12 }, (_, i) => `${i}:${'h'.repeat(100_000)}`)],
-    ['longest', ['y'.repeat(131_071)]], // the kernel's limit for one argument (MAX_ARG_STRLEN - 1)
-  ];
-  for (const [name, args] of shapes) {
-    const rec = await h.start(name, ['sh', '-c', 'exit 0', 'sh', ...args]);
-    assert.equal(rec.cmd.slice(4), args, `${name}: argv recorded exactly`);
-    await h.start(`${name}-next`, ['true'], ['--after', name]);
-    const wait = await h.run('bgmon-wait', [name, `${name}-next`, '--timeout', '30s']);
-    assert.is(wait.code, 0, `${name}: ${wait.stderr}${wait.stdout.slice(0, 300)}`);
-    assert.equal(lines(wait.stdout).map((r) => r.status), ['SUCCEEDED', 'SUCCEEDED']);
-    assert.is(h.record(name).status, 'SUCCEEDED', `${name}: folded on disk`);
-  }
-}));
+slowTest(
+  'item 2: a 40 KB argument, 3,000 arguments, 1.2 MB of arguments: the end is recorded, a dependent runs',
+  withHome(async (h) => {
+    const shapes: [string, string[]][] = [
+      ['wide', ['x'.repeat(40_000)]],
+      ['many', Array.from({ length: 3000 }, (_, i) => `arg${i}`)],
+      ['huge', Array.from({ length: 12 }, (_, i) => `${i}:${'h'.repeat(100_000)}`)],
+      ['longest', ['y'.repeat(131_071)]], // the kernel's limit for one argument (MAX_ARG_STRLEN - 1)
+    ];
+    for (const [name, args] of shapes) {
+      const rec = await h.start(name, ['sh', '-c', 'exit 0', 'sh', ...args]);
+      assert.equal(rec.cmd.slice(4), args, `${name}: argv recorded exactly`);
+      await h.start(`${name}-next`, ['true'], ['--after', name]);
+      const wait = await h.run('bgmon-wait', [name, `${name}-next`, '--timeout', '30s']);
+      assert.is(wait.code, 0, `${name}: ${wait.stderr}${wait.stdout.slice(0, 300)}`);
+      assert.equal(
+        lines(wait.stdout).map((r) => r.status),
+        ['SUCCEEDED', 'SUCCEEDED'],
+      );
+      assert.is(h.record(name).status, 'SUCCEEDED', `${name}: folded on disk`);
+    }
+  }),
+);
 
-test('item 3: the supervisor carries no BGMON_JOB_ID and has no child but the job', withHome(async (h) => {
-  const rec = await h.start('marked', ['sh', '-c', 'sleep 30 & wait']);
-  assert.ok(environ(rec.pid).includes(`BGMON_JOB_ID=${rec.id}`), 'the job carries the marker');
-  assert.ok(environ(rec.pid).includes('BGMON_JOB=marked'));
-  assert.not.ok(environ(rec.sup_pid).some((e) => e.startsWith('BGMON_JOB_ID=')), 'the supervisor does not');
-  assert.equal(childrenOf(rec.sup_pid), [rec.pid]);
-  const stop = await h.run('bgmon-stop', ['marked']);
-  assert.is(stop.code, 0, stop.stderr);
-  const [rec2] = lines(stop.stdout);
-  assert.is(rec2.status, 'STOPPED');
-  assert.match(rec2.ended_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-  assert.is(rec2.signal, 'SIGTERM');
-}));
+test(
+  'item 3: the supervisor carries no BGMON_JOB_ID and has no child but the job',
+  withHome(async (h) => {
+    const rec = await h.start('marked', ['sh', '-c', 'sleep 30 & wait']);
+    assert.ok(environ(rec.pid).includes(`BGMON_JOB_ID=${rec.id}`), 'the job carries the marker');
+    assert.ok(environ(rec.pid).includes('BGMON_JOB=marked'));
+    assert.not.ok(
+      environ(rec.sup_pid).some((e) => e.startsWith('BGMON_JOB_ID=')),
+      'the supervisor does not',
+    );
+    assert.equal(childrenOf(rec.sup_pid), [rec.pid]);
+    const stop = await h.run('bgmon-stop', ['marked']);
+    assert.is(stop.code, 0, stop.stderr);
+    const [rec2] = lines(stop.stdout);
+    assert.is(rec2.status, 'STOPPED');
+    assert.match(rec2.ended_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.is(rec2.signal, 'SIGTERM');
+  }),
+);
 
 /** Starts a job and reads /proc the moment its record arrives, before bgmon-start has even exited. */
 function startAndLook(h: TestHome, name: string): Promise<{ rec: any; st: ReturnType<typeof readStat> }> {
-  const child = spawn(process.execPath, [binPath('bgmon-start'), '--name', name, '--', 'sleep', '30'], { env: h.env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [binPath('bgmon-start'), '--name', name, '--', 'sleep', '30'], {
+    env: h.env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let text = '';
     child.stdout.on('data', (chunk) => {
@@ -61,104 +85,136 @@ function startAndLook(h: TestHome, name: string): Promise<{ rec: any; st: Return
   });
 }
 
-slowTest('item 5: the moment bgmon-start prints the record, pid = pgid = sid, 30 times in a row', withHome(async (h) => {
-  for (let i = 0; i < 30; i++) {
-    const { rec, st } = await startAndLook(h, `g${i}`);
-    assert.is(st!.pgrp, rec.pid, `start ${i}: process group`);
-    assert.is(st!.session, rec.pid, `start ${i}: session`);
-    process.kill(-rec.pid, 'SIGTERM'); // throws ESRCH if no such group
-    const wait = await h.run('bgmon-wait', [`g${i}`, '--timeout', '20s']);
-    assert.is(wait.code, 128 + 15, wait.stdout);
-  }
-}));
+slowTest(
+  'item 5: the moment bgmon-start prints the record, pid = pgid = sid, 30 times in a row',
+  withHome(async (h) => {
+    for (let i = 0; i < 30; i++) {
+      const { rec, st } = await startAndLook(h, `g${i}`);
+      assert.is(st!.pgrp, rec.pid, `start ${i}: process group`);
+      assert.is(st!.session, rec.pid, `start ${i}: session`);
+      process.kill(-rec.pid, 'SIGTERM'); // throws ESRCH if no such group
+      const wait = await h.run('bgmon-wait', [`g${i}`, '--timeout', '20s']);
+      assert.is(wait.code, 128 + 15, wait.stdout);
+    }
+  }),
+);
 
-test('item 6: only a -- before CMD is bgmon-start\'s; --name without a value is a usage error', withHome(async (h) => {
-  const a = await h.run('bgmon-start', ['--name', 'a', 'printf', '%s\\n', 'a', '--', 'b']);
-  assert.is(a.code, 0, a.stderr);
-  assert.equal(JSON.parse(a.stdout).cmd, ['printf', '%s\\n', 'a', '--', 'b']);
-  const b = await h.run('bgmon-start', ['--name', 'b', '--', 'printf', '%s\\n', '--', '--', 'x']);
-  assert.equal(JSON.parse(b.stdout).cmd, ['printf', '%s\\n', '--', '--', 'x']);
-  await h.run('bgmon-wait', ['a', 'b']);
-  assert.is(readFileSync(join(h.root, 'logs', 'a.log'), 'utf8'), 'a\n--\nb\n');
-  assert.is(readFileSync(join(h.root, 'logs', 'b.log'), 'utf8'), '--\n--\nx\n');
-  for (const argv of [['--name'], ['--name', '--', 'true'], ['--cwd']]) {
-    const r = await h.run('bgmon-start', argv);
-    assert.is(r.code, 2, argv.join(' '));
-    assert.is(r.stderr, `bgmon-start: ${argv[0]}: missing value (see --help)\n`);
-  }
-}));
+test(
+  "item 6: only a -- before CMD is bgmon-start's; --name without a value is a usage error",
+  withHome(async (h) => {
+    const a = await h.run('bgmon-start', ['--name', 'a', 'printf', '%s\\n', 'a', '--', 'b']);
+    assert.is(a.code, 0, a.stderr);
+    assert.equal(JSON.parse(a.stdout).cmd, ['printf', '%s\\n', 'a', '--', 'b']);
+    const b = await h.run('bgmon-start', ['--name', 'b', '--', 'printf', '%s\\n', '--', '--', 'x']);
+    assert.equal(JSON.parse(b.stdout).cmd, ['printf', '%s\\n', '--', '--', 'x']);
+    await h.run('bgmon-wait', ['a', 'b']);
+    assert.is(readFileSync(join(h.root, 'logs', 'a.log'), 'utf8'), 'a\n--\nb\n');
+    assert.is(readFileSync(join(h.root, 'logs', 'b.log'), 'utf8'), '--\n--\nx\n');
+    for (const argv of [['--name'], ['--name', '--', 'true'], ['--cwd']]) {
+      const r = await h.run('bgmon-start', argv);
+      assert.is(r.code, 2, argv.join(' '));
+      assert.is(r.stderr, `bgmon-start: ${argv[0]}: missing value (see --help)\n`);
+    }
+  }),
+);
 
-test('item 7: every signal 1-64 has a name that parses back; real-time signals end a job with 128+n', withHome(async (h) => {
-  for (let n = 1; n <= 64; n++) assert.is(parseSignal(signalName(n)), n, `${n} -> ${signalName(n)}`);
-  assert.is(signalName(36), 'SIGRTMIN+2');
-  assert.is(signalName(50), 'SIGRTMAX-14');
-  for (const [sig, name] of [[36, 'SIGRTMIN+2'], [50, 'SIGRTMAX-14'], [64, 'SIGRTMAX']] as const) {
-    const rec = await h.start(`rt${sig}`, ['sleep', '30']);
-    process.kill(rec.pid, sig);
-    const wait = await h.run('bgmon-wait', [`rt${sig}`, '--timeout', '20s']);
-    assert.is(wait.code, 128 + sig, `${sig}: ${wait.stdout}`);
-    const [ended] = lines(wait.stdout);
-    assert.is(ended.status, 'FAILED');
-    assert.is(ended.signal, name);
-    assert.is(ended.exit_code, null);
-  }
-  const rec = await h.start('rtstop', ['sleep', '30']);
-  const stop = await h.run('bgmon-stop', ['rtstop', '--signal', 'RTMIN+2']);
-  assert.is(stop.code, 0, stop.stderr);
-  assert.is(lines(stop.stdout)[0].signal, 'SIGRTMIN+2');
-  assert.not.ok(isAlive(rec.pid));
-}));
+test(
+  'item 7: every signal 1-64 has a name that parses back; real-time signals end a job with 128+n',
+  withHome(async (h) => {
+    for (let n = 1; n <= 64; n++) assert.is(parseSignal(signalName(n)), n, `${n} -> ${signalName(n)}`);
+    assert.is(signalName(36), 'SIGRTMIN+2');
+    assert.is(signalName(50), 'SIGRTMAX-14');
+    for (const [sig, name] of [
+      [36, 'SIGRTMIN+2'],
+      [50, 'SIGRTMAX-14'],
+      [64, 'SIGRTMAX'],
+    ] as const) {
+      const rec = await h.start(`rt${sig}`, ['sleep', '30']);
+      process.kill(rec.pid, sig);
+      const wait = await h.run('bgmon-wait', [`rt${sig}`, '--timeout', '20s']);
+      assert.is(wait.code, 128 + sig, `${sig}: ${wait.stdout}`);
+      const [ended] = lines(wait.stdout);
+      assert.is(ended.status, 'FAILED');
+      assert.is(ended.signal, name);
+      assert.is(ended.exit_code, null);
+    }
+    const rec = await h.start('rtstop', ['sleep', '30']);
+    const stop = await h.run('bgmon-stop', ['rtstop', '--signal', 'RTMIN+2']);
+    assert.is(stop.code, 0, stop.stderr);
+    assert.is(lines(stop.stdout)[0].signal, 'SIGRTMIN+2');
+    assert.not.ok(isAlive(rec.pid));
+  }),
+);
 
-test('item 12: a symlink or hard link planted at the log is never written through', withHome(async (h) => {
-  mkdirSync(join(h.root, 'logs'), { recursive: true, mode: 0o700 });
-  const victim = join(h.dir, 'victim');
-  writeFileSync(victim, 'precious\n');
-  symlinkSync(victim, join(h.root, 'logs', 'viasym.log'));
-  linkSync(victim, join(h.root, 'logs', 'viahard.log'));
-  for (const name of ['viasym', 'viahard']) {
-    await h.start(name, ['sh', '-c', 'echo pwned']);
-    await h.run('bgmon-wait', [name]);
-    const log = join(h.root, 'logs', `${name}.log`);
-    assert.ok(lstatSync(log).isFile(), `${name}: the log is a file of its own`);
-    assert.is(lstatSync(log).nlink, 1);
-    assert.is(readFileSync(log, 'utf8'), 'pwned\n');
-  }
-  // a rerun keeps the old log under the old run's id: a link planted there is replaced, not followed
-  const old = h.record('viasym');
-  symlinkSync(victim, join(h.root, 'logs', `viasym@${old.id}.log`));
-  await h.start('viasym', ['sh', '-c', 'echo again']);
-  await h.run('bgmon-wait', ['viasym']);
-  assert.is(readFileSync(victim, 'utf8'), 'precious\n', 'the victim is untouched');
-  assert.is(readFileSync(join(h.root, 'logs', `viasym@${old.id}.log`), 'utf8'), 'pwned\n');
-}));
+test(
+  'item 12: a symlink or hard link planted at the log is never written through',
+  withHome(async (h) => {
+    mkdirSync(join(h.root, 'logs'), { recursive: true, mode: 0o700 });
+    const victim = join(h.dir, 'victim');
+    writeFileSync(victim, 'precious\n');
+    symlinkSync(victim, join(h.root, 'logs', 'viasym.log'));
+    linkSync(victim, join(h.root, 'logs', 'viahard.log'));
+    for (const name of ['viasym', 'viahard']) {
+      await h.start(name, ['sh', '-c', 'echo pwned']);
+      await h.run('bgmon-wait', [name]);
+      const log = join(h.root, 'logs', `${name}.log`);
+      assert.ok(lstatSync(log).isFile(), `${name}: the log is a file of its own`);
+      assert.is(lstatSync(log).nlink, 1);
+      assert.is(readFileSync(log, 'utf8'), 'pwned\n');
+    }
+    // a rerun keeps the old log under the old run's id: a link planted there is replaced, not followed
+    const old = h.record('viasym');
+    symlinkSync(victim, join(h.root, 'logs', `viasym@${old.id}.log`));
+    await h.start('viasym', ['sh', '-c', 'echo again']);
+    await h.run('bgmon-wait', ['viasym']);
+    assert.is(readFileSync(victim, 'utf8'), 'precious\n', 'the victim is untouched');
+    assert.is(readFileSync(join(h.root, 'logs', `viasym@${old.id}.log`), 'utf8'), 'pwned\n');
+  }),
+);
 
-test('the supervisor does not depend on the record\'s key order, and stays under 2 MB', withHome(async (h) => {
-  // the job ends once the reversed record is written, not after a second the load could outlast
-  const release = join(h.dir, 'release');
-  const rec = await h.start('order', ['sh', '-c', `read x < /dev/null; while [ ! -e ${release} ]; do sleep 0.05; done`]);
-  const reversed = Object.fromEntries(Object.entries(h.record('order')).reverse());
-  writeFileSync(join(h.root, 'jobs', 'order.json'), JSON.stringify(reversed) + '\n');
-  assert.ok(rssKb(rec.sup_pid) > 0 && rssKb(rec.sup_pid) < 2048, `supervisor RSS ${rssKb(rec.sup_pid)} kB`);
-  writeFileSync(release, '');
-  const wait = await h.run('bgmon-wait', ['order', '--timeout', '20s']);
-  assert.is(wait.code, 0, wait.stdout);
-  assert.is(lines(wait.stdout)[0].status, 'SUCCEEDED');
-  await untilGone([rec.sup_pid], 'the supervisor');
-  assert.equal(readdirSync(join(h.root, 'jobs')), ['order.json'], 'end and spare files consumed by the fold');
-}));
+test(
+  "the supervisor does not depend on the record's key order, and stays under 2 MB",
+  withHome(async (h) => {
+    // the job ends once the reversed record is written, not after a second the load could outlast
+    const release = join(h.dir, 'release');
+    const rec = await h.start('order', [
+      'sh',
+      '-c',
+      `read x < /dev/null; while [ ! -e ${release} ]; do sleep 0.05; done`,
+    ]);
+    const reversed = Object.fromEntries(Object.entries(h.record('order')).reverse());
+    writeFileSync(join(h.root, 'jobs', 'order.json'), JSON.stringify(reversed) + '\n');
+    assert.ok(rssKb(rec.sup_pid) > 0 && rssKb(rec.sup_pid) < 2048, `supervisor RSS ${rssKb(rec.sup_pid)} kB`);
+    writeFileSync(release, '');
+    const wait = await h.run('bgmon-wait', ['order', '--timeout', '20s']);
+    assert.is(wait.code, 0, wait.stdout);
+    assert.is(lines(wait.stdout)[0].status, 'SUCCEEDED');
+    await untilGone([rec.sup_pid], 'the supervisor');
+    assert.equal(readdirSync(join(h.root, 'jobs')), ['order.json'], 'end and spare files consumed by the fold');
+  }),
+);
 
 test('what supervisor.sh relies on: env --default-signal, setsid in place, wait reporting 128+n', () => {
   const env = spawnSync('env', ['--default-signal=INT,QUIT', 'true']);
   assert.is(env.status, 0, 'coreutils env with --default-signal (8.31 or later)');
-  const out = execFileSync('/bin/sh', ['-c', '(exec setsid -- /bin/sh -c \'echo "$$ $(cut -d" " -f6 /proc/$$/stat)"\') & wait $!']).toString().trim().split(/\s+/);
+  const out = execFileSync('/bin/sh', [
+    '-c',
+    '(exec setsid -- /bin/sh -c \'echo "$$ $(cut -d" " -f6 /proc/$$/stat)"\') & wait $!',
+  ])
+    .toString()
+    .trim()
+    .split(/\s+/);
   assert.is(out[0], out[1], 'setsid makes the job the leader of its session without forking');
-  const rc = spawnSync('/bin/sh', ['-c', 'sh -c \'kill -TERM $$\' & wait $!; echo $?']).stdout.toString().trim();
+  const rc = spawnSync('/bin/sh', ['-c', "sh -c 'kill -TERM $$' & wait $!; echo $?"]).stdout.toString().trim();
   assert.is(rc, '143', 'wait reports a signal as 128+n');
 });
 
-(hasShellcheck ? test : test.skip)(`supervisor.sh passes shellcheck (POSIX sh)${hasShellcheck ? '' : ' (SKIPPED: shellcheck is not installed)'}`, () => {
-  const r = spawnSync('shellcheck', ['-s', 'sh', SUPERVISOR]);
-  assert.is(r.status, 0, r.stdout.toString());
-});
+(hasShellcheck ? test : test.skip)(
+  `supervisor.sh passes shellcheck (POSIX sh)${hasShellcheck ? '' : ' (SKIPPED: shellcheck is not installed)'}`,
+  () => {
+    const r = spawnSync('shellcheck', ['-s', 'sh', SUPERVISOR]);
+    assert.is(r.status, 0, r.stdout.toString());
+  },
+);
 
 test.run();

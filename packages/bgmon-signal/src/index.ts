@@ -2,7 +2,6 @@ import { homeFromEnv, matchTargets, splitTargets, ndjson, parseSignal, signalJob
 import { commands, commandSpec, out, requestedPatterns, runCommand, warn } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
-
 runCommand(commandSpec(commands.signal, version), async (args) => {
   const words: string[] = args._;
   const sigText = words.at(-1);
@@ -16,7 +15,8 @@ runCommand(commandSpec(commands.signal, version), async (args) => {
   const { names, past } = splitTargets(home, matchTargets(home, patterns));
   const { records, refusals } = await signalJobs(home, names, signal);
   // a past run (NAME@ID of a replaced run) has ended, as an ended job: refused, nothing sent
-  for (const r of past) refusals.push(`run ${r.name}@${r.id} is ${r.status}: a job that has ended cannot be signalled; nothing sent`);
+  for (const r of past)
+    refusals.push(`run ${r.name}@${r.id} is ${r.status}: a job that has ended cannot be signalled; nothing sent`);
   out(ndjson([...records, ...past]));
   for (const line of refusals) warn('bgmon-signal', line);
   return refusals.length > 0 ? 1 : 0;

@@ -1,5 +1,13 @@
 import {
-  againOptions, homeFromEnv, ndjson, notBefore, parseSlots, readSpecsInput, startJob, startJobs, UsageError,
+  againOptions,
+  homeFromEnv,
+  ndjson,
+  notBefore,
+  parseSlots,
+  readSpecsInput,
+  startJob,
+  startJobs,
+  UsageError,
 } from 'bgmon-state';
 import { commands, commandSpec, allStrings, lastString, out, runCommand } from 'bgmon-state/cli';
 import type { StartOptions } from 'bgmon-state';
@@ -29,8 +37,10 @@ runCommand(commandSpec(commands.start, version), async (args) => {
     notBefore: notBefore(lastString(args.in), lastString(args.at)),
     cmd: args._,
     retry: {
-      retry: lastString(args.retry), delay: lastString(args['retry-delay']),
-      maxDelay: lastString(args['retry-max-delay']), on: lastString(args['retry-on']),
+      retry: lastString(args.retry),
+      delay: lastString(args['retry-delay']),
+      maxDelay: lastString(args['retry-max-delay']),
+      on: lastString(args['retry-on']),
     },
     onEnd: lastString(args['on-end']),
   };

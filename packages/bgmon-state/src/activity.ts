@@ -43,7 +43,10 @@ export function withActivity<T extends JobRecord>(rec: T): T & Activity {
   const appendable = raw.endsWith('}\n') && !FIELDS.some((f) => Object.hasOwn(rec, f));
   const printed = Object.assign(rec, act);
   if (appendable) {
-    printedLines.set(printed, `${raw.slice(0, -2)},"log_bytes":${act.log_bytes},"last_output_at":${JSON.stringify(act.last_output_at)}}\n`);
+    printedLines.set(
+      printed,
+      `${raw.slice(0, -2)},"log_bytes":${act.log_bytes},"last_output_at":${JSON.stringify(act.last_output_at)}}\n`,
+    );
   } else printedLines.delete(printed);
   return printed;
 }

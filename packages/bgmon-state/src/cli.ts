@@ -33,7 +33,8 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Args {
       if (arg.startsWith('-') && arg !== '-' && arg !== '--') {
         const flag = arg.replace(/^--?(no-)?/, '').split('=')[0];
         const short = !arg.startsWith('--') && arg.length > 2 ? arg.slice(1, 2) : flag;
-        if (!known.has(flag) && !known.has(short)) throw new UsageError(`unknown option ${arg.split('=')[0]} (see --help)`);
+        if (!known.has(flag) && !known.has(short))
+          throw new UsageError(`unknown option ${arg.split('=')[0]} (see --help)`);
       }
       return true;
     },

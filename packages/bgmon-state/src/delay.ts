@@ -43,7 +43,8 @@ export function parseAt(text: unknown, flag = '--at', now = new Date()): Date {
 
 /** The run's not_before from --in or --at (at most one), or null when it may start at once. */
 export function notBefore(inText: unknown, atText: unknown, where = ''): string | null {
-  if (inText !== undefined && atText !== undefined) throw new UsageError(`${where}--in and --at: give one or the other`);
+  if (inText !== undefined && atText !== undefined)
+    throw new UsageError(`${where}--in and --at: give one or the other`);
   if (inText !== undefined) {
     return new Date(Date.now() + parseDuration(inText, `${where}--in`, MAX_DELAY_MS)).toISOString();
   }

@@ -21,7 +21,8 @@ const ORDER = ['d', 'h', 'm', 's', 'ms'];
 export function parseDuration(text: unknown, flag: string, maxMs: number = MAX_TIMER_MS): number {
   const trimmed = typeof text === 'string' ? text.trim() : '';
   const ms = PLAIN_SECONDS.test(trimmed) ? Number(trimmed) * 1000 : compoundMs(trimmed);
-  if (ms === null) throw new UsageError(`${flag}: invalid duration ${JSON.stringify(String(text))} (use e.g. ${DURATION_FORMS})`);
+  if (ms === null)
+    throw new UsageError(`${flag}: invalid duration ${JSON.stringify(String(text))} (use e.g. ${DURATION_FORMS})`);
   if (!Number.isFinite(ms) || ms > maxMs) throw new UsageError(`${flag}: duration ${trimmed} is too long`);
   return Math.round(ms);
 }

@@ -1,5 +1,13 @@
 import {
-  closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, writeSync,
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { unlinkQuietly } from './fsutil';
@@ -195,4 +203,3 @@ export function endedRecord(rec: JobRecord, end: RunEnd, stopped: boolean): JobR
   if (stopped) return { ...ended, status: 'STOPPED' };
   return { ...ended, status: end.status === 0 ? 'SUCCEEDED' : 'FAILED' };
 }
-

@@ -1,7 +1,10 @@
 // Every failure a command can report carries the exit code the contract gives it,
 // so entry files never decide codes themselves.
 export class BgmonError extends Error {
-  constructor(message: string, readonly exitCode: number) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
     super(message);
     this.name = new.target.name;
   }

@@ -146,8 +146,14 @@ export async function followJobs(home: Home, patterns: string[], opts: FollowOpt
   if (patterns.length > 0) matchNames(home, patterns); // a name or glob that matches nothing: exit 3
   const matchers = patterns.map(nameMatcher);
   const f: Follower = {
-    home, opts, selects: (n) => matchers.length === 0 || matchers.some((m) => m(n)),
-    seen: new Map(), dirty: new Set(), fullScan: true, warned: new Set(), removed: [],
+    home,
+    opts,
+    selects: (n) => matchers.length === 0 || matchers.some((m) => m(n)),
+    seen: new Map(),
+    dirty: new Set(),
+    fullScan: true,
+    warned: new Set(),
+    removed: [],
   };
   // watch first: a change between the first read and the watch would otherwise be missed
   const events: (string | null)[] = [];

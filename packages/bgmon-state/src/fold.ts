@@ -51,11 +51,13 @@ function foldProgress(home: Home, disk: JobRecord): void {
 }
 
 const movedOn = (disk: JobRecord, cur: JobRecord) =>
-  cur.pid !== disk.pid || cur.attempt !== disk.attempt ||
+  cur.pid !== disk.pid ||
+  cur.attempt !== disk.attempt ||
   (cur.next_attempt_at ?? null) !== (disk.next_attempt_at ?? null);
 
 function worthFolding(home: Home, cur: JobRecord): boolean {
-  if (isTerminal(cur.status)) return readEnd(home, cur.name, cur.id) !== null || (cur.status === 'DEAD' && hookDue(cur));
+  if (isTerminal(cur.status))
+    return readEnd(home, cur.name, cur.id) !== null || (cur.status === 'DEAD' && hookDue(cur));
   if (!cur.retry) return false;
   try {
     const disk = readRecord(home, cur.name);

@@ -1,4 +1,14 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { StateError } from './errors';
 
@@ -25,7 +35,9 @@ export function isNoSpace(err: unknown): boolean {
 
 export function noSpaceError(path: string, err: unknown): StateError {
   const code = (err as NodeJS.ErrnoException).code;
-  return new StateError(`cannot write ${path}: ${code === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'} (${code})`);
+  return new StateError(
+    `cannot write ${path}: ${code === 'EDQUOT' ? 'disk quota exceeded' : 'no space left on the device'} (${code})`,
+  );
 }
 
 /** The file at path is not a plain file of ours: a link, a FIFO, a directory, a second name. */
@@ -83,7 +95,11 @@ function createTemp(tmpBase: string): { fd: number; tmp: string } {
  * tmpBase, default `.<basename>`), written whole, then renamed over path. A full disk is a
  * StateError naming the file; nothing half-written is left behind.
  */
-export function writeFileAtomic(path: string, data: string | Buffer, tmpBase = join(dirname(path), `.${basename(path)}`)): void {
+export function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  tmpBase = join(dirname(path), `.${basename(path)}`),
+): void {
   let created: { fd: number; tmp: string } | null = null;
   try {
     created = createTemp(tmpBase);

@@ -18,7 +18,8 @@ export const historyDir = (home: Home) => join(home.root, 'history');
 
 // Run ids are ours (see newRunId), but an id read from a record may be forged: it must not
 // be able to name a path outside history/.
-export const isRunId = (id: unknown): id is string => typeof id === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id);
+export const isRunId = (id: unknown): id is string =>
+  typeof id === 'string' && /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id);
 
 export const historyPath = (home: Home, name: string, id: string) => join(historyDir(home), `${name}@${id}.json`);
 

@@ -28,7 +28,14 @@ const NOT_FOUND = 127;
 export function requestedHosts(args: Args, env: NodeJS.ProcessEnv = process.env): string[] | null {
   const fromFlag = args.host !== undefined;
   const given = fromFlag ? allStrings(args.host) : [env.BGMON_HOSTS ?? ''];
-  const hosts = [...new Set(given.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean))];
+  const hosts = [
+    ...new Set(
+      given
+        .flatMap((s) => s.split(','))
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ];
   for (const h of hosts) {
     const source = fromFlag ? '--host' : 'BGMON_HOSTS';
     if (!HOST_NAME.test(h)) throw new UsageError(`${source}: not a host name: ${JSON.stringify(h)}`);
@@ -124,11 +131,15 @@ function runOnHost(command: HostCommand, host: string, io: HostIo): Started {
     run.lines++;
   };
   if (!io.raw) {
-    eachLine(child.stdout!, (line) => {
-      if (run.failure) return;
-      connected();
-      if (!io.onLine(run, line)) fail(run, `printed something that is not ${command} output: ${line.slice(0, 80)}`);
-    }, () => fail(run, `printed a line longer than ${MAX_LINE} bytes`));
+    eachLine(
+      child.stdout!,
+      (line) => {
+        if (run.failure) return;
+        connected();
+        if (!io.onLine(run, line)) fail(run, `printed something that is not ${command} output: ${line.slice(0, 80)}`);
+      },
+      () => fail(run, `printed a line longer than ${MAX_LINE} bytes`),
+    );
   }
   // Until the remote says something on stdout, its stderr may be ssh's own: held, so that an
   // unreachable host makes one line, not ssh's several.
@@ -268,7 +279,11 @@ async function stdinByHost(hosts: string[]): Promise<Map<string, string>> {
 
 /** Ends what is still running when we are interrupted, then dies of the same signal's code. */
 function endOnSignal(runs: HostRun[]): void {
-  for (const [sig, n] of [['SIGINT', 2], ['SIGTERM', 15], ['SIGHUP', 1]] as const) {
+  for (const [sig, n] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+    ['SIGHUP', 1],
+  ] as const) {
     process.on(sig, () => {
       for (const run of runs) run.child?.kill('SIGTERM');
       process.exit(128 + n);
@@ -328,17 +343,22 @@ async function statusOnHosts(hosts: string[], sel: Selection, args: Args): Promi
   const asTable = outputMode(args) === 'table';
   const rows: { host: string; rec: JobRecord }[] = [];
   const argv = ['--json', ...sel.argv.filter((a) => a !== '--json' && a !== '--table')];
-  const runs = await fanOut('bgmon-status', hosts, { ...sel, argv }, {
-    raw: false,
-    onLine: (run, line) => {
-      const rec = tagged(run, line);
-      if (rec === null) return false;
-      if (asTable) rows.push({ host: run.host, rec: rec as unknown as JobRecord });
-      else out(JSON.stringify(rec) + '\n');
-      return true;
+  const runs = await fanOut(
+    'bgmon-status',
+    hosts,
+    { ...sel, argv },
+    {
+      raw: false,
+      onLine: (run, line) => {
+        const rec = tagged(run, line);
+        if (rec === null) return false;
+        if (asTable) rows.push({ host: run.host, rec: rec as unknown as JobRecord });
+        else out(JSON.stringify(rec) + '\n');
+        return true;
+      },
+      onEnd: (run) => reportEnd('bgmon-status', run),
     },
-    onEnd: (run) => reportEnd('bgmon-status', run),
-  }).done;
+  ).done;
   if (asTable) {
     rows.sort((a, b) => hosts.indexOf(a.host) - hosts.indexOf(b.host)); // stable: each host's own order
     out(hostTable(rows));
@@ -374,16 +394,21 @@ async function stopOnHosts(hosts: string[], sel: Selection): Promise<number> {
 async function tailOnHosts(hosts: string[], sel: Selection, args: Args): Promise<number> {
   const json = Boolean(args.json);
   const raw = !json && hosts.length === 1 && sel.inputs === null && sel.names.length === 1 && !isGlob(sel.names[0]);
-  const runs = await fanOut('bgmon-tail', hosts, { ...sel, argv: raw ? sel.argv : ['--json', ...sel.argv] }, {
-    raw,
-    onLine: (run, line) => {
-      const rec = tagged(run, line);
-      if (rec === null || typeof rec.line !== 'string') return false;
-      out(json ? JSON.stringify(rec) + '\n' : `${run.host}:${rec.name} | ${rec.line}\n`);
-      return true;
+  const runs = await fanOut(
+    'bgmon-tail',
+    hosts,
+    { ...sel, argv: raw ? sel.argv : ['--json', ...sel.argv] },
+    {
+      raw,
+      onLine: (run, line) => {
+        const rec = tagged(run, line);
+        if (rec === null || typeof rec.line !== 'string') return false;
+        out(json ? JSON.stringify(rec) + '\n' : `${run.host}:${rec.name} | ${rec.line}\n`);
+        return true;
+      },
+      onEnd: (run) => reportEnd('bgmon-tail', run),
     },
-    onEnd: (run) => reportEnd('bgmon-tail', run),
-  }).done;
+  ).done;
   return combinedCode(runs);
 }
 
@@ -407,7 +432,7 @@ async function waitOnHosts(hosts: string[], sel: Selection, args: Args): Promise
       return rec !== null;
     },
     onEnd: (run) => {
-      const recs = run.failure === null ? answers.get(run) ?? [] : [];
+      const recs = run.failure === null ? (answers.get(run) ?? []) : [];
       if (recs.length === 0) {
         if (run.failure === null && run.code === 0) run.failure = 'answered with no records';
         return reportEnd('bgmon-wait', run);

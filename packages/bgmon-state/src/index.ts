@@ -13,7 +13,24 @@ export { bootId, environHas, isSameProcess, listPids, parseSignal, readStat, sig
 export { enqueue } from './queue';
 export { parseSlots } from './queue-slots';
 export { readSpecsInput, startJobs } from './jobspec';
-export { type ActionResult, type AttemptRecord, CorruptRecordError, gathered, isTerminal, type JobRecord, listNames, newRunId, nowIso, rawLine, readRecord, readRecordFile, type RetrySettings, type Status, STATUSES, writeRecord } from './record';
+export {
+  type ActionResult,
+  type AttemptRecord,
+  CorruptRecordError,
+  gathered,
+  isTerminal,
+  type JobRecord,
+  listNames,
+  newRunId,
+  nowIso,
+  rawLine,
+  readRecord,
+  readRecordFile,
+  type RetrySettings,
+  type Status,
+  STATUSES,
+  writeRecord,
+} from './record';
 export { againOptions, startJob, type StartOptions } from './start';
 export { jobStatuses, parseStatusFilter, statusView } from './status';
 export { checkFollowFlags, followJobs } from './events';

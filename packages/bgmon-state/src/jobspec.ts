@@ -44,14 +44,17 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
     if (ENV_KEY.test(k) && typeof v === 'string') return `${k}=${v}`;
     throw new UsageError(`"env": ${JSON.stringify(k)} must be a variable name with a string value`);
   });
-  const afterList = typeof after === 'string' ? [after] : after ?? [];
+  const afterList = typeof after === 'string' ? [after] : (after ?? []);
   if (!isStringArray(afterList)) throw new UsageError('"after" must be a name or an array of names');
   afterList.forEach(assertName);
   const inText = obj.in ?? (obj.at === undefined ? defaults.in : undefined);
   const atText = obj.at ?? (obj.in === undefined ? defaults.at : undefined);
   return {
-    name: name as string | undefined, cmd, cwd: (cwd as string | undefined) ?? defaults.cwd,
-    env: [...defaults.env, ...envList], after: [...defaults.after, ...afterList],
+    name: name as string | undefined,
+    cmd,
+    cwd: (cwd as string | undefined) ?? defaults.cwd,
+    env: [...defaults.env, ...envList],
+    after: [...defaults.after, ...afterList],
     queue: queue === undefined ? defaults.queue : assertQueueName(queue, '"queue"'),
     slots: slots === undefined ? defaults.slots : parseSlots(slots, '"slots"'),
     notBefore: notBefore(inText, atText),
@@ -138,7 +141,6 @@ async function reserveSeqs(home: Home, specs: Spec[]): Promise<(number | null)[]
     return seq;
   });
 }
-
 
 /** All of stdin, for `bgmon-start -`; a terminal is refused (a pipe or a file is expected). */
 export function readSpecsInput(): string {

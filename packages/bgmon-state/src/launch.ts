@@ -22,7 +22,8 @@ declare const __SUPERVISOR_SH__: string | undefined;
 let script: string | undefined;
 /** The supervisor's text: inlined by the build, read beside this file when run from source. */
 function supervisorText(): string {
-  const text = typeof __SUPERVISOR_SH__ === 'string' ? __SUPERVISOR_SH__ : readFileSync(join(__dirname, 'supervisor.sh'), 'utf8');
+  const text =
+    typeof __SUPERVISOR_SH__ === 'string' ? __SUPERVISOR_SH__ : readFileSync(join(__dirname, 'supervisor.sh'), 'utf8');
   // comments stay in the file: the argv that ps shows carries only the code
   script ??= text.replace(/^\s*#.*\n/gm, '');
   return script;
@@ -82,7 +83,14 @@ function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]):
   // the marker is the job's alone: nothing of bgmon's may be mistaken for the job by bgmon-stop
   const { BGMON_JOB_ID: _marker, ...supervisorEnv } = env;
   const args = [
-    '-c', supervisorText(), 'bgmon-supervisor', rec.name, rec.id, process.execPath, entryScript(), ...supervisorRetryArgs(rec),
+    '-c',
+    supervisorText(),
+    'bgmon-supervisor',
+    rec.name,
+    rec.id,
+    process.execPath,
+    entryScript(),
+    ...supervisorRetryArgs(rec),
     ...rec.cmd,
   ];
   return spawn('/bin/sh', args, {
@@ -115,8 +123,14 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
     if (!job || !sup) throw new StateError('the job vanished before it started');
     if (job.session !== pid || job.pgrp !== pid) throw new StateError('the job could not get a session of its own');
     const running: JobRecord = {
-      ...rec, status: 'RUNNING', pid, started_at: nowIso(), boot_id: bootId(), starttime: job.starttime,
-      sup_pid: child.pid!, sup_starttime: sup.starttime,
+      ...rec,
+      status: 'RUNNING',
+      pid,
+      started_at: nowIso(),
+      boot_id: bootId(),
+      starttime: job.starttime,
+      sup_pid: child.pid!,
+      sup_starttime: sup.starttime,
       ...(rec.retry ? { attempt: 1, attempts: [], next_attempt_at: null } : {}),
     };
     // the folded record also lists every attempt's end

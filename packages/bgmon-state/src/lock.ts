@@ -33,8 +33,13 @@ const HOLDER_STUCK_MS = 8000;
 
 /** The name's lock stayed with one live holder for HOLDER_STUCK_MS: exit 1, naming the lock. */
 export class LockBusyError extends StateError {
-  constructor(readonly path: string, holder: string) {
-    super(`gave up waiting for the lock ${path}: ${holder} has held it for over ${HOLDER_STUCK_MS / 1000}s; end that process or remove the file if it is stuck`);
+  constructor(
+    readonly path: string,
+    holder: string,
+  ) {
+    super(
+      `gave up waiting for the lock ${path}: ${holder} has held it for over ${HOLDER_STUCK_MS / 1000}s; end that process or remove the file if it is stuck`,
+    );
   }
 }
 
@@ -60,7 +65,12 @@ function tryCreate(path: string, retry = true): boolean {
   }
 }
 
-type Holder = { pid: number; starttime: number; boot: string } | 'gone' | 'unwritten' | 'abandoned' | { foreign: string };
+type Holder =
+  | { pid: number; starttime: number; boot: string }
+  | 'gone'
+  | 'unwritten'
+  | 'abandoned'
+  | { foreign: string };
 
 /** Who holds the lock at path, read without following anything. */
 function readHolder(path: string): Holder {
@@ -79,14 +89,17 @@ function readHolder(path: string): Holder {
     const code = (err as NodeJS.ErrnoException).code;
     // released meanwhile, or replaced between lstat and open: just look again
     if (code === 'ENOENT' || (st?.isFile() && code === 'ENOTOWNFILE')) return 'gone';
-    return { foreign: code === 'ENOTOWNFILE' ? (err as Error).message : `unreadable (${code ?? (err as Error).message})` };
+    return {
+      foreign: code === 'ENOTOWNFILE' ? (err as Error).message : `unreadable (${code ?? (err as Error).message})`,
+    };
   }
   const m = /^(\d+) (\d+) (\S+)\n?$/.exec(text);
   if (!m) return { foreign: `a symlink to ${JSON.stringify(text.slice(0, 80))}, not a lock holder` };
   return { pid: Number(m[1]), starttime: Number(m[2]), boot: m[3] };
 }
 
-const isStale = (h: Holder) => h === 'abandoned' || (typeof h === 'object' && 'pid' in h && !isSameProcess(h.pid, h.starttime, h.boot));
+const isStale = (h: Holder) =>
+  h === 'abandoned' || (typeof h === 'object' && 'pid' in h && !isSameProcess(h.pid, h.starttime, h.boot));
 
 /** The breakers' lock: binding an abstract socket is exclusive and dies with its holder. */
 async function bindExclusive(key: string, path: string): Promise<Server> {
@@ -136,7 +149,9 @@ export async function lock(home: Home, name: string): Promise<Lock> {
     const holder = readHolder(path);
     if (holder === 'gone') continue;
     if (typeof holder === 'object' && 'foreign' in holder) {
-      throw new StateError(`${path} is not a bgmon lock (${holder.foreign}); remove it if no bgmon command is working on job ${name}`);
+      throw new StateError(
+        `${path} is not a bgmon lock (${holder.foreign}); remove it if no bgmon command is working on job ${name}`,
+      );
     }
     if (isStale(holder)) {
       await breakStale(home, name, path);

@@ -41,7 +41,9 @@ export function parseLineRegex(text: string, flag: string): RegExp {
   try {
     return new RegExp(text);
   } catch (err) {
-    throw new UsageError(`${flag}: invalid regular expression ${JSON.stringify(text)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`);
+    throw new UsageError(
+      `${flag}: invalid regular expression ${JSON.stringify(text)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`,
+    );
   }
 }
 
@@ -86,7 +88,9 @@ function hold(scan: LogScan, bytes: Buffer): void {
   if (room <= 0 || bytes.length === 0) return;
   const take = Math.min(room, bytes.length);
   if (scan.heldLen + take > scan.held.length) {
-    const bigger = Buffer.allocUnsafe(Math.min(MATCH_LINE_BYTES, Math.max(2 * scan.held.length, scan.heldLen + take, 256)));
+    const bigger = Buffer.allocUnsafe(
+      Math.min(MATCH_LINE_BYTES, Math.max(2 * scan.held.length, scan.heldLen + take, 256)),
+    );
     scan.held.copy(bigger, 0, 0, scan.heldLen);
     scan.held = bigger;
   }

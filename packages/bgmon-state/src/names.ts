@@ -11,7 +11,10 @@ export function isValidName(name: unknown): name is string {
 }
 
 export function assertName(name: string): string {
-  if (!isValidName(name)) throw new UsageError(`invalid job name ${JSON.stringify(name)}: use 1-128 of [A-Za-z0-9._-], starting with a letter or digit`);
+  if (!isValidName(name))
+    throw new UsageError(
+      `invalid job name ${JSON.stringify(name)}: use 1-128 of [A-Za-z0-9._-], starting with a letter or digit`,
+    );
   return name;
 }
 
@@ -53,7 +56,11 @@ function globToRegExp(glob: string): RegExp {
 /** A name for a job started without --name: the command's basename plus a short random suffix. */
 export function deriveName(cmd: string[], taken: (name: string) => boolean): string {
   const base = (cmd[0] ?? 'job').split('/').pop() ?? 'job';
-  const stem = base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[^A-Za-z0-9]+/, '').slice(0, 100) || 'job';
+  const stem =
+    base
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 100) || 'job';
   for (;;) {
     const name = `${stem}-${randomHex(6)}`;
     if (!taken(name)) return name;

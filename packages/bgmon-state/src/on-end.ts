@@ -57,7 +57,10 @@ export function startHook(rec: JobRecord): void {
     writeSync(fd, ON_END_MARKER);
     const { spawn } = require('node:child_process') as typeof import('node:child_process');
     const child = spawn('/bin/sh', ['-c', rec.on_end], {
-      cwd: isDirectory(rec.cwd) ? rec.cwd : '/', env: hookEnv(rec), detached: true, stdio: ['ignore', fd, fd],
+      cwd: isDirectory(rec.cwd) ? rec.cwd : '/',
+      env: hookEnv(rec),
+      detached: true,
+      stdio: ['ignore', fd, fd],
     });
     child.on('error', () => {});
     child.unref();

@@ -20,7 +20,12 @@ export function ndjson(records: readonly object[]): string {
 
 // A start a little ahead of the clock reading it is rounding, not a time in the future.
 const CLOCK_SLACK_MS = 1000;
-const UNITS: [string, number][] = [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]];
+const UNITS: [string, number][] = [
+  ['d', 86_400],
+  ['h', 3600],
+  ['m', 60],
+  ['s', 1],
+];
 
 /** A span in its two largest units, the second left out when zero: 45s, 1m30s, 2h59m, 3d4h, 7d. */
 export function span(ms: number): string {
@@ -49,7 +54,8 @@ export function shortTime(iso: string | null, now = Date.now()): string {
   if (!t || !Number.isFinite(t.getTime())) return '-';
   const today = new Date(now);
   const hhmm = `${two(t.getHours())}:${two(t.getMinutes())}`;
-  const sameDay = t.getFullYear() === today.getFullYear() && t.getMonth() === today.getMonth() && t.getDate() === today.getDate();
+  const sameDay =
+    t.getFullYear() === today.getFullYear() && t.getMonth() === today.getMonth() && t.getDate() === today.getDate();
   return sameDay ? hhmm : `${two(t.getMonth() + 1)}-${two(t.getDate())} ${hhmm}`;
 }
 
@@ -62,7 +68,9 @@ const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
 /** Control characters escaped (\\n, \\t, \\xNN), so a table row stays one line. */
 const oneLine = (text: string) =>
-  text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 
 /** A command line as a shell would read it (words quoted where needed), on one line. */
 export function commandLine(cmd: readonly string[]): string {
@@ -117,14 +125,29 @@ function tableRow(r: JobRecord, opts: TableOptions, now: number): string[] {
   const cmd = Array.isArray(r.cmd) ? commandLine(r.cmd) : '-';
   const extra = (opts.columns ?? []).map((c) => c.cell(r));
   const started = shortTime(r.started_at, now);
-  return [r.name, r.status, pid, started, age(r.started_at ?? r.created_at, r.ended_at, now), exitColumn(r), ...extra, noteColumn(r, opts, now), cmd];
+  return [
+    r.name,
+    r.status,
+    pid,
+    started,
+    age(r.started_at ?? r.created_at, r.ended_at, now),
+    exitColumn(r),
+    ...extra,
+    noteColumn(r, opts, now),
+    cmd,
+  ];
 }
 
 /** With a known width, CMD keeps at least this much beside NOTE, and NOTE at least this much. */
 const MIN_CELL = 20;
 
 /** How wide NOTE (when present) and CMD may be so a row fits `width`; Infinity without one. */
-function cellLimits(widths: number[], noteAt: number, hasNote: boolean, width: number | null | undefined): [number, number] {
+function cellLimits(
+  widths: number[],
+  noteAt: number,
+  hasNote: boolean,
+  width: number | null | undefined,
+): [number, number] {
   if (!width) return [Infinity, Infinity];
   const fixed = widths.slice(0, noteAt).reduce((sum, w) => sum + w + 2, 0);
   const rest = width - fixed;
@@ -151,7 +174,8 @@ export function table(records: readonly JobRecord[], opts: TableOptions = {}): s
   rows = rows.map((row) => row.map((cell, i) => (i === noteAt && hasNote ? cut(cell, noteWidth) : cell)));
   const last = rows[0].length - 1;
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  const line = (row: string[]) => row.map((cell, i) => (i === last ? cut(cell, cmdWidth) : cell.padEnd(widths[i]))).join('  ');
+  const line = (row: string[]) =>
+    row.map((cell, i) => (i === last ? cut(cell, cmdWidth) : cell.padEnd(widths[i]))).join('  ');
   return rows.map(line).join('\n') + '\n';
 }
 

@@ -25,7 +25,12 @@ export function homeFromEnv(env: NodeJS.ProcessEnv = process.env): Home {
   return home;
 }
 
-const homeAt = (root: string): Home => ({ root, jobs: join(root, 'jobs'), logs: join(root, 'logs'), run: join(root, 'run') });
+const homeAt = (root: string): Home => ({
+  root,
+  jobs: join(root, 'jobs'),
+  logs: join(root, 'logs'),
+  run: join(root, 'run'),
+});
 
 export const recordPath = (home: Home, name: string) => join(home.jobs, `${name}.json`);
 export const logPath = (home: Home, name: string) => join(home.logs, `${name}.log`);
@@ -47,8 +52,13 @@ const MAX_LINKS = 40;
  */
 function checkAncestor(given: string, path: string, st: Stats): void {
   const uid = myUid();
-  if (st.uid !== 0 && st.uid !== uid) throw refuse(given, `${path} belongs to uid ${st.uid}, who could swap what is inside it`);
-  if (st.mode & 0o022 && !(st.mode & 0o1000)) throw refuse(given, `others can write to ${path} (mode ${(st.mode & 0o7777).toString(8)}) and could swap what is inside it`);
+  if (st.uid !== 0 && st.uid !== uid)
+    throw refuse(given, `${path} belongs to uid ${st.uid}, who could swap what is inside it`);
+  if (st.mode & 0o022 && !(st.mode & 0o1000))
+    throw refuse(
+      given,
+      `others can write to ${path} (mode ${(st.mode & 0o7777).toString(8)}) and could swap what is inside it`,
+    );
 }
 
 /**
@@ -75,11 +85,13 @@ export function resolveHome(given: string): { root: string; exists: boolean } {
     try {
       st = lstatSync(next);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { root: resolve(next, ...pending.filter(Boolean)), exists: false };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        return { root: resolve(next, ...pending.filter(Boolean)), exists: false };
       throw refuse(given, `${next}: ${(err as Error).message}`);
     }
     if (st.isSymbolicLink()) {
-      if (st.uid !== 0 && st.uid !== myUid()) throw refuse(given, `${next} is a symlink owned by uid ${st.uid}, who could point it elsewhere at any time`);
+      if (st.uid !== 0 && st.uid !== myUid())
+        throw refuse(given, `${next} is a symlink owned by uid ${st.uid}, who could point it elsewhere at any time`);
       if (++links > MAX_LINKS) throw refuse(given, 'too many levels of symbolic links');
       const target = readlinkSync(next);
       if (target.startsWith('/')) real = '/';
@@ -95,9 +107,14 @@ export function resolveHome(given: string): { root: string; exists: boolean } {
 
 function checkOwnDir(given: string, path: string, st: Stats): void {
   const uid = myUid();
-  if (!st.isDirectory()) throw refuse(given, `${path} is not a directory${st.isSymbolicLink() ? ' (a symlink inside the home is not followed)' : ''}`);
+  if (!st.isDirectory())
+    throw refuse(
+      given,
+      `${path} is not a directory${st.isSymbolicLink() ? ' (a symlink inside the home is not followed)' : ''}`,
+    );
   if (st.uid !== uid) throw refuse(given, `${path} belongs to uid ${st.uid}, not to you (uid ${uid})`);
-  if (st.mode & 0o022) throw refuse(given, `others can write to ${path} (mode ${(st.mode & 0o777).toString(8)}); run chmod 700 on it`);
+  if (st.mode & 0o022)
+    throw refuse(given, `others can write to ${path} (mode ${(st.mode & 0o777).toString(8)}); run chmod 700 on it`);
 }
 
 /**
@@ -122,7 +139,8 @@ function mkdirOwn(path: string): void {
   try {
     mkdirSync(path, { mode: 0o700 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StateError(`cannot create ${path}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new StateError(`cannot create ${path}: ${(err as Error).message}`);
   }
 }
 

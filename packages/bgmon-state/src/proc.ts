@@ -50,7 +50,8 @@ function auxValue(type: number): number | undefined {
     auxv = new Map();
     try {
       const buf = readFileSync('/proc/self/auxv');
-      for (let i = 0; i + 16 <= buf.length; i += 16) auxv.set(Number(buf.readBigUInt64LE(i)), Number(buf.readBigUInt64LE(i + 8)));
+      for (let i = 0; i + 16 <= buf.length; i += 16)
+        auxv.set(Number(buf.readBigUInt64LE(i)), Number(buf.readBigUInt64LE(i + 8)));
     } catch {}
   }
   return auxv.get(type);
@@ -68,7 +69,11 @@ export function bootId(): string {
 }
 
 /** True when pid is alive (zombies count as gone) and still the process we recorded. */
-export function isSameProcess(pid: number | null | undefined, starttime: number | null | undefined, boot: string | null | undefined): boolean {
+export function isSameProcess(
+  pid: number | null | undefined,
+  starttime: number | null | undefined,
+  boot: string | null | undefined,
+): boolean {
   if (!pid || boot !== bootId()) return false;
   const st = readStat(pid);
   return st !== null && st.state !== 'Z' && st.starttime === starttime;
@@ -104,7 +109,10 @@ export function environValues(pid: number, key: string): string[] {
     return [];
   }
   const prefix = `${key}=`;
-  return env.split('\0').filter((e) => e.startsWith(prefix)).map((e) => e.slice(prefix.length));
+  return env
+    .split('\0')
+    .filter((e) => e.startsWith(prefix))
+    .map((e) => e.slice(prefix.length));
 }
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, num]) => [num, name]));
@@ -129,7 +137,9 @@ export function signalName(num: number): string {
  * pages and the bash completion list these, so they name exactly what is accepted.
  */
 export function signalNames(): string[] {
-  const named = Object.entries(constants.signals).sort(([, a], [, b]) => a - b).map(([name]) => name.slice(3));
+  const named = Object.entries(constants.signals)
+    .sort(([, a], [, b]) => a - b)
+    .map(([name]) => name.slice(3));
   const rtmin = Array.from({ length: 15 }, (_, i) => `RTMIN+${i + 1}`);
   const rtmax = Array.from({ length: 14 }, (_, i) => `RTMAX-${14 - i}`);
   return [...named, 'RTMIN', ...rtmin, ...rtmax, 'RTMAX'];

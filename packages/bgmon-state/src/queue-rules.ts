@@ -139,7 +139,10 @@ function queuedStatus(home: Home, root: JobRecord): Status {
   const known = states.get(rootKey);
   if (known) return known;
   const frame = (rec: JobRecord): Frame => ({
-    key: runKey(rec.name, rec.id), preds: boundRuns(rec), next: 0, cancelled: false,
+    key: runKey(rec.name, rec.id),
+    preds: boundRuns(rec),
+    next: 0,
+    cancelled: false,
   });
   const stack = [frame(root)];
   const walking = new Set([rootKey]);
@@ -221,8 +224,7 @@ export function planAfter(home: Home, name: string, after: string[]): AfterPlan 
   });
   assertNoCycle(home, name, preds);
   const deps = preds.map((rec) => ({ name: rec.name, id: rec.id }));
-  const stateOf = (rec: JobRecord) =>
-    rec.status === 'QUEUED' ? queuedStatus(home, rec) : runState(home, rec).status;
+  const stateOf = (rec: JobRecord) => (rec.status === 'QUEUED' ? queuedStatus(home, rec) : runState(home, rec).status);
   const states = preds.map(stateOf);
   const action = decide(states);
   return { action, ids, reason: action === 'cancel' ? cancelReason(home, deps, states) : null };
@@ -285,7 +287,9 @@ export function waitingDependents(home: Home): Map<string, string[]> {
 
 export function queuedNames(home: Home): string[] {
   try {
-    return readdirSync(home.run).filter((f) => f.endsWith('.queued')).map((f) => f.slice(0, -7));
+    return readdirSync(home.run)
+      .filter((f) => f.endsWith('.queued'))
+      .map((f) => f.slice(0, -7));
   } catch {
     return [];
   }

@@ -51,8 +51,13 @@ const isMember = (x: unknown) => Array.isArray(x) && x.length === 2 && isValidNa
 export function readQueueFile(home: Home, queue: string): QueueFile | null {
   try {
     const q = JSON.parse(readOwnFile(queueFilePath(home, queue)));
-    const ok = Number.isSafeInteger(q.slots) && q.slots >= 1 && Number.isSafeInteger(q.next) && q.next >= 0 &&
-      Array.isArray(q.running) && q.running.every(isMember);
+    const ok =
+      Number.isSafeInteger(q.slots) &&
+      q.slots >= 1 &&
+      Number.isSafeInteger(q.next) &&
+      q.next >= 0 &&
+      Array.isArray(q.running) &&
+      q.running.every(isMember);
     return ok ? { slots: q.slots, next: q.next, running: q.running } : null;
   } catch {
     return null;
@@ -109,7 +114,10 @@ export function queueNow(home: Home, queue: string): QueueFile {
  * first, so two commands can never wait for each other.
  */
 export async function reserveQueueSeq(
-  home: Home, queue: string, count: number, slots: number | undefined,
+  home: Home,
+  queue: string,
+  count: number,
+  slots: number | undefined,
 ): Promise<number> {
   const held = await lockQueue(home, queue);
   try {

@@ -10,8 +10,17 @@ import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { writeEndedRecord } from './on-end';
 import {
-  beginAdvancing, boundRuns, cancelReason, decide, endAdvancing, isReadyToLeaveQueue, newLook, predecessorStates,
-  queuedNames, readOrNull, rememberState,
+  beginAdvancing,
+  boundRuns,
+  cancelReason,
+  decide,
+  endAdvancing,
+  isReadyToLeaveQueue,
+  newLook,
+  predecessorStates,
+  queuedNames,
+  readOrNull,
+  rememberState,
 } from './queue-rules';
 
 /*
@@ -28,7 +37,6 @@ export function enqueue(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): voi
 export function removeQueueEntry(home: Home, name: string): void {
   unlinkQuietly(queuePath(home, name));
 }
-
 
 export const hasQueuedJobs = (home: Home): boolean => queuedNames(home).length > 0;
 
@@ -64,7 +72,9 @@ export async function advanceQueueFully(home: Home): Promise<Advanced> {
 
 /** One look at every queued job: those without a queue one by one, those with one queue by queue. */
 async function advancePass(
-  home: Home, skipped: Map<string, string>, launched: Map<string, JobRecord>,
+  home: Home,
+  skipped: Map<string, string>,
+  launched: Map<string, JobRecord>,
 ): Promise<boolean> {
   let changed = false;
   const byQueue = new Map<string, JobRecord[]>();
@@ -97,7 +107,10 @@ function noteChange(launched: Map<string, JobRecord>, now: JobRecord | null): bo
 
 /** fn under the lock named `lockName`; null (and a note) when that lock is stuck. */
 async function underLock<T>(
-  home: Home, lockName: string, skipped: Map<string, string>, fn: () => Promise<T | null>,
+  home: Home,
+  lockName: string,
+  skipped: Map<string, string>,
+  fn: () => Promise<T | null>,
 ): Promise<T | null> {
   let held;
   try {
@@ -120,8 +133,13 @@ async function underLock<T>(
  * advancers never start more). A job still waiting for --after or its time does not hold up those
  * behind it; one whose predecessor failed is cancelled whatever the slots.
  */
-async function advanceSlots(home: Home, queue: string, recs: JobRecord[], skipped: Map<string, string>,
-  launched: Map<string, JobRecord>): Promise<boolean> {
+async function advanceSlots(
+  home: Home,
+  queue: string,
+  recs: JobRecord[],
+  skipped: Map<string, string>,
+  launched: Map<string, JobRecord>,
+): Promise<boolean> {
   const run = async (): Promise<boolean> => {
     const file = queueNow(home, queue);
     let changed = false;
@@ -205,8 +223,14 @@ async function launchOrFail(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv):
     const reason = `could not start: ${(err as Error).message}`;
     appendToLog(rec.log, `bgmon: ${reason}\n`);
     const failed: JobRecord = {
-      ...rec, status: 'FAILED', pid: null, started_at: null, ended_at: nowIso(),
-      exit_code: err instanceof ExecError ? 127 : null, signal: null, reason,
+      ...rec,
+      status: 'FAILED',
+      pid: null,
+      started_at: null,
+      ended_at: nowIso(),
+      exit_code: err instanceof ExecError ? 127 : null,
+      signal: null,
+      reason,
     };
     return writeEndedRecord(home, failed);
   }

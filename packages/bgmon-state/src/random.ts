@@ -19,6 +19,9 @@ export function hashHex(text: string): string {
 // and loading crypto would cost every command ~8 ms of start-up.
 export function randomHex(digits: number): string {
   let out = '';
-  while (out.length < digits) out += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
+  while (out.length < digits)
+    out += Math.floor(Math.random() * 0x100000000)
+      .toString(16)
+      .padStart(8, '0');
   return out.slice(0, digits);
 }

@@ -6,7 +6,17 @@ import { isValidName } from './names';
 import { recordPath, type Home } from './paths';
 import { randomHex } from './random';
 
-export const STATUSES = ['QUEUED', 'RUNNING', 'PAUSED', 'SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE'] as const;
+export const STATUSES = [
+  'QUEUED',
+  'RUNNING',
+  'PAUSED',
+  'SUCCEEDED',
+  'FAILED',
+  'STOPPED',
+  'CANCELLED',
+  'DEAD',
+  'STALE',
+] as const;
 export type Status = (typeof STATUSES)[number];
 const TERMINAL: ReadonlySet<string> = new Set(['SUCCEEDED', 'FAILED', 'STOPPED', 'CANCELLED', 'DEAD', 'STALE']);
 export const isTerminal = (status: string) => TERMINAL.has(status);
@@ -81,7 +91,10 @@ const MAX_RECORD_BYTES = 8 * 1024 * 1024;
 
 /** A record file that cannot be read as one (a user can cause it): exit 1, one line, never a stack. */
 export class CorruptRecordError extends StateError {
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`${file}: corrupt record (${reason})`);
   }
 }
@@ -123,7 +136,10 @@ const isIdMap = (x: unknown) =>
 
 const isCount = (x: unknown, max: number) => Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= max;
 const isRetry = (x: any) =>
-  typeof x === 'object' && isCount(x.count, 1000) && isCount(x.delay_ms, 2 ** 31) && isCount(x.max_delay_ms, 2 ** 31) &&
+  typeof x === 'object' &&
+  isCount(x.count, 1000) &&
+  isCount(x.delay_ms, 2 ** 31) &&
+  isCount(x.max_delay_ms, 2 ** 31) &&
   (x.on === null || (Array.isArray(x.on) && x.on.every((s: unknown) => typeof s === 'string')));
 
 function shapeError(r: any, name: string): string | null {
@@ -133,8 +149,10 @@ function shapeError(r: any, name: string): string | null {
   if (typeof r.id !== 'string' || !STATUSES.includes(r.status)) return 'bad id or status';
   if (!Array.isArray(r.cmd) || !r.cmd.every((a: unknown) => typeof a === 'string')) return 'bad cmd';
   if (!Array.isArray(r.after) || !r.after.every(isValidName)) return 'bad after';
-  if (!isIntOrNull(r.pid) || !isIntOrNull(r.starttime) || !isIntOrNull(r.exit_code)) return 'bad pid, starttime or exit_code';
-  if (!isStrOrNull(r.started_at) || !isStrOrNull(r.ended_at) || !isStrOrNull(r.signal) || !isStrOrNull(r.boot_id)) return 'bad times, signal or boot_id';
+  if (!isIntOrNull(r.pid) || !isIntOrNull(r.starttime) || !isIntOrNull(r.exit_code))
+    return 'bad pid, starttime or exit_code';
+  if (!isStrOrNull(r.started_at) || !isStrOrNull(r.ended_at) || !isStrOrNull(r.signal) || !isStrOrNull(r.boot_id))
+    return 'bad times, signal or boot_id';
   if (typeof r.log !== 'string' || typeof r.cwd !== 'string') return 'bad log or cwd';
   if (r.after_ids !== undefined && !isIdMap(r.after_ids)) return 'bad after_ids';
   if (r.reason !== undefined && !isStrOrNull(r.reason)) return 'bad reason';

@@ -76,7 +76,8 @@ export function withResources(home: Home, records: readonly JobRecord[]): WithRe
   return records.map((r) => ({ ...r, ...(found.get(r.id) ?? NONE) }));
 }
 
-const kb = (n: number) => (n >= 10 * 1024 * 1024 ? `${Math.round(n / 1024 / 1024)}G` : n >= 10 * 1024 ? `${Math.round(n / 1024)}M` : `${n}K`);
+const kb = (n: number) =>
+  n >= 10 * 1024 * 1024 ? `${Math.round(n / 1024 / 1024)}G` : n >= 10 * 1024 ? `${Math.round(n / 1024)}M` : `${n}K`;
 const secs = (ms: number) => (ms >= 600_000 ? `${Math.round(ms / 60_000)}m` : `${(ms / 1000).toFixed(1)}s`);
 
 /** Appends RSS, CPU (time), %CPU and PROCS to a status table, one cell per record row. */

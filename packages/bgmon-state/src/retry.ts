@@ -31,7 +31,9 @@ export function retrySettings(flags: RetryFlags): RetrySettings | null {
   }
   const count = /^\d{1,4}$/.test(flags.retry) ? Number(flags.retry) : NaN;
   if (!(count <= MAX_RETRIES)) {
-    throw new UsageError(`--retry ${JSON.stringify(flags.retry)}: expected a whole number of extra attempts, 0 to ${MAX_RETRIES}`);
+    throw new UsageError(
+      `--retry ${JSON.stringify(flags.retry)}: expected a whole number of extra attempts, 0 to ${MAX_RETRIES}`,
+    );
   }
   const delay = parseDuration(flags.delay ?? DEFAULT_DELAY, '--retry-delay');
   const maxDelay = parseDuration(flags.maxDelay ?? DEFAULT_MAX_DELAY, '--retry-max-delay');
@@ -50,7 +52,9 @@ function parseRetryOn(list: string): string[] {
     }
     const sig = /^\d+$/.test(word) ? null : parseSignal(word);
     if (sig === null) {
-      throw new UsageError(`--retry-on ${JSON.stringify(word)}: expected an exit code 1-255 or a signal name (e.g. 1,2,SIGKILL)`);
+      throw new UsageError(
+        `--retry-on ${JSON.stringify(word)}: expected an exit code 1-255 or a signal name (e.g. 1,2,SIGKILL)`,
+      );
     }
     out.add(signalName(sig));
   }
@@ -101,7 +105,9 @@ function isAttemptOf(rec: JobRecord, pid: number, st: ProcStat): boolean {
 export function currentAttempt(rec: JobRecord, file: EndFile): JobRecord {
   const last = file.attempts[file.attempts.length - 1];
   const cur: JobRecord = {
-    ...rec, attempts: file.attempts.map(attemptRecord), next_attempt_at: null,
+    ...rec,
+    attempts: file.attempts.map(attemptRecord),
+    next_attempt_at: null,
     attempt: last ? last.attempt + (last.delayMs === null ? 0 : 1) : 1,
   };
   if (file.end && file.lastPid !== null && file.lastPid !== rec.pid) {

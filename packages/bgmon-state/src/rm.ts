@@ -109,7 +109,13 @@ async function removeCorrupt(home: Home, name: string, extra: string[]): Promise
 }
 
 /** The record, or the name in `corrupt` (named) or a note (--finished skips it). */
-function readOrSetAside(home: Home, name: string, opts: RmOptions, corrupt: string[], notes: string[]): JobRecord | null {
+function readOrSetAside(
+  home: Home,
+  name: string,
+  opts: RmOptions,
+  corrupt: string[],
+  notes: string[],
+): JobRecord | null {
   try {
     return readRecord(home, name);
   } catch (err) {
@@ -161,7 +167,12 @@ function prunePastRuns(home: Home, names: string[], opts: RmOptions, result: Act
 }
 
 /** Removes jobs by name (with their past runs), and past runs named as NAME@ID (`past`). */
-export async function removeJobs(home: Home, names: string[], opts: RmOptions, past: JobRecord[] = []): Promise<ActionResult> {
+export async function removeJobs(
+  home: Home,
+  names: string[],
+  opts: RmOptions,
+  past: JobRecord[] = [],
+): Promise<ActionResult> {
   const result = await removeCurrentRuns(home, names, opts);
   removePastRuns(home, past, true, result);
   if (opts.finished) prunePastRuns(home, names, opts, result);

@@ -25,12 +25,16 @@ export function runState(home: Home, rec: JobRecord): JobRecord {
   if (rec.retry) return retriedRunState(home, rec);
   const ended = recordedEnd(home, rec);
   if (ended) return ended;
-  if (rec.boot_id !== bootId() || rec.pid === null) return rec.pid !== null && readStat(rec.pid) ? { ...rec, status: 'STALE' } : dead(rec);
+  if (rec.boot_id !== bootId() || rec.pid === null)
+    return rec.pid !== null && readStat(rec.pid) ? { ...rec, status: 'STALE' } : dead(rec);
   const st = readStat(rec.pid);
   if (st && st.starttime !== rec.starttime) return { ...rec, status: 'STALE' };
   // A zombie's wait status is what its supervisor is about to record; with the supervisor
   // gone nobody records it, and once reaped it is lost: DEAD either way, consistently.
-  if (st) return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id) ? endedFromWaitStatus(home, rec, st.exitStatus) : dead(rec);
+  if (st)
+    return isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)
+      ? endedFromWaitStatus(home, rec, st.exitStatus)
+      : dead(rec);
   return awaitedEnd(home, rec);
 }
 
@@ -75,7 +79,10 @@ export const isStoppedState = (state: string | undefined) => state === 'T' || st
 
 /** The signals whose default action stops a process: after them a job reads PAUSED. */
 export const STOP_SIGNALS: ReadonlySet<number> = new Set([
-  constants.signals.SIGSTOP, constants.signals.SIGTSTP, constants.signals.SIGTTIN, constants.signals.SIGTTOU,
+  constants.signals.SIGSTOP,
+  constants.signals.SIGTSTP,
+  constants.signals.SIGTTIN,
+  constants.signals.SIGTTOU,
 ]);
 
 /**

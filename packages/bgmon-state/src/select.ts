@@ -38,12 +38,18 @@ export function readNamesFromStdin(input: NodeJS.ReadableStream = process.stdin)
         } catch {
           return fail(`stdin line ${lineNo}: not a JSON record`);
         }
-        if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return fail(`stdin line ${lineNo}: not a JSON object`);
+        if (typeof rec !== 'object' || rec === null || Array.isArray(rec))
+          return fail(`stdin line ${lineNo}: not a JSON object`);
         if (!isValidName(rec.name)) return fail(`stdin line ${lineNo}: no valid "name" field`);
-        if (rec.id !== undefined && rec.id !== null && !isRunId(rec.id)) return fail(`stdin line ${lineNo}: bad "id" field`);
+        if (rec.id !== undefined && rec.id !== null && !isRunId(rec.id))
+          return fail(`stdin line ${lineNo}: bad "id" field`);
         names.push(rec.id ? `${rec.name}@${rec.id}` : rec.name);
       })
-      .on('error', (err: Error) => fail(`stdin: ${/maximum buffer/i.test(err.message) ? `line ${lineNo + 1} is longer than ${MAX_LINE} bytes` : err.message}`))
+      .on('error', (err: Error) =>
+        fail(
+          `stdin: ${/maximum buffer/i.test(err.message) ? `line ${lineNo + 1} is longer than ${MAX_LINE} bytes` : err.message}`,
+        ),
+      )
       .on('end', () => failed || resolve(names));
   });
 }
@@ -52,7 +58,10 @@ export function readNamesFromStdin(input: NodeJS.ReadableStream = process.stdin)
  * The names/globs a command acts on: its arguments; NDJSON on stdin for `-`; stdin also when
  * there are no arguments and `stdinWhenEmpty` (stop, tail, wait) and stdin is not a terminal.
  */
-export async function requestedPatterns(args: string[], stdinWhenEmpty: boolean): Promise<{ patterns: string[]; fromStdin: boolean }> {
+export async function requestedPatterns(
+  args: string[],
+  stdinWhenEmpty: boolean,
+): Promise<{ patterns: string[]; fromStdin: boolean }> {
   if (args.length === 1 && args[0] === '-') return { patterns: await readNamesFromStdin(), fromStdin: true };
   if (args.includes('-')) throw new UsageError('"-" (read names from stdin) must be the only name');
   if (args.length > 0 || !stdinWhenEmpty) return { patterns: args, fromStdin: false };
@@ -69,7 +78,8 @@ export interface Listing {
 }
 
 export const oldestFirst = (a: JobRecord, b: JobRecord) => byAge(a, b);
-const byAge = (a: JobRecord, b: JobRecord) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name < b.name ? -1 : 1);
+const byAge = (a: JobRecord, b: JobRecord) =>
+  a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.name < b.name ? -1 : 1;
 
 /** Reads the records of the given names (all jobs when undefined), oldest first. */
 export function loadRecords(home: Home, names?: string[]): Listing {
@@ -127,7 +137,8 @@ export function parseTarget(pattern: string): Target {
   if (at < 0) return { name: pattern, id: null };
   const name = pattern.slice(0, at);
   const id = pattern.slice(at + 1);
-  if (!isValidName(name) || !isRunId(id)) throw new UsageError(`invalid run ${JSON.stringify(pattern)}: expected NAME@ID`);
+  if (!isValidName(name) || !isRunId(id))
+    throw new UsageError(`invalid run ${JSON.stringify(pattern)}: expected NAME@ID`);
   return { name, id };
 }
 

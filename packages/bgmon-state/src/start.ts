@@ -113,7 +113,10 @@ export async function startJob(home: Home, opts: StartOptions): Promise<JobRecor
  * slot or a start time), or CANCELLED at once. Queued runs are advanced by settleSubmitted.
  */
 export async function submitJob(
-  home: Home, opts: StartOptions, checked: CheckedStart, queueSeq: number | null,
+  home: Home,
+  opts: StartOptions,
+  checked: CheckedStart,
+  queueSeq: number | null,
 ): Promise<JobRecord> {
   const { cwd, env } = checked;
   const name = opts.name ?? deriveName(opts.cmd, (n) => existsSync(recordPath(home, n)));
@@ -124,12 +127,29 @@ export async function submitJob(
     const id = newRunId();
     Object.assign(env, { BGMON_JOB: name, BGMON_JOB_ID: id, BGMON_HOME: home.root });
     const rec: JobRecord = {
-      v: 1, name, id, status: 'QUEUED', cmd: opts.cmd, cwd, pid: null,
-      created_at: nowIso(), started_at: null, ended_at: null, exit_code: null, signal: null, reason: null,
-      log: logPath(home, name), previous_log: old ? keepLog(home, old) : null,
-      after: [...new Set(opts.after.map((dep) => parseTarget(dep).name))], after_ids: plan.ids,
+      v: 1,
+      name,
+      id,
+      status: 'QUEUED',
+      cmd: opts.cmd,
+      cwd,
+      pid: null,
+      created_at: nowIso(),
+      started_at: null,
+      ended_at: null,
+      exit_code: null,
+      signal: null,
+      reason: null,
+      log: logPath(home, name),
+      previous_log: old ? keepLog(home, old) : null,
+      after: [...new Set(opts.after.map((dep) => parseTarget(dep).name))],
+      after_ids: plan.ids,
       ...laterFields(opts, queueSeq),
-      host: hostname(), boot_id: null, starttime: null, sup_pid: null, sup_starttime: null,
+      host: hostname(),
+      boot_id: null,
+      starttime: null,
+      sup_pid: null,
+      sup_starttime: null,
       ...checked.extras,
     };
     keepEnvOf(home, rec, opts.env);
@@ -155,8 +175,11 @@ export async function submitJob(
 }
 
 /** The record fields of --queue and --in/--at. */
-const laterFields = (opts: StartOptions, queueSeq: number | null) =>
-  ({ queue: opts.queue ?? null, queue_seq: queueSeq, not_before: opts.notBefore ?? null });
+const laterFields = (opts: StartOptions, queueSeq: number | null) => ({
+  queue: opts.queue ?? null,
+  queue_seq: queueSeq,
+  not_before: opts.notBefore ?? null,
+});
 
 /** A run of a queue starts only when the queue starts it (under its lock); a delayed one when due. */
 const waitsForSlotOrTime = (rec: JobRecord) => rec.queue != null || !isDue(rec.not_before);
@@ -168,7 +191,10 @@ const waitsForSlotOrTime = (rec: JobRecord) => rec.queue != null || !isDue(rec.n
  */
 export async function settleSubmitted(home: Home, recs: JobRecord[]): Promise<JobRecord[]> {
   const queued = recs.filter((r) => r.status === 'QUEUED');
-  armSleepers(home, queued.map((r) => r.not_before));
+  armSleepers(
+    home,
+    queued.map((r) => r.not_before),
+  );
   if (!queued.some((r) => r.queue != null)) return recs;
   const { launched } = await advanceQueueFully(home);
   return recs.map((r) => (launched.get(r.name)?.id === r.id ? launched.get(r.name)! : r));
@@ -204,7 +230,6 @@ function keepLog(home: Home, old: JobRecord): string | null {
   return moved ? kept : null;
 }
 
-
 /** Keeps the run's --env values for --again (0600, apart from the record) and puts their keys in the record. */
 function keepEnvOf(home: Home, rec: JobRecord, assignments: string[]): void {
   if (assignments.length === 0) return;
@@ -220,13 +245,14 @@ function keepEnvOf(home: Home, rec: JobRecord, assignments: string[]): void {
  * retries...) are copied by copyStartFields.
  */
 export function againOptions(home: Home, which: string, given: StartOptions): StartOptions {
-  if (given.cmd.length > 0) throw new UsageError('--again starts the run\'s own command: give no command');
+  if (given.cmd.length > 0) throw new UsageError("--again starts the run's own command: give no command");
   const target = parseTarget(which);
   if (target.id === null) assertName(target.name);
   const found = readTarget(home, target);
   if (!found) throw new NotFoundError(`--again ${which}: no such ${target.id === null ? 'job' : 'run'}`);
   const run = found.past ? found.record : currentState(home, found.record);
-  if (!isTerminal(run.status)) throw new StateError(`--again ${which}: the run is ${run.status}; it can be started again once it has ended`);
+  if (!isTerminal(run.status))
+    throw new StateError(`--again ${which}: the run is ${run.status}; it can be started again once it has ended`);
   const kept = run.env_keys && run.env_keys.length > 0 ? readRunEnv(home, run.name, run.id) : [];
   if (!kept) throw new StateError(`--again ${which}: the --env values of run ${run.name}@${run.id} are not kept`);
   return copyStartFields(run, {
@@ -247,9 +273,17 @@ export function againOptions(home: Home, which: string, given: StartOptions): St
 const START_FIELDS: Array<[keyof JobRecord, keyof StartOptions, (value: never) => unknown]> = [
   ['queue', 'queue', (queue: string | null) => queue ?? undefined],
   ['on_end', 'onEnd', (hook: string | null) => hook ?? undefined],
-  ['retry', 'retry', (r: RetrySettings | null) => r && {
-    retry: String(r.count), delay: `${r.delay_ms}ms`, maxDelay: `${r.max_delay_ms}ms`, on: r.on?.join(','),
-  }],
+  [
+    'retry',
+    'retry',
+    (r: RetrySettings | null) =>
+      r && {
+        retry: String(r.count),
+        delay: `${r.delay_ms}ms`,
+        maxDelay: `${r.max_delay_ms}ms`,
+        on: r.on?.join(','),
+      },
+  ],
 ];
 
 /** An option counts as given beside --again when it holds a value (--retry: its count). */
@@ -260,7 +294,8 @@ function copyStartFields(run: JobRecord, opts: StartOptions): StartOptions {
   const copy: Record<string, unknown> = { ...opts };
   for (const [field, option, toOption] of START_FIELDS) {
     const value = run[field];
-    if (!isGiven(option, copy[option]) && value !== undefined && value !== null) copy[option] = toOption(value as never);
+    if (!isGiven(option, copy[option]) && value !== undefined && value !== null)
+      copy[option] = toOption(value as never);
   }
   return copy as unknown as StartOptions;
 }

@@ -3,7 +3,15 @@ import type { Home } from './paths';
 import { STATUSES, type JobRecord } from './record';
 import { foldIfFree } from './fold';
 import { currentState } from './classify';
-import { loadHistory, loadRecords, matchTargets, namesWithHistory, oldestFirst, splitTargets, type Listing } from './select';
+import {
+  loadHistory,
+  loadRecords,
+  matchTargets,
+  namesWithHistory,
+  oldestFirst,
+  splitTargets,
+  type Listing,
+} from './select';
 import { advanceQueue } from './queue';
 import { isReadyToLeaveQueue } from './queue-rules';
 import { silentMs, withActivity } from './activity';
@@ -15,20 +23,29 @@ import type { TableOptions } from './output';
 export const IDLE_MARK_MS = 60_000;
 
 /** What bgmon-status shows: `--status` and `--idle` (both must hold) and how the table marks silence. */
-export function statusView(status: string | undefined, idle: string | undefined): { keep: (r: JobRecord) => boolean; table: TableOptions } {
+export function statusView(
+  status: string | undefined,
+  idle: string | undefined,
+): { keep: (r: JobRecord) => boolean; table: TableOptions } {
   const states = parseStatusFilter(status);
   const idleMs = idle === undefined ? null : parseDuration(idle, '--idle');
   const now = Date.now();
   // --idle DUR: the RUNNING jobs whose log has been silent (or that never wrote) for at least DUR
-  const keep = (r: JobRecord) => (!states || states.has(r.status)) && (idleMs === null || (silentMs(r, now) ?? -1) >= idleMs);
+  const keep = (r: JobRecord) =>
+    (!states || states.has(r.status)) && (idleMs === null || (silentMs(r, now) ?? -1) >= idleMs);
   return { keep, table: { idleMs: idleMs ?? IDLE_MARK_MS, now } };
 }
 
 /** Parses `--status RUNNING,failed` into a set of states. */
 export function parseStatusFilter(value: string | undefined): Set<string> | null {
   if (value === undefined) return null;
-  const wanted = value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
-  for (const s of wanted) if (!(STATUSES as readonly string[]).includes(s)) throw new UsageError(`--status: unknown state ${JSON.stringify(s)} (one of ${STATUSES.join(', ')})`);
+  const wanted = value
+    .split(',')
+    .map((s) => s.trim().toUpperCase())
+    .filter(Boolean);
+  for (const s of wanted)
+    if (!(STATUSES as readonly string[]).includes(s))
+      throw new UsageError(`--status: unknown state ${JSON.stringify(s)} (one of ${STATUSES.join(', ')})`);
   if (wanted.length === 0) throw new UsageError('--status: give at least one state');
   return new Set(wanted);
 }
@@ -70,7 +87,12 @@ function selectRuns(home: Home, patterns: string[], history: boolean): { names?:
  * not null) every kept run of the names (all when undefined). History is read only when asked:
  * a plain bgmon-status never lists history/. All oldest first, by created_at.
  */
-function withPastRuns(home: Home, current: JobRecord[], past: JobRecord[], names: string[] | undefined | null): JobRecord[] {
+function withPastRuns(
+  home: Home,
+  current: JobRecord[],
+  past: JobRecord[],
+  names: string[] | undefined | null,
+): JobRecord[] {
   if (past.length === 0 && names === null) return current;
   const seen = new Set(current.map((r) => `${r.name}@${r.id}`));
   const extra = [...past, ...(names === null ? [] : loadHistory(home, names))].filter((r) => {

@@ -99,11 +99,13 @@ export function jobsProcesses(recs: readonly JobRecord[], table = processTable()
  */
 export function leaderProblem(home: Home, rec: JobRecord): string | null {
   const pid = rec.pid;
-  if (pid === null || !Number.isSafeInteger(pid) || pid <= 1) return `the record names pid ${pid}, and bgmon never signals pid 0 or 1`;
+  if (pid === null || !Number.isSafeInteger(pid) || pid <= 1)
+    return `the record names pid ${pid}, and bgmon never signals pid 0 or 1`;
   if (!isUsableRunId(rec.id)) return `the record's id ${JSON.stringify(rec.id)} is not a bgmon run id`;
   const st = readStat(pid);
   if (!st || !isSameProcess(pid, rec.starttime, rec.boot_id)) return `pid ${pid} is no longer the recorded process`;
-  if (pid === process.pid || st.pgrp !== pid || st.session !== pid) return `pid ${pid} does not lead its own process group and session, so it is not a bgmon job`;
+  if (pid === process.pid || st.pgrp !== pid || st.session !== pid)
+    return `pid ${pid} does not lead its own process group and session, so it is not a bgmon job`;
   if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`) && !isSupervisedHere(home, rec, st)) {
     return `pid ${pid} carries no BGMON_JOB_ID=${rec.id} and is not the child of this job's supervisor`;
   }
@@ -117,7 +119,9 @@ function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
   if (!st || st.pgrp !== sup || st.session !== sup) return false;
   if (environHas(sup, `BGMON_HOME=${home.root}`)) return true;
   try {
-    return readFileSync(`/proc/${sup}/cmdline`, 'utf8').split('\0').some((a) => a === home.root || a.startsWith(`${home.root}/`));
+    return readFileSync(`/proc/${sup}/cmdline`, 'utf8')
+      .split('\0')
+      .some((a) => a === home.root || a.startsWith(`${home.root}/`));
   } catch {
     return false;
   }
@@ -127,7 +131,13 @@ function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
 function leadsGroup(rec: JobRecord): boolean {
   const pid = rec.pid!;
   const st = readStat(pid);
-  return st !== null && st.pgrp === pid && st.session === pid && isSameProcess(pid, rec.starttime, rec.boot_id) && readStat(process.pid)?.pgrp !== pid;
+  return (
+    st !== null &&
+    st.pgrp === pid &&
+    st.session === pid &&
+    isSameProcess(pid, rec.starttime, rec.boot_id) &&
+    readStat(process.pid)?.pgrp !== pid
+  );
 }
 
 /** kill(2) behind guards no record can talk us out of; EPERM is remembered, ESRCH means gone. */
@@ -237,7 +247,10 @@ async function finalRecord(home: Home, rec: JobRecord, ended: boolean): Promise<
     const disk = readRecordQuietly(home, rec.name);
     if (!disk || disk.id !== rec.id) return disk ? currentState(home, disk) : currentState(home, rec);
     if (disk.status !== 'RUNNING') {
-      const relabelled = ended && disk.status !== 'STOPPED' ? await relabelStopped(home, rec, (r) => r.status === disk.status, null) : null;
+      const relabelled =
+        ended && disk.status !== 'STOPPED'
+          ? await relabelStopped(home, rec, (r) => r.status === disk.status, null)
+          : null;
       clearStop(home, rec);
       return relabelled ?? disk;
     }
@@ -258,10 +271,13 @@ function outcomeProblem(rec: JobRecord, ended: boolean, out: Outcome): string | 
   if (ended && out.remaining.length === 0) return null;
   const refused = out.remaining.filter((p) => out.denied.has(p));
   const alive = out.remaining.length > 0 ? out.remaining : [rec.pid!];
-  const why = refused.length > 0
-    ? `kill() of pid ${pidList(refused)} was refused (EPERM: operation not permitted)`
-    : `pid ${pidList(alive)} still alive ${AFTER_KILL_MS / 1000}s after SIGKILL`;
-  return ended ? `job ${rec.name} ended, but part of it is still running: ${why}` : `job ${rec.name} did not end: ${why}`;
+  const why =
+    refused.length > 0
+      ? `kill() of pid ${pidList(refused)} was refused (EPERM: operation not permitted)`
+      : `pid ${pidList(alive)} still alive ${AFTER_KILL_MS / 1000}s after SIGKILL`;
+  return ended
+    ? `job ${rec.name} ended, but part of it is still running: ${why}`
+    : `job ${rec.name} did not end: ${why}`;
 }
 
 interface Active {
@@ -274,7 +290,12 @@ interface Active {
  * ended (retry.ts) and, seeing our marker, it records the outcome (STOPPED) and retries no more.
  * An attempt that starts meanwhile is stopped as any running job.
  */
-async function stopBetweenAttempts(home: Home, rec: JobRecord, opts: StopOptions, active: Set<Active>): Promise<[JobRecord, string | null]> {
+async function stopBetweenAttempts(
+  home: Home,
+  rec: JobRecord,
+  opts: StopOptions,
+  active: Set<Active>,
+): Promise<[JobRecord, string | null]> {
   const entry: Active = { rec, claim: claimStop(home, rec) };
   active.add(entry);
   let ended = false;
@@ -296,12 +317,19 @@ async function stopBetweenAttempts(home: Home, rec: JobRecord, opts: StopOptions
     if (active.has(entry)) (ended ? confirmStop : withdrawStop)(entry.claim);
     active.delete(entry);
   }
-  const problem = ended ? null : `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`;
+  const problem = ended
+    ? null
+    : `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`;
   return [await finalRecord(home, rec, ended), problem];
 }
 
 /** Signals one RUNNING job and everything it started, escalating to SIGKILL after the grace. */
-async function stopRunning(home: Home, rec: JobRecord, opts: StopOptions, active: Set<Active>): Promise<[JobRecord, string | null]> {
+async function stopRunning(
+  home: Home,
+  rec: JobRecord,
+  opts: StopOptions,
+  active: Set<Active>,
+): Promise<[JobRecord, string | null]> {
   if (isBetweenAttempts(rec)) return stopBetweenAttempts(home, rec, opts, active);
   const problem = leaderProblem(home, rec);
   if (problem) return [rec, `job ${rec.name}: ${problem}; nothing signalled`];
@@ -342,14 +370,23 @@ function onInterrupt(active: Set<Active>): () => void {
   return () => handlers.forEach(([sig, handler]) => process.removeListener(sig, handler));
 }
 
-const isErrno = (err: unknown): err is NodeJS.ErrnoException => err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
+const isErrno = (err: unknown): err is NodeJS.ErrnoException =>
+  err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string';
 
-async function stopOne(home: Home, name: string, opts: StopOptions, active: Set<Active>): Promise<[JobRecord | null, string | null]> {
+async function stopOne(
+  home: Home,
+  name: string,
+  opts: StopOptions,
+  active: Set<Active>,
+): Promise<[JobRecord | null, string | null]> {
   const rec = readRecord(home, name);
   if (!rec) return [null, null];
   const cur = currentState(home, rec);
   if (cur.status === 'STALE') {
-    return [cur, `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`];
+    return [
+      cur,
+      `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`,
+    ];
   }
   try {
     if (cur.status === 'QUEUED') {

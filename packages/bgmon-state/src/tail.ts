@@ -138,22 +138,38 @@ export interface TailOptions {
 }
 
 /** Where the output of one log starts, given its size and run; says on stderr what it leaves out. */
-function windowStart(fd: number | null, size: number, name: string, run: string, opts: TailOptions, budget: number): number {
+function windowStart(
+  fd: number | null,
+  size: number,
+  name: string,
+  run: string,
+  opts: TailOptions,
+  budget: number,
+): number {
   let from = 0;
   const { since } = opts;
   if (since && since.id !== run) {
-    opts.note(`${name}: the cursor is for run ${since.id}, the current run is ${run || 'none'}: printing from the start of its log`);
+    opts.note(
+      `${name}: the cursor is for run ${since.id}, the current run is ${run || 'none'}: printing from the start of its log`,
+    );
   } else if (since && since.offset > size) {
-    opts.note(`${name}: log truncated below the cursor (${size} bytes now, cursor at ${since.offset}): printing from its start`);
+    opts.note(
+      `${name}: log truncated below the cursor (${size} bytes now, cursor at ${since.offset}): printing from its start`,
+    );
   } else if (since) from = since.offset;
   if (fd === null) return size;
   const byLines = opts.lines === null ? from : lastLinesStart(fd, size, opts.lines, from);
   const start = newestLinesWithin(fd, byLines, size, budget);
   const windowFrom = since ? from : byLines;
   if (start > windowFrom) {
-    const why = [since && byLines > from ? `-n ${opts.lines}` : '', start > byLines ? `--max-bytes ${opts.maxBytes}` : ''];
+    const why = [
+      since && byLines > from ? `-n ${opts.lines}` : '',
+      start > byLines ? `--max-bytes ${opts.maxBytes}` : '',
+    ];
     const end = opts.identify ? `; output ends at cursor ${run}:${size}` : '';
-    opts.note(`${name}: left out ${start - windowFrom} bytes of older output (${why.filter(Boolean).join(', ')})${end}`);
+    opts.note(
+      `${name}: left out ${start - windowFrom} bytes of older output (${why.filter(Boolean).join(', ')})${end}`,
+    );
   }
   return start;
 }
@@ -231,7 +247,13 @@ function openLog(home: Home, name: string, identify: boolean): RunLog {
  * Copies the part of a job's log that this call prints (see windowStart) to the sink, streamed
  * in bounded memory; returns where it started and ended (where following goes on).
  */
-function printWindow(name: string, log: RunLog, opts: TailOptions, budget: number, sink: TailSink): { start: number; end: number } {
+function printWindow(
+  name: string,
+  log: RunLog,
+  opts: TailOptions,
+  budget: number,
+  sink: TailSink,
+): { start: number; end: number } {
   const size = log.fd === null ? 0 : fstatSync(log.fd).size;
   const start = windowStart(log.fd, size, name, log.id, opts, budget);
   sink.seek(name, log.id, start);
@@ -257,7 +279,13 @@ export function printTail(home: Home, names: string[], opts: TailOptions, sink: 
  * Prints the kept logs of past runs (NAME@ID of a replaced run), as printTail prints a log, each
  * with its share of --max-bytes among `jobs` logs in all; returns the log bytes printed.
  */
-export function printKeptLogs(home: Home, runs: JobRecord[], opts: TailOptions, sink: TailSink, jobs = runs.length): number {
+export function printKeptLogs(
+  home: Home,
+  runs: JobRecord[],
+  opts: TailOptions,
+  sink: TailSink,
+  jobs = runs.length,
+): number {
   let used = 0;
   runs.forEach((rec, i) => {
     let log: RunLog = { fd: null, ino: 0, id: rec.id };
@@ -395,7 +423,9 @@ function batchedOut(): { push(text: Buffer): void; flush(): void } {
 }
 
 function jsonLine(name: string, id: string, line: Buffer, offset: number, partial: boolean): Buffer {
-  const rec = partial ? { name, id, line: line.toString('utf8'), offset, partial } : { name, id, line: line.toString('utf8'), offset };
+  const rec = partial
+    ? { name, id, line: line.toString('utf8'), offset, partial }
+    : { name, id, line: line.toString('utf8'), offset };
   return Buffer.from(JSON.stringify(rec) + '\n');
 }
 
@@ -456,9 +486,24 @@ interface Followed {
 const RECHECK_MS = 250;
 
 /** Opens a job's log and copies what this call prints of it; following goes on from the size seen here. */
-function openFollowed(home: Home, name: string, opts: TailOptions, budget: number, sink: TailSink): { job: Followed; used: number } {
+function openFollowed(
+  home: Home,
+  name: string,
+  opts: TailOptions,
+  budget: number,
+  sink: TailSink,
+): { job: Followed; used: number } {
   const log = openRunLog(home, name);
-  const job: Followed = { name, path: logPath(home, name), id: '', fd: log.fd, ino: log.ino, run: log.id, offset: 0, ended: false };
+  const job: Followed = {
+    name,
+    path: logPath(home, name),
+    id: '',
+    fd: log.fd,
+    ino: log.ino,
+    run: log.id,
+    offset: 0,
+    ended: false,
+  };
   // a queued job's log appears when it starts; a cursor is still checked against its run
   const { start, end } = printWindow(name, log, opts, budget, sink);
   job.offset = end;
@@ -494,7 +539,13 @@ function drain(job: Followed, limit: number, sink: TailSink, note: (message: str
  * Makes job.fd the log at the job's path: a replaced log (a rerun moved it aside) is first read
  * to its end. The new log is not followed when the run just seen ended and a later run owns it.
  */
-function followPath(home: Home, job: Followed, endedId: string | null, sink: TailSink, note: (m: string) => void): void {
+function followPath(
+  home: Home,
+  job: Followed,
+  endedId: string | null,
+  sink: TailSink,
+  note: (m: string) => void,
+): void {
   const ino = inodeAt(job.path);
   if (job.fd !== null && ino === job.ino) return;
   if (job.fd !== null) {
@@ -589,7 +640,8 @@ export function followLogs(home: Home, names: string[], opts: TailOptions, sink:
       if (done) return;
       try {
         let more = false;
-        for (const job of jobs) more = (states ? followRound(home, job, sink, note) : readRound(job, sink, note)) || more;
+        for (const job of jobs)
+          more = (states ? followRound(home, job, sink, note) : readRound(job, sink, note)) || more;
         if (jobs.every((j) => j.ended)) finish();
         else if (more) request(false);
       } catch (err) {
@@ -605,7 +657,10 @@ export function followLogs(home: Home, names: string[], opts: TailOptions, sink:
       setImmediate(round);
     };
     try {
-      watchers.push(watch(home.logs, () => request(false)), watch(home.jobs, () => request(true)));
+      watchers.push(
+        watch(home.logs, () => request(false)),
+        watch(home.jobs, () => request(true)),
+      );
     } catch (err) {
       return finish(err);
     }

@@ -77,20 +77,27 @@ function examplesSection(doc: CommandDoc): string {
 /** The command's --help text. */
 export function renderUsage(doc: CommandDoc, subcommands: CommandDoc[] = []): string {
   const synopsis = doc.synopsis.map((s, i) => (i === 0 ? `Usage: ${s}` : `       ${s}`)).join('\n');
-  const commands = subcommands.length === 0 ? [] : [
-    `Commands:\n${subcommands.map((c) => `  ${subcommandWord(c).padEnd(8)}${wrap(c.summary, 10, 10)}`).join('\n')}`,
-  ];
+  const commands =
+    subcommands.length === 0
+      ? []
+      : [
+          `Commands:\n${subcommands.map((c) => `  ${subcommandWord(c).padEnd(8)}${wrap(c.summary, 10, 10)}`).join('\n')}`,
+        ];
   const codeWidth = Math.max(...doc.exit.map((e) => e.code.length)) + 2;
   const exitRows = doc.exit.map((e) => `  ${e.code.padEnd(codeWidth)}${wrap(e.meaning, codeWidth + 2, codeWidth + 2)}`);
   const exit = `Exit status:\n${exitRows.join('\n')}`;
-  return [
-    synopsis,
-    ...doc.description.map((p) => wrap(p, 0, 0)),
-    ...commands,
-    optionsSection(doc.options),
-    exit,
-    examplesSection(doc),
-  ].filter(Boolean).join('\n\n') + '\n';
+  return (
+    [
+      synopsis,
+      ...doc.description.map((p) => wrap(p, 0, 0)),
+      ...commands,
+      optionsSection(doc.options),
+      exit,
+      examplesSection(doc),
+    ]
+      .filter(Boolean)
+      .join('\n\n') + '\n'
+  );
 }
 
 /** What runCommand parses with: the value-taking flags, the boolean ones and the aliases, from the doc. */

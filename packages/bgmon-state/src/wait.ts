@@ -155,7 +155,12 @@ async function round(home: Home, w: Waiting, why: Wake): Promise<WaitResult | nu
  * until one settles; then everything is torn down in one place. Events during a round make one
  * more round (the most telling of them), never a round per event.
  */
-function settleOnEvents<T>(home: Home, watchLogs: boolean, timeoutMs: number | null, run: (why: Wake) => Promise<T | null>): Promise<T> {
+function settleOnEvents<T>(
+  home: Home,
+  watchLogs: boolean,
+  timeoutMs: number | null,
+  run: (why: Wake) => Promise<T | null>,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     const watchers: FSWatcher[] = [];
     const timers: NodeJS.Timeout[] = [];
@@ -206,8 +211,10 @@ function settleOnEvents<T>(home: Home, watchLogs: boolean, timeoutMs: number | n
  */
 export async function waitForJobs(home: Home, targets: Array<string | Target>, opts: WaitOptions): Promise<WaitResult> {
   // Waiting for nothing is not a success: `... | bgmon-wait && deploy` must not deploy.
-  if (targets.length === 0) throw new NotFoundError('nothing to wait for: the selection is empty (no names, or no records on stdin)');
-  if (opts.until && targets.length !== 1) throw new UsageError(`--until reads one job's log; the selection has ${targets.length} jobs`);
+  if (targets.length === 0)
+    throw new NotFoundError('nothing to wait for: the selection is empty (no names, or no records on stdin)');
+  if (opts.until && targets.length !== 1)
+    throw new UsageError(`--until reads one job's log; the selection has ${targets.length} jobs`);
   const runs = targets.map((t) => (typeof t === 'string' ? { name: t, id: null } : t));
   const w: Waiting = { runs, opts, last: new Map(), queued: false, scan: null };
   if (opts.until) {

@@ -1,9 +1,26 @@
 import {
-  checkFollowFlags, followJobs, formatRecords, homeFromEnv, jobStatuses, NotFoundError, outputMode,
-  parseStatusFilter, RESOURCE_COLUMNS, statusView, withResources,
+  checkFollowFlags,
+  followJobs,
+  formatRecords,
+  homeFromEnv,
+  jobStatuses,
+  NotFoundError,
+  outputMode,
+  parseStatusFilter,
+  RESOURCE_COLUMNS,
+  statusView,
+  withResources,
 } from 'bgmon-state';
 import {
-  commands, commandSpec, lastString, out, requestedHosts, requestedPatterns, runCommand, runOnHosts, warn,
+  commands,
+  commandSpec,
+  lastString,
+  out,
+  requestedHosts,
+  requestedPatterns,
+  runCommand,
+  runOnHosts,
+  warn,
 } from 'bgmon-state/cli';
 import { version } from '../package.json';
 

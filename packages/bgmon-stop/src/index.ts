@@ -1,8 +1,23 @@
 import {
-  homeFromEnv, matchTargets, splitTargets, ndjson, parseDuration, parseSignal, stopJobs, UsageError,
+  homeFromEnv,
+  matchTargets,
+  splitTargets,
+  ndjson,
+  parseDuration,
+  parseSignal,
+  stopJobs,
+  UsageError,
 } from 'bgmon-state';
 import {
-  commands, commandSpec, requestedHosts, runOnHosts, lastString, out, requestedPatterns, runCommand, warn,
+  commands,
+  commandSpec,
+  requestedHosts,
+  runOnHosts,
+  lastString,
+  out,
+  requestedPatterns,
+  runCommand,
+  warn,
 } from 'bgmon-state/cli';
 import { version } from '../package.json';
 

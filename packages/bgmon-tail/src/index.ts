@@ -1,12 +1,26 @@
 import {
-  followLogs, homeFromEnv, matchTargets, printKeptLogs, splitTargets, parseCursor, printTail, tailOutput, UsageError,
+  followLogs,
+  homeFromEnv,
+  matchTargets,
+  printKeptLogs,
+  splitTargets,
+  parseCursor,
+  printTail,
+  tailOutput,
+  UsageError,
 } from 'bgmon-state';
 import {
-  commands, commandSpec, requestedHosts, runOnHosts, lastString, requestedPatterns, runCommand, warn,
+  commands,
+  commandSpec,
+  requestedHosts,
+  runOnHosts,
+  lastString,
+  requestedPatterns,
+  runCommand,
+  warn,
 } from 'bgmon-state/cli';
 import type { TailOptions } from 'bgmon-state';
 import { version } from '../package.json';
-
 
 const SIZE_RE = /^(0|[1-9][0-9]{0,15})([KMG]?)$/i;
 
@@ -14,13 +28,15 @@ function parseMaxBytes(text: string | undefined): number {
   if (text === undefined) return Infinity;
   const m = SIZE_RE.exec(text);
   const bytes = m ? Number(m[1]) * 1024 ** ' KMG'.indexOf(m[2].toUpperCase() || ' ') : NaN;
-  if (!Number.isSafeInteger(bytes)) throw new UsageError(`--max-bytes: expected a number of bytes (N, NK, NM or NG), got ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(bytes))
+    throw new UsageError(`--max-bytes: expected a number of bytes (N, NK, NM or NG), got ${JSON.stringify(text)}`);
   return bytes;
 }
 
 function parseLines(text: string | undefined): number | null {
   if (text === undefined) return null;
-  if (!/^\d+$/.test(text) || Number(text) > 1e9) throw new UsageError(`-n: expected a whole number of lines, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || Number(text) > 1e9)
+    throw new UsageError(`-n: expected a whole number of lines, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
@@ -35,9 +51,10 @@ runCommand(commandSpec(commands.tail, version), async (args) => {
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
   const { names, past } = splitTargets(home, matchTargets(home, patterns));
-  if (since && names.length + past.length > 1) throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
+  if (since && names.length + past.length > 1)
+    throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
   const opts: TailOptions = {
-    lines: since ? lines : lines ?? 10,
+    lines: since ? lines : (lines ?? 10),
     since,
     maxBytes,
     identify: json || since !== null,

@@ -1,6 +1,13 @@
 import { homeFromEnv, matchTargets, ndjson, parseDuration, parseLineRegex, waitForJobs } from 'bgmon-state';
 import {
-  commands, commandSpec, requestedHosts, runOnHosts, lastString, out, requestedPatterns, runCommand,
+  commands,
+  commandSpec,
+  requestedHosts,
+  runOnHosts,
+  lastString,
+  out,
+  requestedPatterns,
+  runCommand,
 } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
@@ -17,7 +24,11 @@ runCommand(commandSpec(commands.wait, version), async (args) => {
   };
   const home = homeFromEnv();
   const { patterns } = await requestedPatterns(args._, true);
-  const { records, code, match } = await waitForJobs(home, matchTargets(home, patterns), { timeoutMs, any: Boolean(args.any), ...watch });
+  const { records, code, match } = await waitForJobs(home, matchTargets(home, patterns), {
+    timeoutMs,
+    any: Boolean(args.any),
+    ...watch,
+  });
   out(ndjson(match ? [match] : records));
   return code;
 });

@@ -21,7 +21,7 @@ export const status: CommandDoc = {
       'read when printed (null when there is no log; last_output_at is null while the log is empty). ' +
       '--idle DUR lists only the RUNNING jobs silent that long: nothing in their log for DUR, or nothing ' +
       'at all since they started DUR ago.',
-    'Without names it lists every job and never reads stdin (a caller\'s stdin may be a pipe that never ' +
+    "Without names it lists every job and never reads stdin (a caller's stdin may be a pipe that never " +
       'closes); "-" as the only name reads names from NDJSON records on stdin, and an empty stdin ' +
       'selects nothing. A queued job whose predecessors have all ended is started or cancelled on the ' +
       'way; one whose lock is stuck is listed but not advanced (a note on stderr).',
@@ -54,13 +54,16 @@ export const status: CommandDoc = {
     { flag: 'json', help: 'print NDJSON records, also on a terminal' },
     { flag: 'table', help: 'print the table, also into a pipe' },
     { flag: 'follow', alias: 'f', help: 'then print a line per change (with "event") until interrupted' },
-    { flag: 'until-done', help: 'with --follow: exit once every selected job has ended, with bgmon-wait\'s code' },
+    { flag: 'until-done', help: "with --follow: exit once every selected job has ended, with bgmon-wait's code" },
     { flag: 'resources', help: 'add rss_kb, cpu_ms, procs and cpu_pct of running jobs (columns RSS CPU %CPU PROCS)' },
     HOST_OPTION,
   ],
   exit: [
     { code: '0', meaning: 'listed (also when there are no jobs)' },
-    { code: '0-255', meaning: '--follow --until-done: as bgmon-wait: one job, its own code; several, 0 if all SUCCEEDED else 1' },
+    {
+      code: '0-255',
+      meaning: '--follow --until-done: as bgmon-wait: one job, its own code; several, 0 if all SUCCEEDED else 1',
+    },
     { code: '129, 130, 143', meaning: '--follow ended by SIGHUP, SIGINT or SIGTERM' },
     { code: '1', meaning: 'a record file is corrupt: named on stderr, every other job is still listed' },
     { code: '2', meaning: 'usage error (also --follow with --table or --resources, --until-done without --follow)' },
@@ -69,10 +72,14 @@ export const status: CommandDoc = {
   ],
   examples: [
     { command: 'bgmon-status' },
-    { command: 'bgmon-status \'stage_*\' --status FAILED,DEAD --json | jq -r .name' },
-    { command: 'bgmon-status --history build --json | jq -r \'[.id, .status] | @tsv\'', comment: 'every run of build' },
+    { command: "bgmon-status 'stage_*' --status FAILED,DEAD --json | jq -r .name" },
+    { command: "bgmon-status --history build --json | jq -r '[.id, .status] | @tsv'", comment: 'every run of build' },
     { command: 'bgmon-status --idle 30m --json | bgmon-stop', comment: 'stop what has hung' },
-    { command: 'bgmon-status --follow --until-done \'stage_*\' | jq -r \'select(.event == "ended") | "\\(.name) \\(.status)"\'', comment: 'a line per finished stage; exits once all have ended' },
+    {
+      command:
+        'bgmon-status --follow --until-done \'stage_*\' | jq -r \'select(.event == "ended") | "\\(.name) \\(.status)"\'',
+      comment: 'a line per finished stage; exits once all have ended',
+    },
     { command: 'bgmon-status --resources --table', comment: 'memory and CPU of every running job' },
   ],
 };

@@ -3,14 +3,14 @@ import type { CommandDoc } from './types';
 
 export const tail: CommandDoc = {
   name: 'bgmon-tail',
-  summary: 'print or follow (-f) the end of jobs\' logs',
+  summary: "print or follow (-f) the end of jobs' logs",
   synopsis: ['bgmon-tail NAME|GLOB|NAME@ID... [-n N] [-f] [--json] [--since ID:OFFSET] [--max-bytes N] [--host H1,H2]'],
   description: [
-    'Prints the last N lines of each job\'s log, read from the file\'s end (as cheap on a multi-GB log ' +
+    "Prints the last N lines of each job's log, read from the file's end (as cheap on a multi-GB log " +
       'as on a small one). -f follows new output as it is written and exits once every followed job ' +
       'has ended, after printing everything its log holds; it copes with the log being truncated or ' +
       'replaced by a rerun. With several jobs each line is prefixed "name | ".',
-    'Memory stays flat whatever the lines\' lengths. With one job and no --json the log\'s bytes are ' +
+    "Memory stays flat whatever the lines' lengths. With one job and no --json the log's bytes are " +
       'copied as they are (with -f, an unfinished line shows at once); a last line without a newline ' +
       'gets one. With --json or several jobs, a line longer than 1 MiB is printed as several records ' +
       '(or "name | " lines) of at most 1 MiB each, cut between UTF-8 characters.',
@@ -18,7 +18,7 @@ export const tail: CommandDoc = {
       'that line in its log (past its newline; a line printed without one, an unfinished last line or a ' +
       'piece of a long line, also has "partial": true). ID:OFFSET is a cursor: --since ID:OFFSET prints ' +
       'exactly the bytes written after it, none twice, none skipped, also from the middle of a line. ' +
-      'When ID is not the job\'s current run (it was rerun), or the log is now shorter than OFFSET ' +
+      "When ID is not the job's current run (it was rerun), or the log is now shorter than OFFSET " +
       '(truncated), one line on stderr says so and the whole current log is printed. The log is read ' +
       'from OFFSET on (seeking, never from its start). A truncated log that regrew past OFFSET before ' +
       'the call is not noticed, as with tail -f.',
@@ -46,9 +46,9 @@ export const tail: CommandDoc = {
   ],
   examples: [
     { command: 'bgmon-tail train -n 50' },
-    { command: 'bgmon-tail -f \'shard_*\'' },
+    { command: "bgmon-tail -f 'shard_*'" },
     { command: 'bgmon-status --status FAILED --json | bgmon-tail -n 5', comment: 'why did they fail?' },
-    { command: 'c=$(bgmon-status --json api | jq -r \'.id + ":0"\')', comment: 'the start of api\'s current run' },
+    { command: 'c=$(bgmon-status --json api | jq -r \'.id + ":0"\')', comment: "the start of api's current run" },
     { command: 'bgmon-tail --json --since "$c" --max-bytes 4K api > new.ndjson' },
     { command: 'c=$(tail -n 1 new.ndjson | jq -r \'"\\(.id):\\(.offset)"\')', comment: 'go on from there next time' },
   ],
