@@ -502,7 +502,9 @@ async function bigOutput() {
   // The job times its own writing (the same script on both sides), so what differs is only
   // where stdout goes: a file opened by the shell, or the log under bgmon.
   const stamp = join(dir, 'stamp');
-  const script = `s=$(date +%s%N); dd if=/dev/zero bs=1M count=${count} status=none; e=$(date +%s%N); echo $(( (e - s) / 1000 )) > ${stamp}`;
+  const script =
+    `s=$(date +%s%N); dd if=/dev/zero bs=1M count=${count} status=none; e=$(date +%s%N); ` +
+    `echo $(( (e - s) / 1000 )) > ${stamp}`;
   const writeMs = () => Number(readFileSync(stamp, 'utf8')) / 1000;
   const base = [],
     sub = [];
@@ -691,7 +693,8 @@ process.on('SIGINT', () => {
 });
 const startedAt = Date.now();
 console.error(
-  `bgmon bench${quick ? ' (quick)' : ''}: medians of ${WALL_RUNS} paired runs for wall times, ${RUNS} for latencies, after warm-ups; ${cpus().length} cores, node ${process.version}`,
+  `bgmon bench${quick ? ' (quick)' : ''}: medians of ${WALL_RUNS} paired runs for wall times, ${RUNS} for ` +
+    `latencies, after warm-ups; ${cpus().length} cores, node ${process.version}`,
 );
 try {
   for (const c of cases) {
@@ -714,7 +717,10 @@ for (const r of rows) {
     md += `| ${r.what} | ${r.note} | | | | |\n`;
     continue;
   }
-  md += `| ${r.what} | ${fmt(r.bgmon)} ${r.unit} | ${r.baseline === null ? '—' : `${r.baseline} ${r.unit} (${r.baseline_is})`} | ${r.ratio === null ? '—' : `${r.ratio}×`} | ${r.target} | ${r.ok === null ? 'report' : r.ok ? 'yes' : '**no**'} |\n`;
+  const baseline = r.baseline === null ? '—' : `${r.baseline} ${r.unit} (${r.baseline_is})`;
+  const ratio = r.ratio === null ? '—' : `${r.ratio}×`;
+  const ok = r.ok === null ? 'report' : r.ok ? 'yes' : '**no**';
+  md += `| ${r.what} | ${fmt(r.bgmon)} ${r.unit} | ${baseline} | ${ratio} | ${r.target} | ${ok} |\n`;
 }
 console.log(md);
 mkdirSync(join(root, 'bench'), { recursive: true });

@@ -42,7 +42,8 @@ function commandCase(u, doc) {
   const takesValue = doc.options.filter((o) => o.arg).map((o) => u.flagWord(o.flag));
   return [
     `    ${doc.name})`,
-    `      flags="${quoteWords(flags)}" takes="${quoteWords(takesValue)}" operands=${doc.operands} stop_early=${doc.stopEarly ? 1 : 0} ;;`,
+    `      flags="${quoteWords(flags)}" takes="${quoteWords(takesValue)}" operands=${doc.operands} ` +
+      `stop_early=${doc.stopEarly ? 1 : 0} ;;`,
   ].join('\n');
 }
 
@@ -65,7 +66,11 @@ const BODY = `
       start=$i; break
     done
     if [[ -n $start ]]; then
-      if ((COMP_CWORD == start)); then mapfile -t COMPREPLY < <(compgen -c -- "$cur"); else mapfile -t COMPREPLY < <(compgen -f -- "$cur"); fi
+      if ((COMP_CWORD == start)); then
+        mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+      else
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+      fi
       return
     fi
   fi

@@ -121,7 +121,8 @@ function markdownSection(u, doc) {
   return [
     `## ${doc.name}`,
     '',
-    `${doc.summary[0].toUpperCase()}${doc.summary.slice(1)}. Man page: [${doc.name}(1)](../packages/${packageOf(doc)}/man/${doc.name}.1).`,
+    `${doc.summary[0].toUpperCase()}${doc.summary.slice(1)}. Man page: ` +
+      `[${doc.name}(1)](../packages/${packageOf(doc)}/man/${doc.name}.1).`,
     '',
     '```',
     ...doc.synopsis,

@@ -127,9 +127,8 @@ async function main() {
       for (const k of Object.keys(totals)) totals[k] += r[k];
       const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
       const counts = `${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`;
-      console.log(
-        `${mark} ${file.padEnd(40)} ${counts.padEnd(34)} ${run.seconds.toFixed(1).padStart(6)} s${r.note ? `  ${r.note}` : ''}`,
-      );
+      const seconds = `${run.seconds.toFixed(1).padStart(6)} s`;
+      console.log(`${mark} ${file.padEnd(40)} ${counts.padEnd(34)} ${seconds}${r.note ? `  ${r.note}` : ''}`);
       // the whole output when something failed or was skipped (uvu names the test and why)
       if (file !== FAILS_FILE && (r.failed > 0 || r.skipped > 0)) console.log(run.output.replace(/^/gm, '    | '));
     }
@@ -141,7 +140,8 @@ async function main() {
   } catch {} // only a scheduling hint
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(
-    `${files.length} files in ${seconds} s, ${WORKERS} at a time${all ? ', slow tests included' : '; slow tests skipped (pnpm test:all)'}`,
+    `${files.length} files in ${seconds} s, ${WORKERS} at a ` +
+      `time${all ? ', slow tests included' : '; slow tests skipped (pnpm test:all)'}`,
   );
   console.log(`${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ''}`);
   process.exit(totals.failed > 0 ? 1 : 0);

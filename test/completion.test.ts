@@ -9,7 +9,8 @@ async function complete(h: TestHome, words: string[]): Promise<string[]> {
   const quoted = words.map((w) => `'${w}'`).join(' ');
   const r = await h.run('/bin/bash', [
     '-c',
-    `source '${SCRIPT}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _bgmon_complete; printf '%s\\n' "\${COMPREPLY[@]}"`,
+    `source '${SCRIPT}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _bgmon_complete; printf '%s\\n' ` +
+      `"\${COMPREPLY[@]}"`,
   ]);
   assert.is(r.code, 0, r.stderr);
   return r.stdout.split('\n').filter(Boolean).sort();

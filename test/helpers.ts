@@ -248,7 +248,8 @@ export async function eventually<T>(
 export type Want = string | ((rec: any) => boolean);
 const wanted = (want: Want) => (typeof want === 'string' ? (rec: any) => rec.status === want : want);
 const describe = (name: string, want: Want, last: any) =>
-  `${name} to be ${typeof want === 'string' ? want : 'as wanted'} (last seen: ${last === undefined ? 'nothing' : JSON.stringify(last)})`;
+  `${name} to be ${typeof want === 'string' ? want : 'as wanted'} (last seen: ` +
+  `${last === undefined ? 'nothing' : JSON.stringify(last)})`;
 
 /** True for a record in a terminal state. */
 export const ended = (rec: any) => !['QUEUED', 'RUNNING', 'PAUSED'].includes(rec.status);

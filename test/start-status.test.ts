@@ -107,7 +107,8 @@ test(
     // the job ends when the test says so, not after a sleep a loaded machine can outlast
     const release = join(h.dir, 'release-survivor');
     const job = `until [ -e ${release} ]; do sleep 0.05; done; exit 7`;
-    const script = `"${process.execPath}" "${binPath('bgmon-start')}" --name survivor -- sh -c '${job}'; echo started; sleep 100`;
+    const start = `"${process.execPath}" "${binPath('bgmon-start')}" --name survivor`;
+    const script = `${start} -- sh -c '${job}'; echo started; sleep 100`;
     // detached: the shell leads a session of its own, as a login shell does
     const shell = h.spawnOutside('sh', ['-c', script], { detached: true });
     await untilOnDisk(h, 'survivor', 'RUNNING');

@@ -91,7 +91,9 @@ test(
     const marker = join(h.dir, 'order');
     writeFileSync(marker, '');
     const node = process.execPath;
-    const script = `"${node}" "${binPath('bgmon-wait')}" A >/dev/null && "${node}" "${binPath('bgmon-start')}" --name B -- sh -c 'echo b-ran' >/dev/null && echo chained`;
+    const wait = `"${node}" "${binPath('bgmon-wait')}" A >/dev/null`;
+    const start = `"${node}" "${binPath('bgmon-start')}" --name B -- sh -c 'echo b-ran' >/dev/null`;
+    const script = `${wait} && ${start} && echo chained`;
     const r = await h.run('/bin/sh', ['-c', script]);
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stdout, 'chained\n');

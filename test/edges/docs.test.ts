@@ -109,7 +109,9 @@ test(
 
 async function complete(h: TestHome, words: string[]): Promise<string[]> {
   const quoted = words.map((w) => `'${w}'`).join(' ');
-  const script = `source '${COMPLETION}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _bgmon_complete; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const script =
+    `source '${COMPLETION}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; ` +
+    `_bgmon_complete; printf '%s\\n' "\${COMPREPLY[@]}"`;
   const r = await h.run('/bin/bash', ['-c', script]);
   assert.is(r.code, 0, r.stderr);
   return r.stdout.split('\n').filter(Boolean).sort();

@@ -121,7 +121,8 @@ test(
       'sh',
       [
         '-c',
-        `while :; do ln -sfn ${b} ${link}.t && mv -Tf ${link}.t ${link}; ln -sfn ${a} ${link}.t && mv -Tf ${link}.t ${link}; done`,
+        `while :; do ln -sfn ${b} ${link}.t && mv -Tf ${link}.t ${link}; ln -sfn ${a} ${link}.t && mv -Tf ` +
+          `${link}.t ${link}; done`,
       ],
       { stdio: 'ignore' },
     );

@@ -11,7 +11,8 @@ import { eventually, jobProcs, lines, rssKb, withHome, type TestHome } from '../
 const HOG = [
   "const { spawn } = require('child_process');",
   'globalThis.keep = Buffer.alloc(50e6, 1);',
-  "spawn(process.execPath, ['-e', 'globalThis.k = Buffer.alloc(20e6, 1); setInterval(() => {}, 1e3)'], { detached: true, stdio: 'ignore' });",
+  "spawn(process.execPath, ['-e', 'globalThis.k = Buffer.alloc(20e6, 1); setInterval(() => {}, 1e3)'], { detached: " +
+    "true, stdio: 'ignore' });",
   "require('fs').writeFileSync('ready', '');",
   'for (;;) {}',
 ].join('\n');

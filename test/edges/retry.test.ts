@@ -30,7 +30,8 @@ function counting(h: TestHome, file: string, codes: number[]): string[] {
   return [
     'sh',
     '-c',
-    `n=$(cat ${path}); n=$((n+1)); echo $n > ${path}; echo "run $n"; case $n in ${cases} *) exit ${codes[codes.length - 1]};; esac`,
+    `n=$(cat ${path}); n=$((n+1)); echo $n > ${path}; echo "run $n"; case $n in ${cases} *) exit ` +
+      `${codes[codes.length - 1]};; esac`,
   ];
 }
 

@@ -54,7 +54,8 @@ function catches(pid: number, n: number): boolean {
 const COUNTER = 'i=0; while [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; echo done; exit 5';
 
 slowTest(
-  'a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its true exit 5',
+  'a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its ' +
+    'true exit 5',
   withHome(async (h) => {
     const rec = await h.start('counter', ['sh', '-c', COUNTER]);
     const paused = one(await signal(h, ['counter', 'STOP']), 'PAUSED');
@@ -105,7 +106,8 @@ test(
 );
 
 test(
-  'TSTP pauses a job that leaves TSTP at its default (the kernel drops it in an orphaned group); a job that catches TSTP gets TSTP',
+  'TSTP pauses a job that leaves TSTP at its default (the kernel drops it in an orphaned group); a job that ' +
+    'catches TSTP gets TSTP',
   withHome(async (h) => {
     const plain = await h.start('plain', ['sleep', '1000']);
     one(await signal(h, ['plain', 'TSTP']), 'PAUSED');
@@ -290,7 +292,10 @@ test(
     assert.is(forged.code, 1);
     assert.match(
       forged.stderr,
-      /^bgmon-signal: job forged: pid \d+ does not lead its own process group and session, so it is not a bgmon job; nothing signalled\n$/,
+      new RegExp(
+        String.raw`^bgmon-signal: job forged: pid \d+ does not lead its own process group and session, ` +
+          String.raw`so it is not a bgmon job; nothing signalled\n$`,
+      ),
     );
     for (const [args, msg] of [
       [[], /^bgmon-signal: missing SIG/],

@@ -187,7 +187,10 @@ test(
     // noticed while following, or (on a slow machine) when the follower first opened the log
     assert.match(
       f.stderr,
-      /^bgmon-tail: t: log truncated( below the cursor)? \(\d+ bytes now, (was|cursor at) 292\): printing from its start\n$/,
+      new RegExp(
+        String.raw`^bgmon-tail: t: log truncated( below the cursor)? \(\d+ bytes now, (was|cursor at) 292\): ` +
+          String.raw`printing from its start\n$`,
+      ),
     );
 
     // the log written directly: shorter than the cursor
@@ -223,7 +226,8 @@ test(
       assert.is(
         r.stderr,
         left > 0
-          ? `bgmon-tail: c: left out ${left} bytes of older output (--max-bytes ${budget}); output ends at cursor ${rec.id}:${log.length}\n`
+          ? `bgmon-tail: c: left out ${left} bytes of older output (--max-bytes ${budget}); ` +
+              `output ends at cursor ${rec.id}:${log.length}\n`
           : '',
         `budget ${budget}`,
       );
@@ -245,7 +249,8 @@ test(
     assert.is(n.stdout, 'partial-end\n');
     assert.is(
       n.stderr,
-      `bgmon-tail: c: left out ${log.length - 11} bytes of older output (-n 1); output ends at cursor ${rec.id}:${log.length}\n`,
+      `bgmon-tail: c: left out ${log.length - 11} bytes of older output (-n 1); output ends at cursor ` +
+        `${rec.id}:${log.length}\n`,
     );
   }),
 );

@@ -182,12 +182,20 @@ test(
       await assertRefused(
         h,
         'follower',
-        /^bgmon-stop: job follower: pid \d+ does not lead its own process group and session, so it is not a bgmon job; nothing signalled$/m,
+        new RegExp(
+          String.raw`^bgmon-stop: job follower: pid \d+ does not lead its own process group and session, ` +
+            String.raw`so it is not a bgmon job; nothing signalled$`,
+          'm',
+        ),
       );
       await assertRefused(
         h,
         'leader',
-        /^bgmon-stop: job leader: pid \d+ carries no BGMON_JOB_ID=forged-leader and is not the child of this job's supervisor; nothing signalled$/m,
+        new RegExp(
+          String.raw`^bgmon-stop: job leader: pid \d+ carries no BGMON_JOB_ID=forged-leader and is not the child ` +
+            String.raw`of this job's supervisor; nothing signalled$`,
+          'm',
+        ),
       );
       await assertRefused(h, 'leader2', /carries no BGMON_JOB_ID/);
       await assertRefused(h, 'marked', /does not lead its own process group and session/);
@@ -248,7 +256,8 @@ const runAsNobody = (args: string[], home: string) =>
   }).done;
 
 epermTest(
-  `item 9: a job stop cannot signal (EPERM): exit 1 and why, not exit 0 and RUNNING${canSwitchUser ? '' : ' (SKIPPED: needs root to run bgmon-stop as uid 65534)'}`,
+  `item 9: a job stop cannot signal (EPERM): exit 1 and why, not exit 0 and ` +
+    `RUNNING${canSwitchUser ? '' : ' (SKIPPED: needs root to run bgmon-stop as uid 65534)'}`,
   async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bgmon-eperm-'));
     chmodSync(dir, 0o755);
@@ -297,7 +306,8 @@ epermTest(
       assert.match(
         r.stderr,
         new RegExp(
-          `^bgmon-stop: job rootjob did not end: kill\\(\\) of pid ${jobPid} was refused \\(EPERM: operation not permitted\\)\\n$`,
+          `^bgmon-stop: job rootjob did not end: kill\\(\\) of pid ${jobPid} was refused \\(EPERM: operation not ` +
+            `permitted\\)\\n$`,
         ),
       );
       assert.is(lines(r.stdout)[0].status, 'RUNNING');
@@ -319,7 +329,8 @@ const noTmpfs = tmpfsUnavailable();
 const diskTest = noTmpfs === null ? test : test.skip;
 
 diskTest(
-  `item 13: the job that filled the disk is stopped: exit 0, STOPPED, no internal error${noTmpfs ? ` (SKIPPED: cannot mount a tmpfs: ${noTmpfs})` : ''}`,
+  `item 13: the job that filled the disk is stopped: exit 0, STOPPED, no internal error` +
+    (noTmpfs ? ` (SKIPPED: cannot mount a tmpfs: ${noTmpfs})` : ''),
   withHome(async (h) => {
     await withSmallDisk(h, '2m', async (mnt, env) => {
       const start = await h.run(

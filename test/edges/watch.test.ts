@@ -142,7 +142,9 @@ test(
     await h.start('job', ['sh', '-c', 'sleep 0.3; echo not-yet']);
     assert.is((await waitUntil(h, ['ready', 'job'])).code, 1, "the replaced run's line does not count");
     // 'late' lies past the first MiB of its line; 'early' within it
-    const long = `head -c 2000000 /dev/zero | tr '\\0' x; echo late; printf early; head -c 2000000 /dev/zero | tr '\\0' y; echo`;
+    const long =
+      `head -c 2000000 /dev/zero | tr '\\0' x; echo late; printf early; ` +
+      `head -c 2000000 /dev/zero | tr '\\0' y; echo`;
     await h.start('long', ['sh', '-c', long]);
     assert.is((await waitUntil(h, ['late', 'long'])).code, 1);
     const r = await waitUntil(h, ['^early', 'long']);

@@ -22,7 +22,8 @@ const diskTest = noTmpfs === null ? test : test.skip;
 const GIB = 1024 ** 3;
 
 diskTest(
-  `the file system holding the state fills up: the job's end is still recorded, status still works${noTmpfs ? ` (SKIPPED: cannot mount a tmpfs: ${noTmpfs})` : ''}`,
+  `the file system holding the state fills up: the job's end is still recorded, status still works` +
+    (noTmpfs ? ` (SKIPPED: cannot mount a tmpfs: ${noTmpfs})` : ''),
   withHome(async (h) => {
     await withSmallDisk(h, '512k', async (mnt, env) => {
       const start = await h.run(

@@ -27,7 +27,8 @@ test(
   withHome(async (h) => {
     // the job ends only when the test says so: no race with a slow machine
     const release = join(h.dir, 'release');
-    const inner = `"${process.execPath}" "${binPath('bgmon-start')}" --name pty -- sh -c 'until [ -e ${release} ]; do sleep 0.05; done; exit 5'; sleep 1000`;
+    const job = `until [ -e ${release} ]; do sleep 0.05; done; exit 5`;
+    const inner = `"${process.execPath}" "${binPath('bgmon-start')}" --name pty -- sh -c '${job}'; sleep 1000`;
     const term = h.spawnOutside('script', ['-qec', inner, '/dev/null'], { detached: true });
     const rec = await untilOnDisk(h, 'pty', 'RUNNING');
     // the shell inside the pty: its own session, with the pty as controlling terminal

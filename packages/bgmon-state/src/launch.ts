@@ -19,6 +19,8 @@ import { attemptsOf, supervisorRetryArgs } from './retry';
 
 declare const __SUPERVISOR_SH__: string | undefined;
 
+const HELD_SIGNALS = ['SIGHUP', 'SIGINT', 'SIGTERM'] as const;
+
 let script: string | undefined;
 /** The supervisor's text: inlined by the build, read beside this file when run from source. */
 function supervisorText(): string {
@@ -136,9 +138,18 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
     // the folded record also lists every attempt's end
     const attemptsBytes = rec.retry ? attemptsOf(rec) * 120 : 0;
     reserveSpare(home, rec.name, rec.id, Buffer.byteLength(JSON.stringify(running)) + attemptsBytes);
-    writeRecord(home, running);
-    const gate = child.stdio[3] as NodeJS.WritableStream;
-    await new Promise<void>((done) => gate.end('go\n', done));
+    // Once the record says RUNNING the job must run: a terminal closing (SIGHUP) or a Ctrl-C in
+    // the millisecond before "go" would otherwise leave a RUNNING record for a command that
+    // never ran (it exits 125). Past "go" the default actions apply again.
+    const hold = () => {};
+    for (const sig of HELD_SIGNALS) process.on(sig, hold);
+    try {
+      writeRecord(home, running);
+      const gate = child.stdio[3] as NodeJS.WritableStream;
+      await new Promise<void>((done) => gate.end('go\n', done));
+    } finally {
+      for (const sig of HELD_SIGNALS) process.removeListener(sig, hold);
+    }
     started = true;
     return running;
   } finally {

@@ -38,7 +38,8 @@ export class LockBusyError extends StateError {
     holder: string,
   ) {
     super(
-      `gave up waiting for the lock ${path}: ${holder} has held it for over ${HOLDER_STUCK_MS / 1000}s; end that process or remove the file if it is stuck`,
+      `gave up waiting for the lock ${path}: ${holder} has held it for over ${HOLDER_STUCK_MS / 1000}s; end that ` +
+        `process or remove the file if it is stuck`,
     );
   }
 }

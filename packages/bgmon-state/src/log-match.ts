@@ -42,7 +42,8 @@ export function parseLineRegex(text: string, flag: string): RegExp {
     return new RegExp(text);
   } catch (err) {
     throw new UsageError(
-      `${flag}: invalid regular expression ${JSON.stringify(text)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`,
+      `${flag}: invalid regular expression ${JSON.stringify(text)}: ` +
+        `${(err as Error).message.replace(/^Invalid regular expression: /, '')}`,
     );
   }
 }

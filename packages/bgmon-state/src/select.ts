@@ -45,11 +45,10 @@ export function readNamesFromStdin(input: NodeJS.ReadableStream = process.stdin)
           return fail(`stdin line ${lineNo}: bad "id" field`);
         names.push(rec.id ? `${rec.name}@${rec.id}` : rec.name);
       })
-      .on('error', (err: Error) =>
-        fail(
-          `stdin: ${/maximum buffer/i.test(err.message) ? `line ${lineNo + 1} is longer than ${MAX_LINE} bytes` : err.message}`,
-        ),
-      )
+      .on('error', (err: Error) => {
+        const tooLong = `line ${lineNo + 1} is longer than ${MAX_LINE} bytes`;
+        fail(`stdin: ${/maximum buffer/i.test(err.message) ? tooLong : err.message}`);
+      })
       .on('end', () => failed || resolve(names));
   });
 }

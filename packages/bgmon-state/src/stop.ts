@@ -385,7 +385,8 @@ async function stopOne(
   if (cur.status === 'STALE') {
     return [
       cur,
-      `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing signalled`,
+      `job ${name} is STALE: pid ${rec.pid} now belongs to another process (start time or boot id differ); nothing ` +
+        `signalled`,
     ];
   }
   try {

@@ -150,7 +150,8 @@ function windowStart(
   const { since } = opts;
   if (since && since.id !== run) {
     opts.note(
-      `${name}: the cursor is for run ${since.id}, the current run is ${run || 'none'}: printing from the start of its log`,
+      `${name}: the cursor is for run ${since.id}, the current run is ${run || 'none'}: printing from the start of ` +
+        `its log`,
     );
   } else if (since && since.offset > size) {
     opts.note(
@@ -429,7 +430,10 @@ function jsonLine(name: string, id: string, line: Buffer, offset: number, partia
   return Buffer.from(JSON.stringify(rec) + '\n');
 }
 
-/** Appends bytes to an unfinished line; a full buffer is printed as a piece (with its end offset) before more is added. */
+/**
+ * Appends bytes to an unfinished line; a full buffer is printed as a piece (with its end offset)
+ * before more is added.
+ */
 function holdBytes(h: Held, bytes: Buffer, emitPiece: (piece: Buffer, end: number) => void): void {
   for (let piece = bytes; piece.length > 0; ) {
     if (h.len === MAX_LINE_BYTES) {

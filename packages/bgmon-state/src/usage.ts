@@ -77,12 +77,8 @@ function examplesSection(doc: CommandDoc): string {
 /** The command's --help text. */
 export function renderUsage(doc: CommandDoc, subcommands: CommandDoc[] = []): string {
   const synopsis = doc.synopsis.map((s, i) => (i === 0 ? `Usage: ${s}` : `       ${s}`)).join('\n');
-  const commands =
-    subcommands.length === 0
-      ? []
-      : [
-          `Commands:\n${subcommands.map((c) => `  ${subcommandWord(c).padEnd(8)}${wrap(c.summary, 10, 10)}`).join('\n')}`,
-        ];
+  const listed = subcommands.map((c) => `  ${subcommandWord(c).padEnd(8)}${wrap(c.summary, 10, 10)}`);
+  const commands = subcommands.length === 0 ? [] : [`Commands:\n${listed.join('\n')}`];
   const codeWidth = Math.max(...doc.exit.map((e) => e.code.length)) + 2;
   const exitRows = doc.exit.map((e) => `  ${e.code.padEnd(codeWidth)}${wrap(e.meaning, codeWidth + 2, codeWidth + 2)}`);
   const exit = `Exit status:\n${exitRows.join('\n')}`;

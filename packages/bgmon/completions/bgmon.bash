@@ -60,7 +60,11 @@ _bgmon_complete() {
       start=$i; break
     done
     if [[ -n $start ]]; then
-      if ((COMP_CWORD == start)); then mapfile -t COMPREPLY < <(compgen -c -- "$cur"); else mapfile -t COMPREPLY < <(compgen -f -- "$cur"); fi
+      if ((COMP_CWORD == start)); then
+        mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+      else
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+      fi
       return
     fi
   fi

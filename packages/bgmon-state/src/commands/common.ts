@@ -33,7 +33,8 @@ export const ENVIRONMENT: FileSpec[] = [
   {
     path: 'BGMON_HOME',
     meaning:
-      'where bgmon keeps its state (default ~/.bgmon). Created 0700; refused when it belongs to another user or others can write to it.',
+      'where bgmon keeps its state (default ~/.bgmon). Created 0700; refused when it belongs to another user or ' +
+      'others can write to it.',
   },
   {
     path: 'BGMON_HOSTS',
@@ -48,7 +49,8 @@ export const ENVIRONMENT: FileSpec[] = [
   {
     path: 'BGMON_JOB, BGMON_JOB_ID',
     meaning:
-      "set in every job's environment: its name and its run id (the run id also marks the job's processes for bgmon-stop).",
+      "set in every job's environment: its name and its run id (the run id also marks the job's processes for " +
+      'bgmon-stop).',
   },
 ];
 

@@ -29,7 +29,9 @@ export const rm: CommandDoc = {
     {
       flag: 'older-than',
       arg: 'DUR',
-      help: `with --finished: only jobs that ended at least DUR ago (${DURATION_FORMS}); a job with no end time counts from its start`,
+      help:
+        `with --finished: only jobs that ended at least DUR ago (${DURATION_FORMS}); ` +
+        'a job with no end time counts from its start',
     },
     { flag: 'stop', help: "stop QUEUED and RUNNING jobs first (never a STALE one's pid)" },
     { flag: 'grace', arg: 'DUR', help: 'with --stop: SIGKILL what remains after DUR', default: '10s' },
@@ -39,7 +41,8 @@ export const rm: CommandDoc = {
     {
       code: '1',
       meaning:
-        'a job was QUEUED or RUNNING, or is named but still waited for by a queued job: refused, named on stderr; the others are removed',
+        'a job was QUEUED or RUNNING, or is named but still waited for by a queued job: refused, named on stderr; ' +
+        'the others are removed',
     },
     { code: '2', meaning: 'usage error (--older-than without --finished, bad duration, malformed stdin)' },
     { code: '3', meaning: 'a name or glob matches no job' },

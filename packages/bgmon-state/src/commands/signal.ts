@@ -25,7 +25,8 @@ export const signal: CommandDoc = {
     {
       code: '1',
       meaning:
-        'a job was STALE, QUEUED or had ended (nothing sent to it), is not provably a bgmon job, or could not be signalled (EPERM); the reason is on stderr',
+        'a job was STALE, QUEUED or had ended (nothing sent to it), is not provably a bgmon job, or could not be ' +
+        'signalled (EPERM); the reason is on stderr',
     },
     { code: '2', meaning: 'usage error: missing or unknown signal, malformed stdin (nothing is signalled)' },
     { code: '3', meaning: 'a name or glob matches no job (nothing is signalled)' },

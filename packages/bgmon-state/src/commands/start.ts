@@ -4,9 +4,11 @@ export const start: CommandDoc = {
   name: 'bgmon-start',
   summary: 'start a command detached, in its own session, logging to a file',
   synopsis: [
-    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] [--retry N [--retry-delay DUR] ' +
+    'bgmon-start [--name N] [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at ' +
+      'TIME] [--retry N [--retry-delay DUR] ' +
       '[--retry-max-delay DUR] [--retry-on LIST]] [--on-end CMD] [--] CMD [ARG...]',
-    'bgmon-start [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] - < SPECS.ndjson',
+    'bgmon-start [--cwd DIR] [--env K=V]... [--after NAME]... [--queue Q [--slots N]] [--in DUR | --at TIME] - < ' +
+      'SPECS.ndjson',
     'bgmon-start --again NAME|NAME@ID [--name N] [--cwd DIR] [--env K=V]... [--after NAME]...',
   ],
   description: [
@@ -40,7 +42,8 @@ export const start: CommandDoc = {
       'all are started or queued by this one process, which prints one record each, in order.',
     "--again NAME starts NAME's current run again exactly (NAME@ID: that run, current or kept): the " +
       'same argv, cwd, --env values, --after names, queue, retry settings and --on-end hook (whatever the record ' +
-      'keeps about how it was started). Also after a CANCELLED or STOPPED run; refused while the run is QUEUED, RUNNING or ' +
+      'keeps about how it was started). Also after a CANCELLED or STOPPED run; refused while the run is QUEUED, ' +
+      'RUNNING or ' +
       'PAUSED (exit 1). Options given beside --again override: --name, --cwd and --after replace, --env ' +
       'adds or replaces single keys; a command is refused. --env values are kept in ' +
       '$BGMON_HOME/run/<name>@<id>.env (0600) for this; records show only their keys (env_keys).',
@@ -115,7 +118,8 @@ export const start: CommandDoc = {
     {
       code: '2',
       meaning:
-        'usage error: bad name, flag, --env, --cwd, --queue, --slots, --in, --at, --retry* or --on-end, unknown or cyclic --after, a bad stdin line (nothing is started)',
+        'usage error: bad name, flag, --env, --cwd, --queue, --slots, --in, --at, --retry* or --on-end, unknown or ' +
+        'cyclic --after, a bad stdin line (nothing is started)',
     },
     { code: '3', meaning: '--again NAME or NAME@ID matches no job or run' },
     { code: '127', meaning: 'CMD not found or not executable (nothing is created)' },

@@ -5,7 +5,8 @@ export const status: CommandDoc = {
   name: 'bgmon-status',
   summary: 'show jobs and their state, computed now from their records and /proc',
   synopsis: [
-    'bgmon-status [NAME|GLOB|NAME@ID...] [--history] [--status S1,S2] [--idle DUR] [--json|--table] [--resources] [--host H1,H2]',
+    'bgmon-status [NAME|GLOB|NAME@ID...] [--history] [--status S1,S2] [--idle DUR] [--json|--table] [--resources] ' +
+      '[--host H1,H2]',
     'bgmon-status --follow [--until-done] [NAME|GLOB...] [--status S1,S2]',
   ],
   description: [
@@ -77,7 +78,8 @@ export const status: CommandDoc = {
     { command: 'bgmon-status --idle 30m --json | bgmon-stop', comment: 'stop what has hung' },
     {
       command:
-        'bgmon-status --follow --until-done \'stage_*\' | jq -r \'select(.event == "ended") | "\\(.name) \\(.status)"\'',
+        'bgmon-status --follow --until-done \'stage_*\' | jq -r \'select(.event == "ended") | "\\(.name) ' +
+        '\\(.status)"\'',
       comment: 'a line per finished stage; exits once all have ended',
     },
     { command: 'bgmon-status --resources --table', comment: 'memory and CPU of every running job' },

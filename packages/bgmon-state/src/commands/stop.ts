@@ -35,7 +35,8 @@ export const stop: CommandDoc = {
     {
       code: '1',
       meaning:
-        'a job was STALE, is not provably a bgmon job, could not be signalled (EPERM) or did not end, or its stop could not be recorded (the reason is on stderr); the other jobs are still stopped',
+        'a job was STALE, is not provably a bgmon job, could not be signalled (EPERM) or did not end, or its stop ' +
+        'could not be recorded (the reason is on stderr); the other jobs are still stopped',
     },
     { code: '2', meaning: 'usage error: unknown signal, bad duration, malformed stdin (nothing is stopped)' },
     { code: '3', meaning: 'a name or glob matches no job (nothing is stopped)' },

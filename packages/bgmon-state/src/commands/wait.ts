@@ -53,7 +53,8 @@ export const wait: CommandDoc = {
     {
       code: '125',
       meaning:
-        "--idle: a RUNNING job has been silent for DUR (its record is printed; tell it from a job's own 125 by its status)",
+        "--idle: a RUNNING job has been silent for DUR (its record is printed; tell it from a job's own 125 by its " +
+        'status)',
     },
     { code: '2', meaning: 'usage error (also a bad REGEX, or --until with more than one job)' },
     {
