@@ -1,6 +1,7 @@
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -473,4 +474,37 @@ export async function untilWatching(h: TestHome, bin: string, timeoutMs = 20_000
     timeoutMs,
     `${bin} to watch`,
   );
+}
+
+/**
+ * Writes a RUNNING record, owned by uid 65534, for a job another user cannot signal: `jobPid`
+ * (leading its own session) under the shell `supPid`. For the EPERM tests of stop and signal.
+ */
+export function writeForeignRecord(home: string, jobPid: number, supPid: number): void {
+  const now = new Date().toISOString();
+  const rec = {
+    v: 1,
+    name: 'rootjob',
+    id: 'abc-0123',
+    status: 'RUNNING',
+    cmd: ['sleep', '1000'],
+    cwd: '/',
+    pid: jobPid,
+    created_at: now,
+    started_at: now,
+    ended_at: null,
+    exit_code: null,
+    signal: null,
+    log: join(home, 'logs', 'rootjob.log'),
+    previous_log: null,
+    after: [],
+    host: 'h',
+    boot_id: bootId(),
+    starttime: readStat(jobPid)!.starttime,
+    sup_pid: supPid,
+    sup_starttime: readStat(supPid)!.starttime,
+  };
+  const file = join(home, 'jobs', 'rootjob.json');
+  writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
+  chownSync(file, 65534, 65534);
 }

@@ -15,6 +15,7 @@ import {
   sleep,
   slowTest,
   withHome,
+  writeForeignRecord,
   type Result,
   type TestHome,
 } from '../helpers';
@@ -360,32 +361,7 @@ epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job un
       'the root-owned job',
     );
     jobPid = job!.pid;
-    const now = new Date().toISOString();
-    const rec = {
-      v: 1,
-      name: 'rootjob',
-      id: 'abc-0123',
-      status: 'RUNNING',
-      cmd: ['sleep', '1000'],
-      cwd: '/',
-      pid: jobPid,
-      created_at: now,
-      started_at: now,
-      ended_at: null,
-      exit_code: null,
-      signal: null,
-      log: join(home, 'logs', 'rootjob.log'),
-      previous_log: null,
-      after: [],
-      host: 'h',
-      boot_id: bootId(),
-      starttime: job!.starttime,
-      sup_pid: sup.pid,
-      sup_starttime: readStat(sup.pid!)!.starttime,
-    };
-    const file = join(home, 'jobs', 'rootjob.json');
-    writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
-    chownSync(file, 65534, 65534);
+    writeForeignRecord(home, jobPid, sup.pid!);
     const asNobody = { uid: 65534, gid: 65534, env: { ...process.env, BGMON_HOME: home }, stdio: 'pipe' as const };
     const child = spawn(process.execPath, [binPath('bgmon-signal'), 'rootjob', 'STOP'], asNobody);
     let stdout = '';

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootId, readStat, wasStopped, type Home } from 'bgmon-state';
+import { readStat, wasStopped, type Home } from 'bgmon-state';
 import {
   binPath,
   ended,
@@ -24,6 +24,7 @@ import {
   until,
   untilOnDisk,
   withHome,
+  writeForeignRecord,
   withSmallDisk,
   type TestHome,
 } from '../helpers';
@@ -276,31 +277,7 @@ epermTest(
         'the root-owned job',
       );
       jobPid = job!.pid;
-      const rec = {
-        v: 1,
-        name: 'rootjob',
-        id: 'abc-0123',
-        status: 'RUNNING',
-        cmd: ['sleep', '1000'],
-        cwd: '/',
-        pid: jobPid,
-        created_at: new Date().toISOString(),
-        started_at: new Date().toISOString(),
-        ended_at: null,
-        exit_code: null,
-        signal: null,
-        log: join(home, 'logs', 'rootjob.log'),
-        previous_log: null,
-        after: [],
-        host: 'h',
-        boot_id: bootId(),
-        starttime: job!.starttime,
-        sup_pid: sup.pid,
-        sup_starttime: readStat(sup.pid!)!.starttime,
-      };
-      const file = join(home, 'jobs', 'rootjob.json');
-      writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
-      chownSync(file, 65534, 65534);
+      writeForeignRecord(home, jobPid, sup.pid!);
       const r = await runAsNobody(['rootjob', '--grace', '0'], home);
       assert.is(r.code, 1, r.stdout + r.stderr);
       assert.match(
