@@ -476,11 +476,17 @@ export async function untilWatching(h: TestHome, bin: string, timeoutMs = 20_000
   );
 }
 
-/**
- * Writes a RUNNING record, owned by uid 65534, for a job another user cannot signal: `jobPid`
- * (leading its own session) under the shell `supPid`. For the EPERM tests of stop and signal.
- */
-export function writeForeignRecord(home: string, jobPid: number, supPid: number): void {
+/** A root-owned job in a home of uid 65534: what that user may name but not signal (EPERM). */
+export interface ForeignJob {
+  home: string;
+  jobPid: number;
+  supPid: number;
+  /** runs a bgmon binary as uid 65534 against that home */
+  runAsNobody(bin: string, args: string[]): Promise<Result>;
+}
+
+/** Writes the foreign job's RUNNING record, owned by uid 65534 like the home. */
+function writeForeignRecord(home: string, jobPid: number, supPid: number): void {
   const now = new Date().toISOString();
   const rec = {
     v: 1,
@@ -507,4 +513,47 @@ export function writeForeignRecord(home: string, jobPid: number, supPid: number)
   const file = join(home, 'jobs', 'rootjob.json');
   writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
   chownSync(file, 65534, 65534);
+}
+
+/**
+ * Runs fn with a job named "rootjob" that uid 65534 cannot signal: a home of that user whose
+ * record names a root-owned "supervisor" and its "job" (leading its own session). Both processes
+ * are killed by pid and the home removed, whatever fn does. For the EPERM tests (needs root).
+ */
+export async function withForeignJob(fn: (job: ForeignJob) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bgmon-eperm-'));
+  chmodSync(dir, 0o755);
+  const home = join(dir, 'home');
+  for (const d of ['', 'jobs', 'logs', 'run']) {
+    mkdirSync(join(home, d), { recursive: true, mode: 0o700 });
+    chownSync(join(home, d), 65534, 65534);
+  }
+  const sup = spawn('sh', ['-c', 'setsid sleep 1000 & wait', 'sh', home], { detached: true, stdio: 'ignore' });
+  let jobPid = 0;
+  try {
+    const [job] = await eventually(
+      () => {
+        const found = processes((st) => st.ppid === sup.pid && st.session === st.pid);
+        return found.length > 0 && found;
+      },
+      5000,
+      'the root-owned job',
+    );
+    jobPid = job.pid;
+    writeForeignRecord(home, jobPid, sup.pid!);
+    const runAsNobody = (bin: string, args: string[]) =>
+      spawnCollect(process.execPath, [binPath(bin), ...args], {
+        uid: 65534,
+        gid: 65534,
+        env: { ...process.env, BGMON_HOME: home },
+      }).done;
+    await fn({ home, jobPid, supPid: sup.pid!, runAsNobody });
+  } finally {
+    for (const pid of [jobPid, sup.pid!]) {
+      try {
+        if (pid > 1) process.kill(pid, 'SIGKILL');
+      } catch {}
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

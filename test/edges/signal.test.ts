@@ -1,13 +1,10 @@
 // bgmon-signal, PAUSED, and what pausing means for the supervisor, bgmon-stop, -status and -wait.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootId, environHas, readStat } from 'bgmon-state';
 import {
-  binPath,
   eventually,
   isAlive,
   lines,
@@ -15,7 +12,7 @@ import {
   sleep,
   slowTest,
   withHome,
-  writeForeignRecord,
+  withForeignJob,
   type Result,
   type TestHome,
 } from '../helpers';
@@ -339,51 +336,17 @@ test(
 
 const epermTest = process.getuid?.() === 0 ? test : test.skip;
 
-epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job untouched', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bgmon-eperm-'));
-  chmodSync(dir, 0o755);
-  const home = join(dir, 'home');
-  for (const d of ['', 'jobs', 'logs', 'run']) {
-    mkdirSync(join(home, d), { recursive: true, mode: 0o700 });
-    chownSync(join(home, d), 65534, 65534);
-  }
-  const sup = spawn('sh', ['-c', 'setsid sleep 1000 & wait', 'sh', home], { detached: true, stdio: 'ignore' });
-  let jobPid = 0;
-  try {
-    const isJob = (st: ReturnType<typeof readStat>) => st && st.ppid === sup.pid && st.session === st.pid;
-    const job = await eventually(
-      () =>
-        listDir('/proc')
-          .map(Number)
-          .map((p) => readStat(p))
-          .find(isJob),
-      5000,
-      'the root-owned job',
-    );
-    jobPid = job!.pid;
-    writeForeignRecord(home, jobPid, sup.pid!);
-    const asNobody = { uid: 65534, gid: 65534, env: { ...process.env, BGMON_HOME: home }, stdio: 'pipe' as const };
-    const child = spawn(process.execPath, [binPath('bgmon-signal'), 'rootjob', 'STOP'], asNobody);
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (c) => (stdout += c));
-    child.stderr!.on('data', (c) => (stderr += c));
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    assert.is(code, 1, stdout + stderr);
+epermTest('a job bgmon-signal may not signal (EPERM): exit 1 and why, the job untouched', () =>
+  withForeignJob(async ({ jobPid, runAsNobody }) => {
+    const r = await runAsNobody('bgmon-signal', ['rootjob', 'STOP']);
+    assert.is(r.code, 1, r.stdout + r.stderr);
     assert.is(
-      stderr,
+      r.stderr,
       `bgmon-signal: job rootjob: kill() of pid ${jobPid} with SIGSTOP was refused (EPERM: operation not permitted)\n`,
     );
-    assert.is(lines(stdout)[0].status, 'RUNNING');
+    assert.is(lines(r.stdout)[0].status, 'RUNNING');
     assert.ok(isAlive(jobPid) && !stopped(jobPid));
-  } finally {
-    for (const pid of [jobPid, sup.pid!]) {
-      try {
-        if (pid > 1) process.kill(pid, 'SIGKILL');
-      } catch {}
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }),
+);
 
 test.run();

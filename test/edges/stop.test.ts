@@ -2,8 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { chownSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStat, wasStopped, type Home } from 'bgmon-state';
 import {
@@ -15,7 +14,6 @@ import {
   isAlive,
   lines,
   listDir,
-  processes,
   schemaProblems,
   sleep,
   slowTest,
@@ -24,7 +22,7 @@ import {
   until,
   untilOnDisk,
   withHome,
-  writeForeignRecord,
+  withForeignJob,
   withSmallDisk,
   type TestHome,
 } from '../helpers';
@@ -249,36 +247,12 @@ test(
 const canSwitchUser = process.getuid?.() === 0;
 const epermTest = canSwitchUser ? test : test.skip;
 
-const runAsNobody = (args: string[], home: string) =>
-  spawnCollect(process.execPath, [binPath('bgmon-stop'), ...args], {
-    uid: 65534,
-    gid: 65534,
-    env: { ...process.env, BGMON_HOME: home },
-  }).done;
-
 epermTest(
   `item 9: a job stop cannot signal (EPERM): exit 1 and why, not exit 0 and ` +
     `RUNNING${canSwitchUser ? '' : ' (SKIPPED: needs root to run bgmon-stop as uid 65534)'}`,
-  async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bgmon-eperm-'));
-    chmodSync(dir, 0o755);
-    const home = join(dir, 'home');
-    for (const d of ['', 'jobs', 'logs', 'run']) {
-      mkdirSync(join(home, d), { recursive: true, mode: 0o700 });
-      chownSync(join(home, d), 65534, 65534);
-    }
-    // A root-owned "supervisor" of this home and its "job", which leads its own session.
-    const sup = spawn('sh', ['-c', 'setsid sleep 1000 & wait', 'sh', home], { detached: true, stdio: 'ignore' });
-    let jobPid = 0;
-    try {
-      const job = await eventually(
-        () => processes((st) => st.ppid === sup.pid && st.session === st.pid)[0],
-        5000,
-        'the root-owned job',
-      );
-      jobPid = job!.pid;
-      writeForeignRecord(home, jobPid, sup.pid!);
-      const r = await runAsNobody(['rootjob', '--grace', '0'], home);
+  () =>
+    withForeignJob(async ({ home, jobPid, supPid, runAsNobody }) => {
+      const r = await runAsNobody('bgmon-stop', ['rootjob', '--grace', '0']);
       assert.is(r.code, 1, r.stdout + r.stderr);
       assert.match(
         r.stderr,
@@ -288,17 +262,9 @@ epermTest(
         ),
       );
       assert.is(lines(r.stdout)[0].status, 'RUNNING');
-      assert.ok(isAlive(jobPid) && isAlive(sup.pid!));
+      assert.ok(isAlive(jobPid) && isAlive(supPid));
       assert.equal(listDir(join(home, 'run')), [], 'a stop that did not happen leaves no marker');
-    } finally {
-      for (const pid of [jobPid, sup.pid!]) {
-        try {
-          if (pid > 1) process.kill(pid, 'SIGKILL');
-        } catch {}
-      }
-      rmSync(dir, { recursive: true, force: true });
-    }
-  },
+    }),
 );
 
 /** Decided up front: a small tmpfs needs root and CAP_SYS_ADMIN. */
