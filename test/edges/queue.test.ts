@@ -55,17 +55,26 @@ test(
   }),
 );
 
+/**
+ * B waits for A and for G (held by a gate); A succeeds, then the name A is rerun with rerunCmd
+ * while B still waits for G. Returns A's first record and G's gate.
+ */
+async function boundThenRerun(h: TestHome, rerunCmd: string[]): Promise<{ a: any; goG: string }> {
+  const goA = join(h.dir, 'goA');
+  const goG = join(h.dir, 'goG');
+  const a = await h.start('A', gate(goA));
+  await h.start('G', gate(goG));
+  await h.start('B', ['touch', ranFile(h, 'B')], ['--after', 'A', '--after', 'G']);
+  writeFileSync(goA, '');
+  await eventually(() => h.record('A').status === 'SUCCEEDED', 10_000, 'A');
+  await h.start('A', rerunCmd);
+  return { a, goG };
+}
+
 test(
   'after: a dependent bound to a run that succeeded runs even if the name is rerun and fails',
   withHome(async (h) => {
-    const goA = join(h.dir, 'goA');
-    const goG = join(h.dir, 'goG');
-    const a = await h.start('A', gate(goA));
-    await h.start('G', gate(goG));
-    await h.start('B', ['touch', ranFile(h, 'B')], ['--after', 'A', '--after', 'G']);
-    writeFileSync(goA, '');
-    await eventually(() => h.record('A').status === 'SUCCEEDED', 10_000, 'A');
-    await h.start('A', ['false']);
+    const { a, goG } = await boundThenRerun(h, ['false']);
     await eventually(() => h.record('A').status === 'FAILED', 10_000, 'the rerun of A to fail');
     assert.is((await h.status('B')).status, 'QUEUED', 'still waiting for G');
     writeFileSync(goG, '');
@@ -137,14 +146,7 @@ test(
   'after: a queued job removed by rm with its history is gone for its dependent, whatever runs under the name',
   withHome(async (h) => {
     // A rerun while B waits for the old run; then the old run's history file disappears
-    const goA = join(h.dir, 'goA');
-    const goG = join(h.dir, 'goG');
-    const a = await h.start('A', gate(goA));
-    await h.start('G', gate(goG));
-    await h.start('B', ['touch', ranFile(h, 'B')], ['--after', 'A', '--after', 'G']);
-    writeFileSync(goA, '');
-    await eventually(() => h.record('A').status === 'SUCCEEDED', 10_000, 'A');
-    await h.start('A', ['true']);
+    const { a } = await boundThenRerun(h, ['true']);
     unlinkSync(join(h.root, 'history', `A@${a.id}.json`));
     assert.is((await h.status('B')).status, 'CANCELLED', 'the run B waited for is gone');
     const B = h.record('B');
