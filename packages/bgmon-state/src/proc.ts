@@ -43,6 +43,36 @@ export function readStat(pid: number): ProcStat | null {
   };
 }
 
+/** The signal masks of /proc/<pid>/status (SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt); null when gone. */
+export function signalMasks(pid: number): Map<string, bigint> | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'latin1');
+  } catch {
+    return null;
+  }
+  const masks = new Map<string, bigint>();
+  for (const m of text.matchAll(/^(Sig\w+|ShdPnd):\s*([0-9a-f]+)$/gm)) masks.set(m[1], BigInt(`0x${m[2]}`));
+  return masks;
+}
+
+/** True when signal number `signal` is set in the mask `field` of signalMasks. */
+export const maskHas = (masks: Map<string, bigint> | null, field: string, signal: number): boolean =>
+  ((masks?.get(field) ?? 0n) >> BigInt(signal - 1)) & 1n ? true : false;
+
+/**
+ * The process runs none of its own code until it is continued: it is stopped (T; t under a
+ * tracer), or it sleeps in the kernel (D) with a SIGSTOP pending. The second is a shell that
+ * vforked a child the same SIGSTOP caught before its exec: the parent waits for that child, and
+ * stops only after both are continued (when SIGCONT also discards the pending stop).
+ */
+export function isPaused(pid: number, state = readStat(pid)?.state): boolean {
+  if (state === 'T' || state === 't') return true;
+  if (state !== 'D') return false;
+  const masks = signalMasks(pid);
+  return maskHas(masks, 'ShdPnd', constants.signals.SIGSTOP) || maskHas(masks, 'SigPnd', constants.signals.SIGSTOP);
+}
+
 let auxv: Map<number, number> | undefined;
 /** The kernel's auxiliary vector for this process (64-bit pairs): sysconf's own source. */
 function auxValue(type: number): number | undefined {

@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { wasStopped } from './stop-marker';
-import { bootId, isSameProcess, readStat } from './proc';
+import { bootId, isPaused, isSameProcess, readStat } from './proc';
 import { nowIso, readRecord, type JobRecord } from './record';
 import { readRun } from './history';
 import { endedRecord, readEnd, readEndFile } from './end';
@@ -43,7 +43,7 @@ export const DEAD_REASON = 'process gone, no exit recorded (supervisor killed, O
 const dead = (rec: JobRecord): JobRecord => ({ ...rec, status: 'DEAD', reason: rec.reason ?? DEAD_REASON });
 
 function runningOrPaused(rec: JobRecord): JobRecord {
-  const paused = isStoppedState(readStat(rec.pid!)?.state);
+  const paused = isPaused(rec.pid!);
   return paused === (rec.status === 'PAUSED') ? rec : { ...rec, status: paused ? 'PAUSED' : 'RUNNING' };
 }
 
@@ -68,14 +68,11 @@ function retriedRunState(home: Home, rec: JobRecord): JobRecord {
     if (cur.next_attempt_at) return supervisorAlive ? { ...cur, status: 'RUNNING' } : dead(cur);
     if (isSameProcess(cur.pid, cur.starttime, cur.boot_id)) return runningOrPaused(cur);
     // a stopped supervisor has not decided (another attempt may follow): still its run, not DEAD
-    if (supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state)) return { ...cur, status: 'RUNNING' };
+    if (supervisorAlive && isPaused(rec.sup_pid!)) return { ...cur, status: 'RUNNING' };
     if (!supervisorAlive || Date.now() > deadline) return dead(cur);
     sleepSync(5);
   }
 }
-
-/** T: stopped by a signal (SIGSTOP, SIGTSTP...); t: stopped by a tracer. Either way it does not run. */
-export const isStoppedState = (state: string | undefined) => state === 'T' || state === 't';
 
 /** The signals whose default action stops a process: after them a job reads PAUSED. */
 export const STOP_SIGNALS: ReadonlySet<number> = new Set([
@@ -115,7 +112,7 @@ function awaitedEnd(home: Home, rec: JobRecord): JobRecord {
     const supervisorAlive = isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id);
     const ended = recordedEnd(home, rec);
     if (ended) return ended;
-    const supervisorStopped = supervisorAlive && isStoppedState(readStat(rec.sup_pid!)?.state);
+    const supervisorStopped = supervisorAlive && isPaused(rec.sup_pid!);
     if (!supervisorAlive || supervisorStopped || Date.now() > deadline) return dead(rec);
     sleepSync(5);
   }

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Home } from './paths';
-import { readStat, signalName } from './proc';
+import { maskHas, readStat, signalMasks, signalName } from './proc';
 import { gathered, isTerminal, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
 import { STOP_SIGNALS } from './run-state';
@@ -17,17 +16,9 @@ type Disposition = 'default' | 'ignored' | 'caught';
 
 /** What the process does with `signal`, from the SigIgn and SigCgt masks in /proc/<pid>/status. */
 function disposition(pid: number, signal: number): Disposition | null {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/status`, 'latin1');
-  } catch {
-    return null;
-  }
-  const has = (field: string) => {
-    const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(text)?.[1];
-    return mask !== undefined && ((BigInt(`0x${mask}`) >> BigInt(signal - 1)) & 1n) === 1n;
-  };
-  return has('SigIgn') ? 'ignored' : has('SigCgt') ? 'caught' : 'default';
+  const masks = signalMasks(pid);
+  if (!masks) return null;
+  return maskHas(masks, 'SigIgn', signal) ? 'ignored' : maskHas(masks, 'SigCgt', signal) ? 'caught' : 'default';
 }
 
 /**

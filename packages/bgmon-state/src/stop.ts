@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
-import { environHas, environValues, isSameProcess, listPids, readStat, type ProcStat } from './proc';
+import { environHas, environValues, isPaused, isSameProcess, listPids, readStat, type ProcStat } from './proc';
 import { gathered, isTerminal, nowIso, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
-import { isStoppedState, STOP_SIGNALS } from './run-state';
+import { STOP_SIGNALS } from './run-state';
 import { withLock } from './lock';
 import { removeQueueEntry } from './queue';
 import { sleep } from './sleep';
@@ -164,7 +164,7 @@ interface Outcome {
  */
 function continueStopped(pids: number[], signal: number, denied: Set<number>): void {
   if (signal === constants.signals.SIGKILL || STOP_SIGNALS.has(signal)) return;
-  for (const pid of pids) if (isStoppedState(readStat(pid)?.state)) send(pid, constants.signals.SIGCONT, denied);
+  for (const pid of pids) if (isPaused(pid)) send(pid, constants.signals.SIGCONT, denied);
 }
 
 /** Signals the group and every process of the job, escalating to SIGKILL after the grace. */
