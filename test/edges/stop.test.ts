@@ -183,7 +183,7 @@ test(
         'follower',
         new RegExp(
           String.raw`^bgmon-stop: job follower: pid \d+ does not lead its own process group and session, ` +
-            String.raw`so it is not a bgmon job; nothing signalled$`,
+            'so it is not a bgmon job; nothing signalled$',
           'm',
         ),
       );
@@ -192,7 +192,7 @@ test(
         'leader',
         new RegExp(
           String.raw`^bgmon-stop: job leader: pid \d+ carries no BGMON_JOB_ID=forged-leader and is not the child ` +
-            String.raw`of this job's supervisor; nothing signalled$`,
+            "of this job's supervisor; nothing signalled$",
           'm',
         ),
       );

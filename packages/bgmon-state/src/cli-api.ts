@@ -6,5 +6,5 @@
 export { allStrings, type Args, type CommandSpec, lastString, out, parseArgs, runCommand, warn } from './cli';
 export * as commands from './commands';
 export { commandSpec, flagWord, renderUsage, valuesOf } from './usage';
-export { requestedHosts, runOnHosts } from './hosts';
+export { requestedHosts, runHostedCommand, runOnHosts } from './hosts';
 export { readNamesFromStdin, requestedPatterns } from './select';

@@ -2,7 +2,9 @@
 // answers merged into one stream of whole lines, each record tagged with its `host`.
 import type { ChildProcess } from 'node:child_process';
 import { isatty } from 'node:tty';
-import { allStrings, out, warn, type Args } from './cli';
+import { allStrings, out, runCommand, warn, type Args } from './cli';
+import type { CommandDoc } from './commands/types';
+import { commandSpec } from './usage';
 import { UsageError } from './errors';
 import { isGlob, isValidName, nameMatcher } from './names';
 import { outputMode, table } from './output';
@@ -456,4 +458,15 @@ async function waitOnHosts(hosts: string[], sel: Selection, args: Args): Promise
   }
   if (runs.some((r) => r.code === 124)) return 124;
   return waitExitCode(printed as unknown as JobRecord[]);
+}
+
+/**
+ * runCommand for the commands that also run on other hosts: with --host (or BGMON_HOSTS) the
+ * arguments go to each host as given, and `main` runs only for the local case.
+ */
+export function runHostedCommand(doc: CommandDoc, version: string, main: (args: Args) => Promise<number | void>): void {
+  runCommand(commandSpec(doc, version), (args) => {
+    const hosts = requestedHosts(args);
+    return hosts ? runOnHosts(doc.name as HostCommand, hosts, args) : main(args);
+  });
 }

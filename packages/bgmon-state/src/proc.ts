@@ -58,7 +58,7 @@ export function signalMasks(pid: number): Map<string, bigint> | null {
 
 /** True when signal number `signal` is set in the mask `field` of signalMasks. */
 export const maskHas = (masks: Map<string, bigint> | null, field: string, signal: number): boolean =>
-  ((masks?.get(field) ?? 0n) >> BigInt(signal - 1)) & 1n ? true : false;
+  (((masks?.get(field) ?? 0n) >> BigInt(signal - 1)) & 1n) === 1n;
 
 /**
  * The process runs none of its own code until it is continued: it is stopped (T; t under a

@@ -11,22 +11,10 @@ import {
   statusView,
   withResources,
 } from 'bgmon-state';
-import {
-  commands,
-  commandSpec,
-  lastString,
-  out,
-  requestedHosts,
-  requestedPatterns,
-  runCommand,
-  runOnHosts,
-  warn,
-} from 'bgmon-state/cli';
+import { commands, lastString, out, requestedPatterns, runHostedCommand, warn } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
-runCommand(commandSpec(commands.status, version), async (args) => {
-  const hosts = requestedHosts(args);
-  if (hosts) return runOnHosts('bgmon-status', hosts, args);
+runHostedCommand(commands.status, version, async (args) => {
   const view = statusView(lastString(args.status), lastString(args.idle));
   checkFollowFlags(args);
   const { patterns, fromStdin } = await requestedPatterns(args._, false);

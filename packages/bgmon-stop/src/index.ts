@@ -8,22 +8,10 @@ import {
   stopJobs,
   UsageError,
 } from 'bgmon-state';
-import {
-  commands,
-  commandSpec,
-  requestedHosts,
-  runOnHosts,
-  lastString,
-  out,
-  requestedPatterns,
-  runCommand,
-  warn,
-} from 'bgmon-state/cli';
+import { commands, lastString, out, requestedPatterns, runHostedCommand, warn } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
-runCommand(commandSpec(commands.stop, version), async (args) => {
-  const hosts = requestedHosts(args);
-  if (hosts) return runOnHosts('bgmon-stop', hosts, args);
+runHostedCommand(commands.stop, version, async (args) => {
   const sigText = lastString(args.signal) ?? 'TERM';
   const signal = parseSignal(sigText);
   if (signal === null) throw new UsageError(`--signal: unknown signal ${JSON.stringify(sigText)}`);

@@ -9,16 +9,7 @@ import {
   tailOutput,
   UsageError,
 } from 'bgmon-state';
-import {
-  commands,
-  commandSpec,
-  requestedHosts,
-  runOnHosts,
-  lastString,
-  requestedPatterns,
-  runCommand,
-  warn,
-} from 'bgmon-state/cli';
+import { commands, lastString, requestedPatterns, runHostedCommand, warn } from 'bgmon-state/cli';
 import type { TailOptions } from 'bgmon-state';
 import { version } from '../package.json';
 
@@ -40,9 +31,7 @@ function parseLines(text: string | undefined): number | null {
   return Number(text);
 }
 
-runCommand(commandSpec(commands.tail, version), async (args) => {
-  const hosts = requestedHosts(args);
-  if (hosts) return runOnHosts('bgmon-tail', hosts, args);
+runHostedCommand(commands.tail, version, async (args) => {
   const lines = parseLines(lastString(args.n));
   const sinceText = lastString(args.since);
   const since = sinceText === undefined ? null : parseCursor(sinceText);

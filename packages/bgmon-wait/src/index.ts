@@ -1,19 +1,8 @@
 import { homeFromEnv, matchTargets, ndjson, parseDuration, parseLineRegex, waitForJobs } from 'bgmon-state';
-import {
-  commands,
-  commandSpec,
-  requestedHosts,
-  runOnHosts,
-  lastString,
-  out,
-  requestedPatterns,
-  runCommand,
-} from 'bgmon-state/cli';
+import { commands, lastString, out, requestedPatterns, runHostedCommand } from 'bgmon-state/cli';
 import { version } from '../package.json';
 
-runCommand(commandSpec(commands.wait, version), async (args) => {
-  const hosts = requestedHosts(args);
-  if (hosts) return runOnHosts('bgmon-wait', hosts, args);
+runHostedCommand(commands.wait, version, async (args) => {
   const timeout = lastString(args.timeout);
   const timeoutMs = timeout === undefined ? null : parseDuration(timeout, '--timeout');
   const idle = lastString(args.idle);
