@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStat } from 'bgmon-state';
-import { eventually, homeProcs, isAlive, listDir, sleep, until, untilOnDisk, withHome } from '../helpers';
+import { eventually, homeProcs, isAlive, lines, listDir, sleep, until, untilOnDisk, withHome } from '../helpers';
 
 // Issue 11, section 6: start later (--in DUR, --at TIME).
 
@@ -21,6 +21,31 @@ test(
     const done = await untilOnDisk(h, 'soon', (x) => x.status !== 'QUEUED', 20_000);
     assert.ok(Date.parse(done.started_at) >= due, `started ${done.started_at}, due ${r.not_before}`);
     await until(h, 'soon', 'SUCCEEDED');
+  }),
+);
+
+test(
+  'later: "in" on a bgmon-start - line may be a JSON number of seconds, as "90" is; other types are refused',
+  withHome(async (h) => {
+    const t0 = Date.now();
+    const input = `${JSON.stringify({ name: 'num', cmd: ['true'], in: 90 })}\n`;
+    const r = await h.run('bgmon-start', ['-'], { input });
+    assert.is(r.code, 0, r.stderr);
+    const rec = lines(r.stdout)[0];
+    assert.is(rec.status, 'QUEUED');
+    const due = Date.parse(rec.not_before);
+    assert.ok(due >= t0 + 90_000 && due <= Date.now() + 90_000, rec.not_before);
+    for (const bad of [-5, true, 1e21]) {
+      const refused = await h.run('bgmon-start', ['-'], {
+        input: `${JSON.stringify({ name: 'x', cmd: ['true'], in: bad })}\n`,
+      });
+      assert.is(refused.code, 2, `${bad}: ${refused.stderr}`);
+      assert.match(refused.stderr, /^bgmon-start: stdin line 1: --in: invalid duration/, String(bad));
+    }
+    assert.equal(
+      listDir(join(h.root, 'jobs')).filter((f) => !f.startsWith('.')),
+      ['num.json'],
+    );
   }),
 );
 

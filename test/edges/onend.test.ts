@@ -73,6 +73,16 @@ test(
 );
 
 test(
+  'output that ends mid-line: the marker still starts a line of its own',
+  withHome(async (h) => {
+    const rec = await h.start('partial', ['printf', 'no newline'], ['--on-end', 'echo hook']);
+    await until(h, 'partial', 'SUCCEEDED');
+    const want = 'no newline\n--- bgmon: on-end ---\nhook\n';
+    await eventually(() => readFileSync(rec.log, 'utf8') === want, 10_000, 'the hook output in the log');
+  }),
+);
+
+test(
   'STOPPED: the hook sees STOPPED and the signal',
   withHome(async (h) => {
     await h.start('stopme', ['sleep', '30'], ['--on-end', HOOK]);

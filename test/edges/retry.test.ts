@@ -132,6 +132,22 @@ test(
 );
 
 test(
+  'an attempt whose output ends mid-line: the next marker still starts a line of its own',
+  withHome(async (h) => {
+    const rec = await h.start(
+      'partial',
+      ['sh', '-c', 'printf partial; exit 1'],
+      ['--retry', '1', '--retry-delay', '100ms'],
+    );
+    assert.is((await h.run('bgmon-wait', ['partial', '--timeout', '30s'])).code, 1);
+    assert.is(
+      readFileSync(rec.log, 'utf8'),
+      '--- bgmon: attempt 1 of 2 ---\npartial\n--- bgmon: attempt 2 of 2 ---\npartial',
+    );
+  }),
+);
+
+test(
   'bgmon-stop during the wait: STOPPED at once, no further attempt, the supervisor gone',
   withHome(async (h) => {
     const path = join(h.dir, 'runs');

@@ -148,3 +148,21 @@ export function existsNoFollow(path: string): boolean {
     return false;
   }
 }
+
+/**
+ * Opens a job's log to append bgmon's own lines (a marker, a reason), never through a link, so
+ * that they start a line of their own: when the job's output ended mid-line, a newline is
+ * written first. Returns the descriptor.
+ */
+export function openLogAtLineStart(log: string): number {
+  const fd = openSync(log, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  try {
+    const size = fstatSync(fd).size;
+    const last = Buffer.alloc(1);
+    if (size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a) writeSync(fd, '\n');
+    return fd;
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}

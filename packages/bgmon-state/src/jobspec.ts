@@ -47,7 +47,9 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
   const afterList = typeof after === 'string' ? [after] : (after ?? []);
   if (!isStringArray(afterList)) throw new UsageError('"after" must be a name or an array of names');
   afterList.forEach(assertName);
-  const inText = obj.in ?? (obj.at === undefined ? defaults.in : undefined);
+  // "in": 90 is 90 seconds, as "90" is: JSON users write numbers
+  const inField = typeof obj.in === 'number' && Number.isFinite(obj.in) ? String(obj.in) : obj.in;
+  const inText = inField ?? (obj.at === undefined ? defaults.in : undefined);
   const atText = obj.at ?? (obj.in === undefined ? defaults.at : undefined);
   return {
     name: name as string | undefined,

@@ -1,4 +1,5 @@
-import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, statSync, writeSync } from 'node:fs';
+import { openLogAtLineStart } from './fsutil';
 import { isTerminal, nowIso, writeRecord, type JobRecord } from './record';
 import type { Home } from './paths';
 
@@ -52,8 +53,7 @@ export function startHook(rec: JobRecord): void {
   if (typeof rec.on_end !== 'string') return;
   let fd: number | null = null;
   try {
-    const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
-    fd = openSync(rec.log, flags, 0o600);
+    fd = openLogAtLineStart(rec.log);
     writeSync(fd, ON_END_MARKER);
     const { spawn } = require('node:child_process') as typeof import('node:child_process');
     const child = spawn('/bin/sh', ['-c', rec.on_end], {

@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, statSync, writeSync } from 'node:fs';
 import { ExecError, StateError } from './errors';
 import { queuePath, type Home } from './paths';
 import { nowIso, writeRecord, type JobRecord } from './record';
@@ -6,7 +6,7 @@ import { lock, LockBusyError, unlock } from './lock';
 import { isDue } from './delay';
 import { queueLockName, queueNow, writeQueueFile } from './queue-slots';
 import { launch } from './launch';
-import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
+import { openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { writeEndedRecord } from './on-end';
 import {
@@ -241,7 +241,7 @@ async function launchOrFail(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv):
 
 function appendToLog(log: string, text: string): void {
   try {
-    const fd = openSync(log, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    const fd = openLogAtLineStart(log);
     try {
       writeSync(fd, text);
     } finally {

@@ -1,8 +1,9 @@
 # bgmon supervisor: one per running job, about 1.5 MB resident under dash, and the job's parent.
 # It waits for the job, writes its exit status into the job's end file, then becomes a Node
 # process that folds the end into the record. It reads no record, parses no JSON, writes nothing
-# by path and forks nothing but the job (and, between retried attempts, a `sleep`), so a record
-# of any size costs it nothing and bgmon-stop finds nothing of ours to confuse with the job.
+# by path and forks nothing but the job (and, between retried attempts, `sleep`, `tail`, `wc`),
+# so a record of any size costs it nothing and bgmon-stop finds nothing of ours to confuse with
+# the job.
 #
 # Run by launch.ts as:
 #   sh -c "$SCRIPT" bgmon-supervisor NAME ID NODE ENTRY TRIES DELAY_MS MAX_DELAY_MS RETRY_ON CMD [ARG...]
@@ -44,7 +45,12 @@ retried() {
 
 attempt=1 gate=gated
 while :; do
-  [ "$tries" = 1 ] || printf -- '--- bgmon: attempt %s of %s ---\n' "$attempt" "$tries" >&4
+  if [ "$tries" != 1 ]; then
+    # the marker starts a line of its own even when the last attempt's output ended mid-line
+    # (the log's last byte, read through our own descriptor: no path of the home is opened)
+    [ "$attempt" = 1 ] || [ "$(tail -c 1 /dev/fd/4 | wc -l)" -eq 1 ] || printf '\n' >&4
+    printf -- '--- bgmon: attempt %s of %s ---\n' "$attempt" "$tries" >&4
+  fi
   (
     # sh ignores INT and QUIT in background children: env gives the job the defaults back.
     # setsid runs in place (this subshell leads no group), so the pid printed is the job's own,

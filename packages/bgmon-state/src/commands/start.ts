@@ -36,7 +36,8 @@ export const start: CommandDoc = {
       'if the sleeper was killed. --after, --queue and --in/--at combine: the job waits for all of them.',
     'With "-" instead of a command, reads job specs from stdin, one JSON object per line with the fields ' +
       'of a record: "cmd" (required, an argv array), "name", "cwd", "env" ({"K": "V"}), "after" (a name or ' +
-      'an array of names, on disk or on an earlier line), "queue", "slots", "in", "at". Options given ' +
+      'an array of names, on disk or on an earlier line), "queue", "slots", "in" (a duration, or a number of ' +
+      'seconds), "at". Options given ' +
       'beside "-" are defaults for every line. Every line is checked first: a bad one (not JSON, an unknown ' +
       'field, a bad name or cmd, a name given twice) starts nothing and is named by its line number. Then ' +
       'all are started or queued by this one process, which prints one record each, in order.',
