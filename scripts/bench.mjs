@@ -1,5 +1,6 @@
 // pnpm bench [--quick]: bgmon measured against baselines taken in the same run, as ratios.
-// Prints a markdown table and writes bench/results.json. Not a test: nothing depends on it.
+// Prints a markdown table and writes bench/results.json (bench/results-partial.json for --quick or
+// --only). Not a test: nothing depends on it.
 // Every process it starts is ended by pid (or by its tool's own shutdown) in `finally`.
 import { spawn, spawnSync } from 'node:child_process';
 import {
@@ -200,24 +201,49 @@ async function commandWallTimes() {
   row('bgmon-wait of a finished job: wall time', r.bgmon, r.baseline, 'node -e 0', '≤ 1.3×');
 }
 
-async function statusOverManyRecords() {
-  const home = join(tempDir('records'), 'home');
+/** A home with `n` finished records copied from a real one, and with `history` past runs of each. */
+function homeOfRecords(tag, n, history = 0) {
+  const home = join(tempDir(tag), 'home');
   bg([bin('bgmon-start'), '--name', 'template', '--', 'true'], home);
   bg([bin('bgmon-wait'), 'template'], home);
   const template = JSON.parse(readFileSync(join(home, 'jobs', 'template.json'), 'utf8'));
-  for (let i = 0; i < RECORDS; i++) {
+  if (history > 0) mkdirSync(join(home, 'history'), { recursive: true, mode: 0o700 });
+  for (let i = 0; i < n; i++) {
     const name = `job-${String(i).padStart(5, '0')}`;
-    writeFileSync(
-      join(home, 'jobs', `${name}.json`),
-      JSON.stringify({ ...template, name, id: `${template.id}-${i}`, log: join(home, 'logs', `${name}.log`) }) + '\n',
-      { mode: 0o600 },
-    );
+    const rec = (id) => ({ ...template, name, id, log: join(home, 'logs', `${name}.log`) });
+    const write = (path, r) => writeFileSync(path, JSON.stringify(r) + '\n', { mode: 0o600 });
+    write(join(home, 'jobs', `${name}.json`), rec(`${template.id}-${i}`));
+    for (let k = 0; k < history; k++) {
+      const id = `${template.id}-${i}-past${k}`;
+      write(join(home, 'history', `${name}@${id}.json`), rec(id));
+    }
   }
+  return home;
+}
+
+async function statusOverManyRecords() {
+  const home = homeOfRecords('records', RECORDS);
   const r = paired(
     () => timeSync(node, ['-e', '0']),
     () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }),
   );
   row(`bgmon-status --json over ${RECORDS} finished records`, r.bgmon, r.baseline, 'node -e 0', '≤ 4×');
+}
+
+async function statusBesideHistory() {
+  // issue 11: past runs are kept in history/, and not read unless --history asks for them
+  const home = homeOfRecords('history', RECORDS, 1);
+  const r = paired(
+    () => timeSync(node, ['-e', '0']),
+    () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }),
+  );
+  row(
+    `bgmon-status --json over ${RECORDS} records plus ${RECORDS} history records`,
+    r.bgmon,
+    r.baseline,
+    'node -e 0',
+    '≤ 4×',
+  );
 }
 
 async function memoryPerJob() {
@@ -339,6 +365,29 @@ async function waitLatency() {
     samples.push(ended - Number(readFileSync(stamp, 'utf8')));
   }
   row('bgmon-wait latency: job end → wait exits', median(samples), null, '', '≤ 50 ms');
+}
+
+async function untilLatency() {
+  // The job stamps the time, prints its ready line and keeps running; bgmon-wait --until exits on it.
+  const home = join(tempDir('until'), 'home');
+  cleanups.push(() => killBgmonHome(home));
+  const samples = [];
+  for (let i = 0; i < RUNS; i++) {
+    const stamp = join(home, '..', `stamp${i}`);
+    const script = `sleep 0.6; date +%s%3N > ${stamp}; echo "listening on :80$i"; exec sleep 60`;
+    bg([bin('bgmon-start'), '--name', `u${i}`, '--', 'sh', '-c', script], home);
+    const matched = await new Promise((resolve) => {
+      const w = spawn(node, [bin('bgmon-wait'), '--until', 'listening on', `u${i}`], {
+        env: homeEnv(home),
+        stdio: 'ignore',
+      });
+      w.on('exit', (code) => resolve(code === 0 ? Date.now() : null));
+    });
+    if (matched === null) throw new Error(`bgmon-wait --until u${i} did not match`);
+    samples.push(matched - Number(readFileSync(stamp, 'utf8')));
+    bg([bin('bgmon-stop'), '--grace', '1s', `u${i}`], home);
+  }
+  row('bgmon-wait --until latency: line written → wait exits', median(samples), null, '', '≤ 50 ms');
 }
 
 async function followLatency() {
@@ -669,8 +718,10 @@ async function queueHandOff() {
 const allCases = [
   commandWallTimes,
   statusOverManyRecords,
+  statusBesideHistory,
   memoryPerJob,
   waitLatency,
+  untilLatency,
   followLatency,
   resourcesOverJobs,
   tailOnHugeLog,
@@ -723,9 +774,11 @@ for (const r of rows) {
   md += `| ${r.what} | ${fmt(r.bgmon)} ${r.unit} | ${baseline} | ${ratio} | ${r.target} | ${ok} |\n`;
 }
 console.log(md);
+// only a full run replaces the committed results; --quick or --only writes beside them
+const resultsFile = quick || only ? 'results-partial.json' : 'results.json';
 mkdirSync(join(root, 'bench'), { recursive: true });
 writeFileSync(
-  join(root, 'bench', 'results.json'),
+  join(root, 'bench', resultsFile),
   JSON.stringify(
     {
       date: new Date().toISOString(),
@@ -741,4 +794,4 @@ writeFileSync(
     2,
   ) + '\n',
 );
-console.error(`wrote bench/results.json in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+console.error(`wrote bench/${resultsFile} in ${Math.round((Date.now() - startedAt) / 1000)} s`);
