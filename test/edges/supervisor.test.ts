@@ -8,6 +8,7 @@ import { parseSignal, readStat, signalName } from 'bgmon-state';
 import {
   binPath,
   childrenOf,
+  eventually,
   isAlive,
   lines,
   ROOT,
@@ -51,7 +52,9 @@ test(
   'item 3: the supervisor carries no BGMON_JOB_ID and has no child but the job',
   withHome(async (h) => {
     const rec = await h.start('marked', ['sh', '-c', 'sleep 30 & wait']);
-    assert.ok(environ(rec.pid).includes(`BGMON_JOB_ID=${rec.id}`), 'the job carries the marker');
+    // bgmon-start returns once "go" is sent; the marker shows in /proc once the job's sh has exec'd the command
+    const marker = `BGMON_JOB_ID=${rec.id}`;
+    await eventually(() => environ(rec.pid).includes(marker), 10_000, 'the job to carry the marker');
     assert.ok(environ(rec.pid).includes('BGMON_JOB=marked'));
     assert.not.ok(
       environ(rec.sup_pid).some((e) => e.startsWith('BGMON_JOB_ID=')),
@@ -191,6 +194,37 @@ test(
     assert.is(lines(wait.stdout)[0].status, 'SUCCEEDED');
     await untilGone([rec.sup_pid], 'the supervisor');
     assert.equal(readdirSync(join(h.root, 'jobs')), ['order.json'], 'end and spare files consumed by the fold');
+  }),
+);
+
+/** Signal numbers ignored by the process (SigIgn in /proc/<pid>/status). */
+function ignoredSignals(pid: number): number[] {
+  const mask = BigInt(`0x${/^SigIgn:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))![1]}`);
+  return Array.from({ length: 64 }, (_, i) => i + 1).filter((n) => ((mask >> BigInt(n - 1)) & 1n) === 1n);
+}
+
+test(
+  'the command gets INT and QUIT back (sh ignores them in background children), also when its name holds "="',
+  withHome(async (h) => {
+    const cwd = join(h.dir, 'cmds');
+    mkdirSync(cwd);
+    // a program named a=b: env would read that word as a variable, not as the command
+    writeFileSync(join(cwd, 'a=b'), '#!/bin/sh\necho "ran $*"\nexec sleep 1000\n', { mode: 0o755 });
+    const plain = await h.start('plain', ['sleep', '1000']);
+    const odd = await h.start('odd', ['./a=b', 'x', 'y z'], ['--cwd', cwd]);
+    for (const rec of [plain, odd]) {
+      // the pid is the job's from the first moment; its program is the command once "go" has passed
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${rec.pid}/cmdline`, 'latin1').includes('sleep'); i++)
+        await new Promise((r) => setTimeout(r, 25));
+      const ignored = ignoredSignals(rec.pid);
+      assert.not.ok(ignored.includes(2), `${rec.name}: SIGINT ignored`);
+      assert.not.ok(ignored.includes(3), `${rec.name}: SIGQUIT ignored`);
+    }
+    assert.is(readFileSync(odd.log, 'utf8'), 'ran x y z\n');
+    const r = await h.run('bgmon-signal', ['plain', 'INT']);
+    assert.is(r.code, 0, r.stderr);
+    const ended = lines((await h.run('bgmon-wait', ['plain', '--timeout', '20s'])).stdout)[0];
+    assert.equal([ended.status, ended.signal], ['FAILED', 'SIGINT']);
   }),
 );
 

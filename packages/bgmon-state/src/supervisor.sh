@@ -52,11 +52,13 @@ while :; do
     printf -- '--- bgmon: attempt %s of %s ---\n' "$attempt" "$tries" >&4
   fi
   (
-    # sh ignores INT and QUIT in background children: env gives the job the defaults back.
     # setsid runs in place (this subshell leads no group), so the pid printed is the job's own,
-    # already leader of its session and group when bgmon-start reads it.
+    # already leader of its session and group when bgmon-start reads it. Only after "go" does env
+    # give the command the INT and QUIT that sh ignores in background children (an exec off the
+    # path of bgmon-start); env would take a command word holding "=" for a variable, so such a
+    # command is run through sh.
     # shellcheck disable=SC2016 # the inner script expands its own parameters
-    exec env --default-signal=INT,QUIT setsid -- /bin/sh -c '
+    exec setsid -- /bin/sh -c '
       if [ "$2" = gated ]; then
         echo "$$"
         IFS= read -r go <&3 || go=
@@ -70,7 +72,10 @@ while :; do
       BGMON_JOB_ID=$1
       export BGMON_JOB_ID
       shift 2
-      exec "$@" </dev/null >&4 2>&4 4>&-
+      case $1 in
+        *=*) set -- /bin/sh -c '"'"'exec "$@"'"'"' sh "$@" ;;
+      esac
+      exec env --default-signal=INT,QUIT -- "$@" </dev/null >&4 2>&4 4>&-
     ' bgmon-job "$id" "$gate" "$@"
   ) &
   pid=$!
