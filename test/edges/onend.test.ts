@@ -1,7 +1,7 @@
 // Issue 11 section 5: --on-end CMD, run once when a run ends, whatever the outcome.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eventually, lines, sleep, until, untilOnDisk, withHome, type TestHome } from '../helpers';
 
@@ -79,6 +79,28 @@ test(
     await until(h, 'partial', 'SUCCEEDED');
     const want = 'no newline\n--- bgmon: on-end ---\nhook\n';
     await eventually(() => readFileSync(rec.log, 'utf8') === want, 10_000, 'the hook output in the log');
+  }),
+);
+
+test(
+  'a link planted at the log path: the hook still runs, and nothing is written through the link',
+  withHome(async (h) => {
+    const release = join(h.dir, 'release');
+    const target = join(h.dir, 'target');
+    writeFileSync(target, 'precious\n');
+    const hook = `touch ${join(h.dir, 'hook-ran')}; echo through-the-link`;
+    const rec = await h.start(
+      'linked',
+      ['sh', '-c', `until [ -e ${release} ]; do sleep 0.05; done`],
+      ['--on-end', hook],
+    );
+    unlinkSync(rec.log);
+    symlinkSync(target, rec.log);
+    writeFileSync(release, '');
+    await until(h, 'linked', 'SUCCEEDED');
+    await eventually(() => existsSync(join(h.dir, 'hook-ran')), 10_000, 'the hook to run');
+    await sleep(200);
+    assert.is(readFileSync(target, 'utf8'), 'precious\n');
   }),
 );
 

@@ -144,6 +144,12 @@ test(
       readFileSync(rec.log, 'utf8'),
       '--- bgmon: attempt 1 of 2 ---\npartial\n--- bgmon: attempt 2 of 2 ---\npartial',
     );
+    // a log emptied during the wait: the next marker is its first line, no blank line before it
+    const cut = await h.start('cut', ['sh', '-c', 'printf partial; exit 1'], ['--retry', '1', '--retry-delay', '2s']);
+    await until(h, 'cut', waiting);
+    writeFileSync(cut.log, '');
+    assert.is((await h.run('bgmon-wait', ['cut', '--timeout', '30s'])).code, 1);
+    assert.is(readFileSync(cut.log, 'utf8'), '--- bgmon: attempt 2 of 2 ---\npartial');
   }),
 );
 

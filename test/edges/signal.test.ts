@@ -1,6 +1,7 @@
 // bgmon-signal, PAUSED, and what pausing means for the supervisor, bgmon-stop, -status and -wait.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootId, environHas, readStat } from 'bgmon-state';
@@ -186,6 +187,35 @@ test(
     const stop = await h.run('bgmon-stop', ['spin', '--grace', '30s'], { timeoutMs: 60_000 });
     const stoppedRec = one(stop, 'STOPPED');
     assert.is(stoppedRec.signal, 'SIGTERM', 'TERM then CONT ended it, with no KILL after the grace');
+  }),
+);
+
+// A program with threads whose main thread vforks: the SIGSTOP may be taken by another thread,
+// which stops, while the main thread waits in D state for the stopped child, no stop pending.
+const THREADED_VFORK = [
+  'import subprocess, threading, time',
+  'threading.Thread(target=lambda: [time.sleep(0.01) for _ in iter(int, 1)], daemon=True).start()',
+  'while True: subprocess.run(["/bin/true"])',
+].join('\n');
+const hasPython = spawnSync('python3', ['-c', 'import subprocess, threading']).status === 0;
+
+(hasPython ? test : test.skip)(
+  `threads: a stop taken by another thread while the main thread waits on vfork is PAUSED${
+    hasPython ? '' : ' (SKIPPED: no python3 here)'
+  }`,
+  withHome(async (h) => {
+    const rec = await h.start('threads', ['python3', '-c', THREADED_VFORK]);
+    await sleep(500);
+    let caughtInVfork = 0;
+    for (let round = 0; round < 10; round++) {
+      one(await signal(h, ['threads', 'STOP']), 'PAUSED');
+      if (stateOf(rec.pid) === 'D') caughtInVfork++;
+      one(await h.run('bgmon-status', ['threads', '--json']), 'PAUSED');
+      one(await signal(h, ['threads', 'CONT']), 'RUNNING');
+    }
+    assert.ok(caughtInVfork > 0, 'no STOP landed while the main thread waited on vfork in 10 rounds');
+    one(await signal(h, ['threads', 'STOP']), 'PAUSED');
+    one(await h.run('bgmon-stop', ['threads', '--grace', '30s'], { timeoutMs: 60_000 }), 'STOPPED');
   }),
 );
 

@@ -70,6 +70,64 @@ test(
   }),
 );
 
+test(
+  'an INT sent to the job the moment bgmon-start prints its record ends it (no window with INT ignored)',
+  withHome(async (h) => {
+    for (let i = 0; i < 10; i++) {
+      const child = spawn(process.execPath, [binPath('bgmon-start'), '--name', `int${i}`, '--', 'sleep', '30'], {
+        env: h.env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      await new Promise<void>((resolve, reject) => {
+        let text = '';
+        child.stdout.on('data', (chunk) => {
+          text += chunk;
+          if (!text.includes('\n')) return;
+          process.kill(-JSON.parse(text).pid, 'SIGINT');
+          resolve();
+        });
+        child.on('close', (code) => reject(new Error(`bgmon-start exited ${code} without a record`)));
+      });
+    }
+    const names = Array.from({ length: 10 }, (_, i) => `int${i}`);
+    const wait = await h.run('bgmon-wait', [...names, '--timeout', '30s'], { timeoutMs: 60_000 });
+    assert.is(wait.code, 1, wait.stdout);
+    assert.equal(
+      lines(wait.stdout).map((r) => [r.name, r.status, r.signal]),
+      names.map((n) => [n, 'FAILED', 'SIGINT']),
+    );
+  }),
+);
+
+test(
+  'a command line that fits bgmon-start but not its supervisor: a clear error, exit 1, nothing left behind',
+  withHome(async (h) => {
+    // the supervisor's argv is the command's plus its script: some lengths fit the one, not the other
+    const arg = 'x'.repeat(99);
+    const argv = (n: number) => [binPath('bgmon-start'), '--name', 'big', '--', 'true', ...Array(n).fill(arg)];
+    const probe = { env: h.env, argv0: process.execPath }; // what exec of bgmon-start would be given
+    const fits = (n: number) => spawnSync('/bin/true', argv(n), probe).error === undefined;
+    let n = 30_000;
+    while (!fits(n)) n -= 10;
+    while (fits(n + 1)) n++;
+    const outcomes = new Set<string>();
+    for (let k = n; k > n - 60; k -= 2) {
+      const r = spawnSync(process.execPath, argv(k), { env: h.env, encoding: 'utf8', maxBuffer: 2 ** 26 });
+      if (r.status === 0) {
+        outcomes.add('started');
+        break;
+      }
+      outcomes.add('refused');
+      assert.is(r.status, 1, `${k}/${n}: ${r.error} ${r.signal} ${r.stderr}`);
+      assert.is(r.stderr, 'bgmon-start: cannot start the job: the command line is longer than the kernel allows\n');
+      assert.is(r.stdout, '');
+      assert.equal(readdirSync(join(h.root, 'logs')), [], 'no log left');
+      assert.equal(readdirSync(join(h.root, 'jobs')), [], 'no record, end or spare file left');
+    }
+    assert.equal([...outcomes], ['refused', 'started'], 'both sides of the limit were tried');
+  }),
+);
+
 /** Starts a job and reads /proc the moment its record arrives, before bgmon-start has even exited. */
 function startAndLook(h: TestHome, name: string): Promise<{ rec: any; st: ReturnType<typeof readStat> }> {
   const child = spawn(process.execPath, [binPath('bgmon-start'), '--name', name, '--', 'sleep', '30'], {
@@ -204,15 +262,19 @@ function ignoredSignals(pid: number): number[] {
 }
 
 test(
-  'the command gets INT and QUIT back (sh ignores them in background children), also when its name holds "="',
+  'the command gets INT and QUIT back (sh ignores them in background children), whatever its name',
   withHome(async (h) => {
     const cwd = join(h.dir, 'cmds');
     mkdirSync(cwd);
     // a program named a=b: env would read that word as a variable, not as the command
-    writeFileSync(join(cwd, 'a=b'), '#!/bin/sh\necho "ran $*"\nexec sleep 1000\n', { mode: 0o755 });
+    const program = '#!/bin/sh\necho "ran $*"\nexec sleep 1000\n';
+    writeFileSync(join(cwd, 'a=b'), program, { mode: 0o755 });
+    // and a program named -, which env would read as -i
+    writeFileSync(join(cwd, '-'), program, { mode: 0o755 });
     const plain = await h.start('plain', ['sleep', '1000']);
     const odd = await h.start('odd', ['./a=b', 'x', 'y z'], ['--cwd', cwd]);
-    for (const rec of [plain, odd]) {
+    const dash = await h.start('dash', ['-', 'arg'], ['--cwd', cwd, '--env', `PATH=${cwd}:/usr/bin:/bin`]);
+    for (const rec of [plain, odd, dash]) {
       // the pid is the job's from the first moment; its program is the command once "go" has passed
       for (let i = 0; i < 200 && !readFileSync(`/proc/${rec.pid}/cmdline`, 'latin1').includes('sleep'); i++)
         await new Promise((r) => setTimeout(r, 25));
@@ -221,6 +283,7 @@ test(
       assert.not.ok(ignored.includes(3), `${rec.name}: SIGQUIT ignored`);
     }
     assert.is(readFileSync(odd.log, 'utf8'), 'ran x y z\n');
+    assert.is(readFileSync(dash.log, 'utf8'), 'ran arg\n');
     const r = await h.run('bgmon-signal', ['plain', 'INT']);
     assert.is(r.code, 0, r.stderr);
     const ended = lines((await h.run('bgmon-wait', ['plain', '--timeout', '20s'])).stdout)[0];

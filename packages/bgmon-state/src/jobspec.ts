@@ -47,8 +47,7 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
   const afterList = typeof after === 'string' ? [after] : (after ?? []);
   if (!isStringArray(afterList)) throw new UsageError('"after" must be a name or an array of names');
   afterList.forEach(assertName);
-  // "in": 90 is 90 seconds, as "90" is: JSON users write numbers
-  const inField = typeof obj.in === 'number' && Number.isFinite(obj.in) ? String(obj.in) : obj.in;
+  const inField = typeof obj.in === 'number' ? secondsText(obj.in) : obj.in;
   const inText = inField ?? (obj.at === undefined ? defaults.in : undefined);
   const atText = obj.at ?? (obj.in === undefined ? defaults.at : undefined);
   return {
@@ -61,6 +60,15 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
     slots: slots === undefined ? defaults.slots : parseSlots(slots, '"slots"'),
     notBefore: notBefore(inText, atText),
   };
+}
+
+/**
+ * "in": 90 is 90 seconds, as "90" is (JSON users write numbers), in the plain decimal form
+ * --in reads: 1e-7 is "0.000" and 1e21 a number too long, not a form never written.
+ */
+function secondsText(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return String(seconds);
+  return Math.min(seconds, 1e20).toFixed(3);
 }
 
 /** Refuses a name that is QUEUED or RUNNING now (exit 1, as bgmon-start NAME would). */

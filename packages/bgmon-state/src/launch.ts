@@ -51,14 +51,16 @@ function assertDirectory(cwd: string): void {
   if (!ok) throw new StateError(`cannot start in ${cwd}: no such directory`);
 }
 
+function spawnError(err: NodeJS.ErrnoException): StateError {
+  const why = err.code === 'E2BIG' ? 'the command line is longer than the kernel allows' : err.message;
+  return new StateError(`cannot start the job: ${why}`);
+}
+
 function readPidLine(child: ChildProcess): Promise<number> {
   return new Promise((resolvePid, reject) => {
     let text = '';
     const fail = () => reject(new StateError('the supervisor could not start the job'));
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      const why = err.code === 'E2BIG' ? 'the command line is longer than the kernel allows' : err.message;
-      reject(new StateError(`cannot start the job: ${why}`));
-    });
+    child.once('error', (err: NodeJS.ErrnoException) => reject(spawnError(err)));
     child.once('exit', fail);
     child.stdout!.once('end', fail);
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -95,12 +97,17 @@ function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]):
     ...supervisorRetryArgs(rec),
     ...rec.cmd,
   ];
-  return spawn('/bin/sh', args, {
-    cwd: rec.cwd,
-    env: supervisorEnv,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'ignore', 'pipe', ...fds],
-  });
+  try {
+    return spawn('/bin/sh', args, {
+      cwd: rec.cwd,
+      env: supervisorEnv,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'ignore', 'pipe', ...fds],
+    });
+  } catch (err) {
+    // some failures (E2BIG: the supervisor's argv is the command's plus its script) throw here
+    throw spawnError(err as NodeJS.ErrnoException);
+  }
 }
 
 /**
@@ -115,6 +122,7 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
   let runFd: number | null = null;
   let child: ChildProcess | null = null;
   let started = false;
+  let recorded = false;
   try {
     endFd = reserveEnd(home, rec.name, rec.id, attemptsOf(rec));
     runFd = openRunDir(home, rec);
@@ -145,6 +153,7 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
     for (const sig of HELD_SIGNALS) process.on(sig, hold);
     try {
       writeRecord(home, running);
+      recorded = true;
       const gate = child.stdio[3] as NodeJS.WritableStream;
       await new Promise<void>((done) => gate.end('go\n', done));
     } finally {
@@ -163,6 +172,8 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
       child.unref();
     }
     if (!started) {
+      // the command never ran: with no record naming it, the log created empty here goes too
+      if (!recorded) unlinkQuietly(rec.log);
       unlinkQuietly(endPath(home, rec.name, rec.id));
       unlinkQuietly(sparePath(home, rec.name, rec.id));
     }

@@ -53,19 +53,24 @@ export function startHook(rec: JobRecord): void {
   if (typeof rec.on_end !== 'string') return;
   let fd: number | null = null;
   try {
-    fd = openLogAtLineStart(rec.log);
-    writeSync(fd, ON_END_MARKER);
+    try {
+      fd = openLogAtLineStart(rec.log);
+      writeSync(fd, ON_END_MARKER);
+    } catch {
+      // a log we cannot write (gone from a full disk, a link planted at its path): the hook
+      // still runs, its output discarded, rather than silently not at all
+    }
     const { spawn } = require('node:child_process') as typeof import('node:child_process');
     const child = spawn('/bin/sh', ['-c', rec.on_end], {
       cwd: isDirectory(rec.cwd) ? rec.cwd : '/',
       env: hookEnv(rec),
       detached: true,
-      stdio: ['ignore', fd, fd],
+      stdio: fd === null ? 'ignore' : ['ignore', fd, fd],
     });
     child.on('error', () => {});
     child.unref();
   } catch {
-    // a log we cannot open or a failed fork: the run's outcome stands as recorded
+    // a failed fork: the run's outcome stands as recorded
   } finally {
     if (fd !== null) closeSync(fd);
   }

@@ -62,15 +62,38 @@ export const maskHas = (masks: Map<string, bigint> | null, field: string, signal
 
 /**
  * The process runs none of its own code until it is continued: it is stopped (T; t under a
- * tracer), or it sleeps in the kernel (D) with a SIGSTOP pending. The second is a shell that
- * vforked a child the same SIGSTOP caught before its exec: the parent waits for that child, and
- * stops only after both are continued (when SIGCONT also discards the pending stop).
+ * tracer), or it sleeps in the kernel (D) while a stop holds it. The second is a shell that
+ * vforked a child the same SIGSTOP caught before its exec: the parent waits for that child and
+ * stops only after both are continued. Its SIGSTOP is still pending, or, in a process with
+ * threads, another thread took it and is stopped (group stop: every thread stops).
  */
 export function isPaused(pid: number, state = readStat(pid)?.state): boolean {
   if (state === 'T' || state === 't') return true;
   if (state !== 'D') return false;
   const masks = signalMasks(pid);
-  return maskHas(masks, 'ShdPnd', constants.signals.SIGSTOP) || maskHas(masks, 'SigPnd', constants.signals.SIGSTOP);
+  const { SIGSTOP } = constants.signals;
+  return maskHas(masks, 'ShdPnd', SIGSTOP) || maskHas(masks, 'SigPnd', SIGSTOP) || hasStoppedThread(pid);
+}
+
+function hasStoppedThread(pid: number): boolean {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  for (const tid of tids) {
+    if (tid === String(pid)) continue;
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    } catch {
+      continue;
+    }
+    const state = text[text.lastIndexOf(')') + 2];
+    if (state === 'T' || state === 't') return true;
+  }
+  return false;
 }
 
 let auxv: Map<number, number> | undefined;

@@ -48,17 +48,16 @@ while :; do
   if [ "$tries" != 1 ]; then
     # the marker starts a line of its own even when the last attempt's output ended mid-line
     # (the log's last byte, read through our own descriptor: no path of the home is opened)
-    [ "$attempt" = 1 ] || [ "$(tail -c 1 /dev/fd/4 | wc -l)" -eq 1 ] || printf '\n' >&4
+    [ "$attempt" = 1 ] || [ ! -s /dev/fd/4 ] || [ "$(tail -c 1 /dev/fd/4 | wc -l)" -eq 1 ] || printf '\n' >&4
     printf -- '--- bgmon: attempt %s of %s ---\n' "$attempt" "$tries" >&4
   fi
   (
+    # sh ignores INT and QUIT in background children: env gives the job the defaults back, before
+    # the pid is printed, so an INT sent to the job the moment bgmon-start returns is not lost.
     # setsid runs in place (this subshell leads no group), so the pid printed is the job's own,
-    # already leader of its session and group when bgmon-start reads it. Only after "go" does env
-    # give the command the INT and QUIT that sh ignores in background children (an exec off the
-    # path of bgmon-start); env would take a command word holding "=" for a variable, so such a
-    # command is run through sh.
+    # already leader of its session and group when bgmon-start reads it.
     # shellcheck disable=SC2016 # the inner script expands its own parameters
-    exec setsid -- /bin/sh -c '
+    exec env --default-signal=INT,QUIT setsid -- /bin/sh -c '
       if [ "$2" = gated ]; then
         echo "$$"
         IFS= read -r go <&3 || go=
@@ -72,10 +71,7 @@ while :; do
       BGMON_JOB_ID=$1
       export BGMON_JOB_ID
       shift 2
-      case $1 in
-        *=*) set -- /bin/sh -c '"'"'exec "$@"'"'"' sh "$@" ;;
-      esac
-      exec env --default-signal=INT,QUIT -- "$@" </dev/null >&4 2>&4 4>&-
+      exec "$@" </dev/null >&4 2>&4 4>&-
     ' bgmon-job "$id" "$gate" "$@"
   ) &
   pid=$!
