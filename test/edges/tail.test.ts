@@ -10,6 +10,8 @@ import {
   readlinkSync,
   readSync,
   statSync,
+  symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -270,6 +272,23 @@ test(
     const r = await follower;
     assert.is(r.code, 0, r.stderr);
     assert.is(readFileSync(outFile, 'latin1'), 'waiting... done\n');
+  }),
+);
+
+test(
+  'a link planted at the log path is not read through: nothing of the file it points to is printed',
+  withHome(async (h) => {
+    const secret = join(h.dir, 'secret');
+    writeFileSync(secret, 'secret line\n');
+    const rec = await h.start('linked', ['sh', '-c', 'echo own line']);
+    await until(h, 'linked', 'SUCCEEDED');
+    unlinkSync(rec.log);
+    symlinkSync(secret, rec.log);
+    for (const args of [['linked'], ['-n', '5', 'linked'], ['--json', 'linked'], ['-f', 'linked']]) {
+      const r = await h.run('bgmon-tail', args, { timeoutMs: 20_000 });
+      assert.not.match(r.stdout, /secret/, args.join(' '));
+      assert.not.match(r.stderr, /secret line/, args.join(' '));
+    }
   }),
 );
 

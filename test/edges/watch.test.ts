@@ -2,7 +2,7 @@
 // activity in every status record, and a table people can read.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { age, commandLine, cut, shortTime, span, table } from 'bgmon-state';
 import {
@@ -65,6 +65,21 @@ test(
     const again = await waitUntil(h, ['^starting$', 'api']);
     assert.is(again.code, 0, again.stderr);
     assert.equal(lines(again.stdout), [{ name: 'api', id: rec.id, line: 'starting', offset: 9 }]);
+  }),
+);
+
+test(
+  "--until: a link planted at the log path is not read through (its lines are not the job's)",
+  withHome(async (h) => {
+    const fake = join(h.dir, 'fake');
+    writeFileSync(fake, 'listening on 127.0.0.1:3000\n');
+    const rec = await h.start('quiet', ['sh', '-c', 'echo starting; sleep 1000']);
+    unlinkSync(rec.log);
+    symlinkSync(fake, rec.log);
+    const r = await waitUntil(h, ['listening on', '--timeout', '2s', 'quiet']);
+    assert.is(r.code, 124, r.stdout);
+    const status = lines((await h.run('bgmon-status', ['quiet', '--json'])).stdout)[0];
+    assert.equal([status.status, status.log_bytes], ['RUNNING', null], 'no size read through the link either');
   }),
 );
 

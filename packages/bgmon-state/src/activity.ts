@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { rawLine, type JobRecord } from './record';
 
 /*
@@ -20,7 +20,8 @@ const NO_LOG: Activity = { log_bytes: null, last_output_at: null };
 export function logActivity(rec: Pick<JobRecord, 'log'>): Activity {
   if (typeof rec.log !== 'string' || rec.log === '') return NO_LOG;
   // throwIfNoEntry: a missing log (queued jobs, 10,000 finished records) costs no exception
-  const st = statSync(rec.log, { throwIfNoEntry: false, bigint: false });
+  // lstat: a link planted at the log path says nothing of the job's output
+  const st = lstatSync(rec.log, { throwIfNoEntry: false, bigint: false });
   if (!st?.isFile()) return NO_LOG;
   // an empty log's mtime is when it was created, not output
   return { log_bytes: st.size, last_output_at: st.size === 0 ? null : new Date(st.mtimeMs).toISOString() };

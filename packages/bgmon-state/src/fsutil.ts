@@ -166,3 +166,14 @@ export function openLogAtLineStart(log: string): number {
     throw err;
   }
 }
+
+/**
+ * A log, opened to read: never through a symlink planted at its path (that would print another
+ * file), never blocking on a FIFO; anything but a regular file is refused (throws).
+ */
+export function openLogToRead(path: string): number {
+  const fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  if (fstatSync(fd).isFile()) return fd;
+  closeSync(fd);
+  throw new Error(`${path}: not a regular file`);
+}

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readSync } from 'node:fs';
+import { openLogToRead } from './fsutil';
 import { logPath, previousLogPath, type Home } from './paths';
 import { UsageError } from './errors';
 
@@ -54,7 +55,8 @@ export function newScan(name: string, id: string, re: RegExp): LogScan {
 
 function openQuietly(path: string): number | null {
   try {
-    return openSync(path, 'r');
+    // never through a link planted at the log path: its lines are not the job's
+    return openLogToRead(path);
   } catch {
     return null;
   }
@@ -68,7 +70,7 @@ export function openScan(home: Home, scan: LogScan): void {
   if (scan.fd !== null) return;
   const kept = previousLogPath(home, scan.name, scan.id);
   let fd = openQuietly(logPath(home, scan.name));
-  const keptIno = statSync(kept, { throwIfNoEntry: false })?.ino;
+  const keptIno = lstatSync(kept, { throwIfNoEntry: false })?.ino;
   if (keptIno !== undefined && (fd === null || fstatSync(fd).ino !== keptIno)) {
     if (fd !== null) closeSync(fd);
     fd = openQuietly(kept);

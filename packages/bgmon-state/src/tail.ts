@@ -1,10 +1,11 @@
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { logPath, previousLogPath, type Home } from './paths';
 import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { out } from './stdout';
 import { UsageError } from './errors';
 import { sleepSync } from './sleep';
+import { openLogToRead } from './fsutil';
 
 const CHUNK = 64 * 1024;
 /** With --json or several jobs, a longer line is printed as several records of at most this many bytes. */
@@ -83,7 +84,7 @@ interface RunLog {
 
 function inodeAt(path: string): number | null {
   try {
-    return statSync(path).ino;
+    return lstatSync(path).ino;
   } catch {
     return null;
   }
@@ -111,7 +112,7 @@ function openRunLog(home: Home, name: string): RunLog {
     let fd: number | null = null;
     let ino = 0;
     try {
-      fd = openSync(logPath(home, name), 'r');
+      fd = openLogToRead(logPath(home, name));
       ino = fstatSync(fd).ino;
     } catch {
       if (fd !== null) closeSync(fd);
@@ -185,7 +186,7 @@ const shareOf = (left: number, jobsLeft: number) => (left === Infinity ? Infinit
 export function lastLines(path: string, n: number): { lines: Buffer[]; size: number; partial: Buffer } {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openLogToRead(path);
   } catch {
     return { lines: [], size: 0, partial: Buffer.alloc(0) };
   }
@@ -237,7 +238,7 @@ function copyRange(fd: number, from: number, to: number, name: string, sink: Tai
 function openLog(home: Home, name: string, identify: boolean): RunLog {
   if (identify) return openRunLog(home, name);
   try {
-    const fd = openSync(logPath(home, name), 'r');
+    const fd = openLogToRead(logPath(home, name));
     return { fd, ino: fstatSync(fd).ino, id: '' };
   } catch {
     return { fd: null, ino: 0, id: '' };
