@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { parseDuration } from './duration';
 import { UsageError } from './errors';
@@ -62,6 +61,9 @@ export function armSleepers(home: Home, times: (string | null | undefined)[]): v
   for (const t of times) if (t && !isDue(t, now)) waits.add(Date.parse(t) - now);
   // the marker is the job's alone: a sleeper must never be mistaken for a job by bgmon-stop
   const { BGMON_JOB_ID: _marker, ...env } = process.env;
+  // loaded here, not at the top: every command imports this module, few spawn (node:child_process
+  // brings net and stream, about 3 ms of start-up)
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   for (const ms of waits) {
     // a few ms late rather than early: an early advance finds the job not yet due
     const seconds = ((ms + 20) / 1000).toFixed(3);

@@ -103,7 +103,10 @@ export function commandSpec(doc: CommandDoc, version: string): CommandSpec {
   return {
     name: doc.name,
     version,
-    usage: renderUsage(doc),
+    // rendered only for --help: wrapping every paragraph costs each command start-up
+    get usage() {
+      return renderUsage(doc);
+    },
     strings: doc.options.filter((o) => o.arg).map((o) => o.flag),
     booleans: doc.options.filter((o) => !o.arg).map((o) => o.flag),
     alias,
