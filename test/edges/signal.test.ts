@@ -69,19 +69,21 @@ slowTest(
   'a paused job stays PAUSED for longer than it would run; the supervisor (dash wait) records no end; CONT: its ' +
     'true exit 5',
   withHome(async (h) => {
-    const rec = await h.start('counter', ['sh', '-c', COUNTER]);
+    // the work starts only once the job is paused and released, so a slow machine cannot let it
+    // finish before the pause lands
+    const go = join(h.dir, 'go');
+    const rec = await h.start('counter', ['sh', '-c', `until [ -e ${go} ]; do sleep 0.05; done; ${COUNTER}`]);
     const paused = one(await signal(h, ['counter', 'STOP']), 'PAUSED');
     assert.is(paused.id, rec.id);
     assert.ok(stopped(rec.pid), 'the leader is stopped');
     assert.is(stateOf(rec.sup_pid) === 'T', false, 'the supervisor is never signalled');
+    writeFileSync(go, '');
     await sleep(3500); // longer than the job's 2 s of work
     assert.ok(isAlive(rec.sup_pid), 'the supervisor still waits');
     assert.is(h.record('counter').status, 'RUNNING', 'no end folded into the record');
-    assert.equal(
-      listDir(join(h.root, 'run')).filter((f) => f.includes('.end')),
-      [],
-      'no end file written',
-    );
+    const endFile = readFileSync(join(h.root, 'jobs', `.counter@${rec.id}.end`), 'latin1');
+    assert.match(endFile, /^ +$/, 'the end file is still only reserved (no end written)');
+    assert.is(readFileSync(rec.log, 'utf8'), '', 'no work done while paused');
     one(await h.run('bgmon-status', ['counter', '--json']), 'PAUSED');
     const table = await h.run('bgmon-status', ['--table']);
     assert.match(table.stdout, /^counter\s+PAUSED\s+\d+\s/m);
