@@ -107,9 +107,14 @@ test(
     const argv = (n: number) => [binPath('bgmon-start'), '--name', 'big', '--', 'true', ...Array(n).fill(arg)];
     const probe = { env: h.env, argv0: process.execPath }; // what exec of bgmon-start would be given
     const fits = (n: number) => spawnSync('/bin/true', argv(n), probe).error === undefined;
-    let n = 30_000;
-    while (!fits(n)) n -= 10;
-    while (fits(n + 1)) n++;
+    // the largest n whose argv fits, by bisection (each probe builds a 2 MB argv)
+    let [lo, hi] = [0, 40_000];
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (fits(mid)) lo = mid;
+      else hi = mid;
+    }
+    const n = lo;
     const outcomes = new Set<string>();
     for (let k = n; k > n - 60; k -= 2) {
       const r = spawnSync(process.execPath, argv(k), { env: h.env, encoding: 'utf8', maxBuffer: 2 ** 26 });
