@@ -364,6 +364,16 @@ export function rssKb(pid: number): number {
   }
 }
 
+/** Signal number n is set in the mask `field` of /proc/<pid>/status (false when the process is gone). */
+export function masked(pid: number, field: string, n: number): boolean {
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {}
+  const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0';
+  return ((BigInt(`0x${mask}`) >> BigInt(n - 1)) & 1n) === 1n;
+}
+
 export function isAlive(pid: number): boolean {
   const st = readStat(pid);
   return st !== null && st.state !== 'Z';

@@ -10,6 +10,7 @@ import {
   isAlive,
   lines,
   listDir,
+  masked,
   sleep,
   slowTest,
   withHome,
@@ -47,16 +48,6 @@ function one(r: Result, status: string, code = 0): any {
   assert.is(recs.length, 1, r.stdout);
   assert.is(recs[0].status, status, r.stdout);
   return recs[0];
-}
-
-/** Signal number n is set in the mask `field` of /proc/<pid>/status (false when the process is gone). */
-function masked(pid: number, field: string, n: number): boolean {
-  let status = '';
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {}
-  const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0';
-  return ((BigInt(`0x${mask}`) >> BigInt(n - 1)) & 1n) === 1n;
 }
 
 /** The process has a handler for signal number n. */
