@@ -1,8 +1,29 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { bootId, readStat } from 'bgmon-state';
 import { join } from 'node:path';
-import { eventually, fileMode, isAlive, lines, listDir, slowTest, withHome, type TestHome } from '../helpers';
+import {
+  eventually,
+  fileMode,
+  isAlive,
+  lines,
+  listDir,
+  slowTest,
+  until,
+  untilGone,
+  withHome,
+  type TestHome,
+} from '../helpers';
 
 // Issue 9, items 4 (--after binds to a run), 14 (a queued job that cannot start) and 18 (deep chains).
 
@@ -331,6 +352,33 @@ test(
       lines(after.stdout).map((r) => r.status),
       ['CANCELLED', 'CANCELLED'],
     );
+  }),
+);
+
+test(
+  'a supervisor does not wait in line for a queue lock a live process holds: it marks the queue, and the next ' +
+    'reader starts what was queued',
+  withHome(async (h) => {
+    const release = join(h.dir, 'release');
+    const a = await h.start('a', ['sh', '-c', `until [ -e ${release} ]; do sleep 0.05; done`], ['--queue', 'q']);
+    const b = await h.start('b', ['true'], ['--queue', 'q']);
+    assert.equal([a.status, b.status], ['RUNNING', 'QUEUED']);
+    // the queue's lock, held by a live process that is no bgmon command (as a slow advancer would)
+    const holder = h.spawnOutside('sleep', ['1000']);
+    await eventually(() => readStat(holder.pid!) !== null, 10_000, 'the holder');
+    const lockPath = join(h.root, 'run', 'q@queue.lock');
+    symlinkSync(`${holder.pid} ${readStat(holder.pid!)!.starttime} ${bootId()}`, lockPath);
+    writeFileSync(release, '');
+    // the supervisor's Node step folds a's end, finds the lock held, leaves the mark and exits
+    // (it used to wait up to 8 s for the lock, then give up with the queue not advanced)
+    await untilGone([a.sup_pid], "a's supervisor");
+    assert.ok(existsSync(join(h.root, 'run', 'queues', 'q.dirty')), 'the queue is marked');
+    assert.is(h.record('b').status, 'QUEUED', 'nothing started while the lock was held');
+    unlinkSync(lockPath);
+    process.kill(holder.pid!, 'SIGKILL');
+    const done = await until(h, 'b', 'SUCCEEDED');
+    assert.is(done.exit_code, 0);
+    assert.not.ok(existsSync(join(h.root, 'run', 'queues', 'q.dirty')), 'the mark is cleared by the pass');
   }),
 );
 

@@ -93,7 +93,8 @@ async function afterJobEnded(argv: string[]): Promise<void> {
     await foldEnd(home, name, id);
   }
   const { advanceQueue, hasQueuedJobs } = await import('./queue');
-  if (hasQueuedJobs(home)) await advanceQueue(home);
+  // a supervisor never waits in line for a queue's lock: its holder passes again (see advanceQueue)
+  if (hasQueuedJobs(home)) await advanceQueue(home, { waitForQueueLock: false });
 }
 
 function finish(code: number): void {

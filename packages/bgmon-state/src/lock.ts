@@ -181,6 +181,12 @@ export function tryLock(home: Home, name: string): Lock | null {
   }
 }
 
+/** The name's lock is held by a live process (or one still creating it): waiting would be for it. */
+export function lockHeldByLive(home: Home, name: string): boolean {
+  const holder = readHolder(join(home.run, `${name}.lock`));
+  return holder !== 'gone' && !isStale(holder);
+}
+
 /** Runs fn holding the name's lock, and releases it whatever happens. */
 export async function withLock<T>(home: Home, name: string, fn: () => T | Promise<T>): Promise<T> {
   const held = await lock(home, name);

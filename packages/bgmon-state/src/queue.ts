@@ -1,12 +1,13 @@
-import { closeSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { ExecError, StateError } from './errors';
 import { queuePath, type Home } from './paths';
 import { nowIso, writeRecord, type JobRecord } from './record';
-import { lock, LockBusyError, unlock } from './lock';
+import { lock, lockHeldByLive, LockBusyError, unlock } from './lock';
 import { isDue } from './delay';
 import { queueLockName, queueNow, writeQueueFile } from './queue-slots';
 import { launch } from './launch';
-import { openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
+import { existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { writeEndedRecord } from './on-end';
 import {
@@ -50,18 +51,33 @@ export interface Advanced {
  * Starts or cancels every queued job that can leave the queue; repeats until stable. A name
  * whose lock is stuck (LockBusyError) is skipped, not waited for: returns one note each.
  */
-export async function advanceQueue(home: Home): Promise<string[]> {
-  return (await advanceQueueFully(home)).notes;
+export async function advanceQueue(home: Home, opts: AdvanceOptions = {}): Promise<string[]> {
+  return (await advanceQueueFully(home, opts)).notes;
 }
 
-export async function advanceQueueFully(home: Home): Promise<Advanced> {
+export interface AdvanceOptions {
+  /**
+   * false (a supervisor whose job ended): a queue whose lock a live process holds is not waited
+   * for. The queue is marked (run/queues/Q.dirty) and its holder passes again once it has let
+   * go, so a thousand ends do not line up behind one lock, each polling it.
+   */
+  waitForQueueLock?: boolean;
+}
+
+export async function advanceQueueFully(home: Home, opts: AdvanceOptions = {}): Promise<Advanced> {
   const done: Advanced = { notes: [], launched: new Map() };
   const skipped = new Map<string, string>();
   beginAdvancing();
   try {
-    for (let changed = true; changed; ) {
+    let launched = done.launched;
+    for (let again = true; again; ) {
       newLook();
-      changed = await advancePass(home, skipped, done.launched);
+      const marked = { dirty: false };
+      const changed = await advancePass(home, skipped, launched, opts.waitForQueueLock ?? true, marked);
+      again = changed || marked.dirty;
+      // a pass made for ends that others marked launches what those supervisors would have:
+      // not reported as this call's (bgmon-start prints its jobs as its own passes left them)
+      if (!changed && marked.dirty) launched = new Map();
     }
   } finally {
     endAdvancing();
@@ -75,6 +91,8 @@ async function advancePass(
   home: Home,
   skipped: Map<string, string>,
   launched: Map<string, JobRecord>,
+  waitForQueueLock: boolean,
+  marked: { dirty: boolean },
 ): Promise<boolean> {
   let changed = false;
   const byQueue = new Map<string, JobRecord[]>();
@@ -91,7 +109,8 @@ async function advancePass(
     if (rec?.status === 'QUEUED' && !isReadyToLeaveQueue(home, rec)) continue;
     changed = noteChange(launched, await underLock(home, name, skipped, () => advanceOne(home, name))) || changed;
   }
-  for (const [queue, recs] of byQueue) changed = (await advanceSlots(home, queue, recs, skipped, launched)) || changed;
+  for (const [queue, recs] of byQueue)
+    changed = (await advanceSlots(home, queue, recs, skipped, launched, waitForQueueLock, marked)) || changed;
   return changed;
 }
 
@@ -139,6 +158,8 @@ async function advanceSlots(
   recs: JobRecord[],
   skipped: Map<string, string>,
   launched: Map<string, JobRecord>,
+  waitForQueueLock: boolean,
+  marked: { dirty: boolean },
 ): Promise<boolean> {
   const run = async (): Promise<boolean> => {
     const file = queueNow(home, queue);
@@ -161,7 +182,35 @@ async function advanceSlots(
     writeQueueFile(home, queue, file); // what queueNow pruned, for the next reader
     return changed;
   };
-  return (await underLock(home, queueLockName(queue), skipped, run)) ?? false;
+  const lockName = queueLockName(queue);
+  const dirty = dirtyPath(home, queue);
+  // marked before trying: a holder that lets go after this mark sees it (below) and passes again
+  if (!waitForQueueLock && markDirty(dirty) && !tryLockQueue(home, lockName)) return false;
+  unlinkQuietly(dirty);
+  const changed = (await underLock(home, lockName, skipped, run)) ?? false;
+  // marked while we held the lock: that ender did not wait, so this caller passes again
+  if (existsNoFollow(dirty)) marked.dirty = true;
+  return changed;
+}
+
+const dirtyPath = (home: Home, queue: string) => join(home.run, 'queues', `${queue}.dirty`);
+
+/** Leaves the mark; false when it cannot be left (no room for an inode): then the caller waits. */
+function markDirty(path: string): boolean {
+  try {
+    closeSync(openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True when the caller should go on and take the queue's lock: it is free, or its holder is
+ * gone (lock() breaks a stale lock). False: a live holder has it and will see the mark.
+ */
+function tryLockQueue(home: Home, lockName: string): boolean {
+  return !lockHeldByLive(home, lockName);
 }
 
 const bySubmission = (a: JobRecord, b: JobRecord) =>
