@@ -177,3 +177,25 @@ export function openLogToRead(path: string): number {
   closeSync(fd);
   throw new Error(`${path}: not a regular file`);
 }
+
+/** A regular file is at path (a link is not followed). */
+export function isFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Creates an empty file of ours (a mark), or finds one: true when a regular file is there now.
+ * O_EXCL neither follows a link nor opens a FIFO planted at the path (which would block).
+ */
+export function createEmpty(path: string): boolean {
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EEXIST' && isFile(path);
+  }
+}

@@ -19,11 +19,11 @@ export interface ProcStat {
   rss: number;
 }
 
-/** Reads /proc/<pid>/stat; null when there is no such process. */
-export function readStat(pid: number): ProcStat | null {
+/** Reads /proc/<pid>/stat (of thread `tid`: /proc/<pid>/task/<tid>/stat); null when there is none. */
+export function readStat(pid: number, tid?: number): ProcStat | null {
   let text: string;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    text = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'latin1');
   } catch {
     return null;
   }
@@ -68,12 +68,15 @@ export const maskHas = (masks: Map<string, bigint> | null, field: string, signal
  * threads, another thread took it and is stopped (group stop: every thread stops).
  */
 export function isPaused(pid: number, state = readStat(pid)?.state): boolean {
-  if (state === 'T' || state === 't') return true;
+  if (isStopped(state)) return true;
   if (state !== 'D') return false;
   const masks = signalMasks(pid);
   const { SIGSTOP } = constants.signals;
   return maskHas(masks, 'ShdPnd', SIGSTOP) || maskHas(masks, 'SigPnd', SIGSTOP) || hasStoppedThread(pid);
 }
+
+/** T: stopped by a signal; t: stopped by a tracer. */
+const isStopped = (state: string | undefined) => state === 'T' || state === 't';
 
 function hasStoppedThread(pid: number): boolean {
   let tids: string[];
@@ -82,18 +85,7 @@ function hasStoppedThread(pid: number): boolean {
   } catch {
     return false;
   }
-  for (const tid of tids) {
-    if (tid === String(pid)) continue;
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
-    } catch {
-      continue;
-    }
-    const state = text[text.lastIndexOf(')') + 2];
-    if (state === 'T' || state === 't') return true;
-  }
-  return false;
+  return tids.some((tid) => tid !== String(pid) && isStopped(readStat(pid, Number(tid))?.state));
 }
 
 let auxv: Map<number, number> | undefined;

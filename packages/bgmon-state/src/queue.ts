@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync, statSync, writeSync } from 'node:fs';
+import { closeSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExecError, StateError } from './errors';
 import { queuePath, type Home } from './paths';
@@ -7,7 +7,7 @@ import { lock, lockHeldByLive, LockBusyError, unlock } from './lock';
 import { isDue } from './delay';
 import { queueLockName, queueNow, writeQueueFile } from './queue-slots';
 import { launch } from './launch';
-import { existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
+import { createEmpty, existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { writeEndedRecord } from './on-end';
 import {
@@ -184,8 +184,9 @@ async function advanceSlots(
   };
   const lockName = queueLockName(queue);
   const dirty = dirtyPath(home, queue);
-  // marked before trying: a holder that lets go after this mark sees it (below) and passes again
-  if (!waitForQueueLock && markDirty(dirty) && !tryLockQueue(home, lockName)) return false;
+  // marked before looking: a live holder that lets go after this mark sees it (below) and passes
+  // again; a gone holder's lock is broken by lock() below
+  if (!waitForQueueLock && createEmpty(dirty) && lockHeldByLive(home, lockName)) return false;
   unlinkQuietly(dirty);
   const changed = (await underLock(home, lockName, skipped, run)) ?? false;
   // marked while we held the lock: that ender did not wait, so this caller passes again
@@ -194,24 +195,6 @@ async function advanceSlots(
 }
 
 const dirtyPath = (home: Home, queue: string) => join(home.run, 'queues', `${queue}.dirty`);
-
-/** Leaves the mark; false when it cannot be left (no room for an inode): then the caller waits. */
-function markDirty(path: string): boolean {
-  try {
-    closeSync(openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * True when the caller should go on and take the queue's lock: it is free, or its holder is
- * gone (lock() breaks a stale lock). False: a live holder has it and will see the mark.
- */
-function tryLockQueue(home: Home, lockName: string): boolean {
-  return !lockHeldByLive(home, lockName);
-}
 
 const bySubmission = (a: JobRecord, b: JobRecord) =>
   (a.queue_seq ?? Infinity) - (b.queue_seq ?? Infinity) || a.created_at.localeCompare(b.created_at);

@@ -1,4 +1,5 @@
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { createEmpty, isFile } from './fsutil';
 import { unlinkQuietly, writeFileAtomic } from './fsutil';
 import { join } from 'node:path';
 import { stopMarkerPath, type Home } from './paths';
@@ -37,23 +38,6 @@ const compactBoot = () => bootId().replace(/-/g, '');
 const stoppedPath = (home: Home, name: string, id: string) => join(home.run, `${name}@${id}.stopped`);
 const claimPrefix = (name: string, id: string) => `${name}@${id}.stop-by.`;
 const CLAIM_TAIL = /^(\d+)\.(\d+)\.([0-9a-f]{32})$/;
-
-function isFile(path: string): boolean {
-  try {
-    return lstatSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function createEmpty(path: string): boolean {
-  try {
-    closeSync(openSync(path, 'wx', 0o600));
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EEXIST' && isFile(path);
-  }
-}
 
 /** Marks run rec.id as being stopped by this process; best effort, never throws. */
 export function claimStop(home: Home, rec: JobRecord): StopClaim {
