@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, withHome } from './helpers';
+import { ROOT, slowTest, withHome } from './helpers';
 
 const PACKAGES = [
   'bgmon-state',
@@ -44,7 +44,7 @@ test('changesets bump every package together (one fixed group covering all of th
   assert.is(versions.size, 1, 'all packages share one version');
 });
 
-test(
+slowTest(
   'packed tarballs install with npm into an empty folder and run a real job',
   withHome(async (h) => {
     const tarballs = join(h.dir, 'tarballs');

@@ -5,7 +5,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { parseSignal, signalNames, STATUSES } from 'bgmon-state';
 import { commands, flagWord, valuesOf } from 'bgmon-state/cli';
-import { binPath, ROOT, withHome, type TestHome } from '../helpers';
+import { binPath, ROOT, slowTest, withHome, type TestHome } from '../helpers';
 
 const DOCS = [commands.bgmon, ...commands.SUBCOMMANDS];
 const MAN_PAGES = DOCS.map((d) => `packages/${d.name}/man/${d.name}.1`);
@@ -84,7 +84,7 @@ test('every package with a binary installs its man page (package.json man and fi
   }
 });
 
-test(
+slowTest(
   '--help names exactly the flags the parser takes, and the parser takes every flag the help names',
   withHome(async (h) => {
     for (const doc of commands.SUBCOMMANDS) {
@@ -117,7 +117,7 @@ async function complete(h: TestHome, words: string[]): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
-test(
+slowTest(
   'completion: states and signals are the ones the parsers accept, every one of them',
   withHome(async (h) => {
     assert.equal(await complete(h, ['bgmon-status', '--status', '']), [...STATUSES].sort());
@@ -131,7 +131,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   "completion: comma lists, --flag=value, directories, the job's command, flags per command",
   withHome(async (h) => {
     await h.start('train', ['true']);

@@ -3,9 +3,9 @@
 // it started.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { lines, withHome } from '../helpers';
+import { lines, slowTest, withHome } from '../helpers';
 
-test(
+slowTest(
   'ended_at is never before started_at, for 40 jobs that end at once',
   withHome(async (h) => {
     for (let i = 0; i < 40; i++) await h.start(`quick${i}`, ['true']);

@@ -10,6 +10,7 @@ import {
   eventually,
   lines,
   schemaProblems,
+  slowTest,
   spawnCollect,
   untilGone,
   withHome,
@@ -185,7 +186,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   "--until-done exits once every selected job has ended, with bgmon-wait's code; --status filters lines",
   withHome(async (h) => {
     await h.start('u1', gated('u-go'), ['--cwd', h.dir]);

@@ -64,7 +64,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a home under a directory others can change is refused (ssh StrictModes)',
   withHome(async (h) => {
     const cases: [string, number, number][] = [
@@ -95,7 +95,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a symlink home of your own is resolved once: every path is the real one, a swapped link redirects nothing',
   withHome(async (h) => {
     const a = join(h.dir, 'a');
@@ -352,7 +352,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'on a full disk bgmon-rm frees space and no command prints an internal error',
   withHome(async (h) => {
     const mnt = join(h.dir, 'small');

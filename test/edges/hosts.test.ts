@@ -6,7 +6,17 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, isAlive, lines, ROOT, withHome, type Result, type RunOptions, type TestHome } from '../helpers';
+import {
+  binPath,
+  isAlive,
+  lines,
+  ROOT,
+  slowTest,
+  withHome,
+  type Result,
+  type RunOptions,
+  type TestHome,
+} from '../helpers';
 
 const FAKE_SSH = join(ROOT, 'test', 'fixtures', 'fake-ssh');
 const HOSTS = ['a', 'b', 'slow1'];
@@ -113,7 +123,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a slow host does not hold up the others: their records are printed as they arrive',
   withHosts(async (h) => {
     await startOn(h, 'a', 'j', 'sleep 60');

@@ -3,7 +3,18 @@ import * as assert from 'uvu/assert';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStat } from 'bgmon-state';
-import { eventually, homeProcs, isAlive, lines, listDir, sleep, until, untilOnDisk, withHome } from '../helpers';
+import {
+  eventually,
+  homeProcs,
+  isAlive,
+  lines,
+  listDir,
+  sleep,
+  slowTest,
+  until,
+  untilOnDisk,
+  withHome,
+} from '../helpers';
 
 // Issue 11, section 6: start later (--in DUR, --at TIME).
 
@@ -55,7 +66,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'later: --at HH:MM:SS a few seconds ahead starts then; an ISO time works too',
   withHome(async (h) => {
     // 3 to 4 s ahead (seconds are cut off): still ahead once bgmon-start runs, even under load
@@ -75,7 +86,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'later: a killed sleeper does not strand the job: bgmon-status starts it once due',
   withHome(async (h) => {
     // due well after the steps below (two bgmon runs and a kill), even on a loaded machine
@@ -91,7 +102,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'later: --in with --after and --queue waits for all three',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');

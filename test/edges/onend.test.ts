@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, lines, sleep, until, untilOnDisk, withHome, type TestHome } from '../helpers';
+import { eventually, lines, sleep, slowTest, until, untilOnDisk, withHome, type TestHome } from '../helpers';
 
 // The hook appends its environment to hooks.<name> (once per run it is one block) and prints a line.
 const HOOK =
@@ -115,7 +115,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'CANCELLED, by the queue and at once: the hook runs though the job never did',
   withHome(async (h) => {
     await h.start('first', ['sh', '-c', 'sleep 0.5; exit 1']);
@@ -133,7 +133,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a failing or hanging hook leaves the outcome unchanged; with --retry it runs after the last attempt only',
   withHome(async (h) => {
     await h.start('f', ['true'], ['--on-end', 'echo failing hook; exit 7']);

@@ -331,7 +331,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'deep chain: a cycle in hand-made records stays QUEUED and does not hang a look',
   withHome(async (h) => {
     const head = await h.start('c0', ['sleep', '1000']);

@@ -5,9 +5,9 @@ import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { environHas, readStat } from 'bgmon-state';
-import { eventually, isAlive, lines, processes, sleep, until, untilGone, withHome } from '../helpers';
+import { eventually, isAlive, lines, processes, sleep, slowTest, until, untilGone, withHome } from '../helpers';
 
-test(
+slowTest(
   'stop of a QUEUED job that starts meanwhile stops it (never exit 0 with the job left running)',
   withHome(async (h) => {
     for (let i = 0; i < 8; i++) {

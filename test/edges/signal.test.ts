@@ -110,7 +110,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'TSTP pauses a job that leaves TSTP at its default (the kernel drops it in an orphaned group); a job that ' +
     'catches TSTP gets TSTP',
   withHome(async (h) => {
@@ -134,7 +134,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'HUP reaches the group and an escaped (setsid) child exactly once each; the job keeps running',
   withHome(async (h) => {
     const cwd = join(h.dir, 'web');
@@ -160,7 +160,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a shell caught by STOP between vfork and exec (D state, stop pending) is PAUSED, in signal and status alike',
   withHome(async (h) => {
     // dash vforks each /bin/true: most of the loop's time is spent between vfork and exec, where
@@ -252,7 +252,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--status PAUSED filters; names and NDJSON on stdin; an empty stdin signals nothing (exit 0)',
   withHome(async (h) => {
     await h.start('a', ['sleep', '1000']);
@@ -300,7 +300,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why; usage errors exit 2; no such job 3',
   withHome(async (h) => {
     await h.start('done', ['true']);

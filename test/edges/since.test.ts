@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, lines, withHome, type TestHome } from '../helpers';
+import { eventually, lines, slowTest, withHome, type TestHome } from '../helpers';
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const cursorOf = (rec: any) => `${rec.id}:${rec.offset}`;
@@ -208,7 +208,7 @@ function newest(text: Buffer, budget: number): Buffer {
   return Buffer.alloc(0);
 }
 
-test(
+slowTest(
   '--max-bytes keeps the newest whole lines, says what it left out, and gives a cursor to go on',
   withHome(async (h) => {
     const content =

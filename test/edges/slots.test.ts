@@ -164,7 +164,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'start -: 200 specs from jq, one process, one record each in order, all end',
   withHome(async (h) => {
     const input = specs(200, ['sh', '-c', 'exit 0'], { queue: 'w', slots: 8 }).replace(/"j(\d+)"/g, '"shard$1"');
@@ -229,7 +229,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'start -: any bad line starts nothing and names its line',
   withHome(async (h) => {
     await h.start('old', ['sleep', '1000']);

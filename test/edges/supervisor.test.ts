@@ -100,7 +100,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a command line that fits bgmon-start but not its supervisor: a clear error, exit 1, nothing left behind',
   withHome(async (h) => {
     // the supervisor's argv is the command's plus its script: some lengths fit the one, not the other

@@ -8,12 +8,13 @@ import { age, commandLine, cut, shortTime, span, table } from 'bgmon-state';
 import {
   binPath,
   deadRecord,
-  schemaProblems,
   eventually,
   homeProcs,
   lines,
   listDir,
+  schemaProblems,
   sleep,
+  slowTest,
   until,
   withHome,
   type TestHome,
@@ -68,7 +69,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   "--until: a link planted at the log path is not read through (its lines are not the job's)",
   withHome(async (h) => {
     const fake = join(h.dir, 'fake');
@@ -215,7 +216,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'wait --idle: returns 125 with the record when the job prints then hangs; its own code when it ends first',
   withHome(async (h) => {
     await h.start('hang', ['sh', '-c', 'echo step1; sleep 0.3; echo step2; sleep 1000']);
