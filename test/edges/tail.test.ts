@@ -14,6 +14,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { environHas, listPids } from 'bgmon-state';
 import { binPath, eventually, lines, slowTest, until, withHome, type TestHome } from '../helpers';
@@ -289,6 +290,55 @@ test(
       assert.not.match(r.stdout, /secret/, args.join(' '));
       assert.not.match(r.stderr, /secret line/, args.join(' '));
     }
+  }),
+);
+
+
+test(
+  'a run that has started but has no readable log is named on stderr, exit 1; the other jobs are still printed',
+  withHome(async (h) => {
+    await h.start('gone', ['sh', '-c', 'echo lost']);
+    await h.start('kept', ['sh', '-c', 'echo here']);
+    await h.start('fifo', ['sh', '-c', 'echo old']);
+    assert.is((await h.run('bgmon-wait', ['gone', 'kept', 'fifo'])).code, 0);
+    const logs = join(h.root, 'logs');
+    unlinkSync(join(logs, 'gone.log'));
+    const gone = `bgmon-tail: gone: its log is gone: ${join(logs, 'gone.log')}\n`;
+    for (const args of [
+      ['gone', 'kept'],
+      ['-f', 'gone', 'kept'],
+      ['--json', 'gone', 'kept'],
+    ]) {
+      const r = await h.run('bgmon-tail', args);
+      assert.is(r.code, 1, args.join(' '));
+      assert.is(r.stderr, gone, args.join(' '));
+      assert.ok(r.stdout.includes('here'), args.join(' '));
+    }
+    // a link planted at the path is not read through, and not passed over in silence either
+    symlinkSync(join(logs, 'kept.log'), join(logs, 'gone.log'));
+    const link = await h.run('bgmon-tail', ['gone']);
+    assert.equal([link.code, link.stdout], [1, '']);
+    assert.is(link.stderr, `bgmon-tail: gone: its log is not a regular file, not read: ${join(logs, 'gone.log')}\n`);
+    // a past run's kept log replaced by a FIFO: said at once (opening it must not block)
+    const old = h.record('fifo');
+    await h.start('fifo', ['sh', '-c', 'echo new']);
+    const kept = join(logs, `fifo@${old.id}.log`);
+    unlinkSync(kept);
+    execFileSync('mkfifo', [kept]);
+    const r = await h.run('bgmon-tail', [`fifo@${old.id}`], { timeoutMs: 10_000 });
+    assert.equal([r.code, r.signal, r.stdout], [1, null, '']);
+    assert.is(r.stderr, `bgmon-tail: fifo: its log is not a regular file, not read: ${kept}\n`);
+  }),
+);
+
+test(
+  'a job that has not started has no log yet: nothing printed, nothing said, exit 0',
+  withHome(async (h) => {
+    await h.start('first', ['sleep', '30'], ['--queue', 'q']);
+    await h.start('second', ['true'], ['--queue', 'q']);
+    assert.is((await h.status('second')).status, 'QUEUED');
+    const r = await h.run('bgmon-tail', ['second']);
+    assert.equal([r.code, r.stdout, r.stderr], [0, '', '']);
   }),
 );
 

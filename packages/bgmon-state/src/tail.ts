@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { logPath, previousLogPath, type Home } from './paths';
 import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
@@ -136,6 +136,22 @@ export interface TailOptions {
   identify: boolean;
   /** one line on stderr */
   note: (message: string) => void;
+  /** one line on stderr: a run that started has no log this call can read (the command exits 1) */
+  unreadable: (message: string) => void;
+}
+
+/**
+ * Says why a run that has started shows no log, rather than print nothing as if the job had been
+ * silent: the log was deleted, or something that is not a regular file (a link, a FIFO) stands at
+ * its path. A run not started yet has no log to say anything of.
+ */
+function sayUnreadable(rec: JobRecord | null, path: string, opts: TailOptions): void {
+  if (!rec || rec.started_at === null) return;
+  let what = 'is gone';
+  try {
+    what = lstatSync(path).isFile() ? 'could not be opened' : 'is not a regular file, not read';
+  } catch {}
+  opts.unreadable(`${rec.name}: its log ${what}: ${path}`);
 }
 
 /** Where the output of one log starts, given its size and run; says on stderr what it leaves out. */
@@ -267,6 +283,7 @@ export function printTail(home: Home, names: string[], opts: TailOptions, sink: 
   let left = opts.maxBytes;
   names.forEach((name, i) => {
     const log = openLog(home, name, opts.identify);
+    if (log.fd === null) sayUnreadable(readRecord(home, name), logPath(home, name), opts);
     try {
       const { start, end } = printWindow(name, log, opts, shareOf(left, names.length - i), sink);
       sink.endLine(name);
@@ -291,11 +308,14 @@ export function printKeptLogs(
   let used = 0;
   runs.forEach((rec, i) => {
     let log: RunLog = { fd: null, ino: 0, id: rec.id };
+    // the path is ours (never the record's `log`, which a hand-made file could point anywhere)
+    const path = previousLogPath(home, rec.name, rec.id);
     try {
-      // the path is ours (never the record's `log`, which a hand-made file could point anywhere)
-      const fd = openSync(previousLogPath(home, rec.name, rec.id), constants.O_RDONLY | constants.O_NOFOLLOW);
+      const fd = openLogToRead(path);
       log = { fd, ino: fstatSync(fd).ino, id: rec.id };
-    } catch {}
+    } catch {
+      sayUnreadable(rec, path, opts);
+    }
     try {
       const { start, end } = printWindow(rec.name, log, opts, shareOf(opts.maxBytes - used, jobs - i), sink);
       sink.endLine(rec.name);
@@ -499,6 +519,7 @@ function openFollowed(
   sink: TailSink,
 ): { job: Followed; used: number } {
   const log = openRunLog(home, name);
+  if (log.fd === null) sayUnreadable(readRecord(home, name), logPath(home, name), opts);
   const job: Followed = {
     name,
     path: logPath(home, name),

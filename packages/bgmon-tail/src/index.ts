@@ -42,18 +42,23 @@ runHostedCommand(commands.tail, version, async (args) => {
   const { names, past } = splitTargets(home, matchTargets(home, patterns));
   if (since && names.length + past.length > 1)
     throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
+  let failed = false;
   const opts: TailOptions = {
     lines: since ? lines : (lines ?? 10),
     since,
     maxBytes,
     identify: json || since !== null,
     note: (message) => warn('bgmon-tail', message),
+    unreadable: (message) => {
+      warn('bgmon-tail', message);
+      failed = true;
+    },
   };
   const sink = tailOutput(names.length + past.length > 1, json);
   // a past run (NAME@ID of a replaced run) has ended: its kept log is printed, never followed
   const used = printKeptLogs(home, past, opts, sink, names.length + past.length);
-  if (names.length === 0) return;
   opts.maxBytes -= used;
-  if (args.follow) await followLogs(home, names, opts, sink);
-  else printTail(home, names, opts, sink);
+  if (names.length > 0 && args.follow) await followLogs(home, names, opts, sink);
+  else if (names.length > 0) printTail(home, names, opts, sink);
+  return failed ? 1 : 0;
 });

@@ -40,6 +40,7 @@ export const tail: CommandDoc = {
   ],
   exit: [
     { code: '0', meaning: 'printed' },
+    { code: '1', meaning: 'a job that has run has no log to read (deleted, or not a regular file): said on stderr' },
     { code: '2', meaning: 'usage error (a malformed cursor, --since with several jobs)' },
     { code: '3', meaning: 'a name or glob matches no job' },
     HOST_EXIT,
