@@ -2,7 +2,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { parseSignal, readStat, signalName } from 'bgmon-state';
 import {
@@ -131,6 +140,57 @@ slowTest(
       assert.equal(readdirSync(join(h.root, 'jobs')), [], 'no record, end or spare file left');
     }
     assert.equal([...outcomes], ['refused', 'started'], 'both sides of the limit were tried');
+  }),
+);
+
+test(
+  'start -: a line the kernel could not exec is refused before any line starts (exit 2), to the byte',
+  withHome(async (h) => {
+    const marker = join(h.dir, 'first-ran');
+    const first = JSON.stringify({ name: 'first', cmd: ['sh', '-c', `touch ${marker}`] });
+    // 20 words of 100 kB (each under the kernel's 128 KiB per word) and a last one of `tail` bytes
+    const big = (name: string, tail: number) =>
+      JSON.stringify({ name, cmd: ['true', ...Array(20).fill('x'.repeat(100_000)), 'y'.repeat(tail)] });
+    const batch = (lines: string[]) => h.run('bgmon-start', ['-'], { input: `${lines.join('\n')}\n` });
+    // probes start nothing: a third line names a RUNNING job, so a batch that passes line 2 fails there
+    await h.start('busy', ['sleep', '60']);
+    const busy = JSON.stringify({ name: 'busy', cmd: ['true'] });
+    const passes = async (tail: number) => {
+      const r = await batch([first, big('big', tail), busy]);
+      if (r.code === 1 && r.stderr.startsWith('bgmon-start: stdin line 3: job busy is RUNNING')) return true;
+      assert.is(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^bgmon-start: stdin line 2: the command line and environment take \d+ bytes; the /);
+      return false;
+    };
+    let [lo, hi] = [0, 127_000];
+    assert.ok((await passes(lo)) && !(await passes(hi)), 'the limit lies between the probes');
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (await passes(mid)) lo = mid;
+      else hi = mid;
+    }
+    // one byte over: nothing starts, nothing is written
+    const over = await batch([first, big('big', hi)]);
+    assert.is(over.code, 2);
+    assert.is(over.stdout, '');
+    assert.ok(!existsSync(marker), 'the first line never ran');
+    assert.ok(
+      !existsSync(join(h.root, 'jobs', 'first.json')) && !existsSync(join(h.root, 'jobs', 'big.json')),
+      'no record',
+    );
+    assert.equal(readdirSync(join(h.root, 'logs')), ['busy.log'], "no log but the running job's");
+    // what the check lets through, the kernel runs
+    const fits = await batch([first, big('big', lo)]);
+    assert.is(fits.code, 0, fits.stderr);
+    assert.is((await h.run('bgmon-wait', ['first', 'big'])).code, 0);
+    // and it refuses no more than a few bytes the kernel would take (a queued job may be launched by
+    // another bgmon binary, with a longer path in its supervisor's argv)
+    const cmd = JSON.parse(big('x', lo + 16)).cmd;
+    const single = await h.run('bgmon-start', ['--name', 'single', '--', ...cmd]);
+    assert.equal(
+      [single.code, single.stderr],
+      [1, 'bgmon-start: cannot start the job: the command line is longer than the kernel allows\n'],
+    );
   }),
 );
 

@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { BgmonError, StateError, UsageError } from './errors';
-import { assertName } from './names';
+import { assertName, deriveName } from './names';
+import { assertLaunchable } from './launch';
 import { ensureHome, recordPath, type Home } from './paths';
-import { isTerminal, readRecord, type JobRecord } from './record';
+import { isTerminal, newRunId, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { notBefore } from './delay';
 import { assertQueueName, parseSlots, reserveQueueSeq } from './queue-slots';
@@ -83,6 +84,14 @@ function assertFree(home: Home, name: string): void {
   if (status && !isTerminal(status)) throw new StateError(`job ${name} is ${status}; stop it or pick another name`);
 }
 
+/** A line whose command the kernel would refuse (E2BIG) is refused with the input, before any line starts. */
+function assertLineLaunchable(home: Home, opts: StartOptions, checked: CheckedStart): void {
+  const name = opts.name ?? deriveName(opts.cmd, () => false);
+  const id = newRunId();
+  const env = { ...checked.env, BGMON_JOB: name, BGMON_JOB_ID: id, BGMON_HOME: home.root };
+  assertLaunchable({ name, id, cmd: opts.cmd, retry: checked.extras.retry }, env);
+}
+
 function parseLine(home: Home, text: string, defaults: SpecDefaults, earlier: Set<string>): Omit<Spec, 'line'> {
   let obj: unknown;
   try {
@@ -93,6 +102,7 @@ function parseLine(home: Home, text: string, defaults: SpecDefaults, earlier: Se
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new UsageError('not a JSON object');
   const opts = fieldsOf(obj as Record<string, unknown>, defaults);
   const checked = checkStart(opts);
+  assertLineLaunchable(home, opts, checked);
   if (opts.name !== undefined) {
     if (earlier.has(opts.name)) throw new UsageError(`job ${opts.name} is named twice in the input`);
     assertFree(home, opts.name);

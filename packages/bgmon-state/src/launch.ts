@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { StateError } from './errors';
+import { StateError, UsageError } from './errors';
 import { endPath, reserveEnd, reserveSpare, sparePath } from './end';
 import { unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
@@ -82,8 +82,10 @@ function openRunDir(home: Home, rec: JobRecord): number | null {
   return openSync(home.run, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
 }
 
-function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]): ChildProcess {
-  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+type Launchable = Pick<JobRecord, 'name' | 'id' | 'cmd' | 'retry'>;
+
+/** The supervisor's argv after /bin/sh, and its environment (the job's, without the marker). */
+function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv): { args: string[]; env: NodeJS.ProcessEnv } {
   // the marker is the job's alone: nothing of bgmon's may be mistaken for the job by bgmon-stop
   const { BGMON_JOB_ID: _marker, ...supervisorEnv } = env;
   const args = [
@@ -97,6 +99,45 @@ function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]):
     ...supervisorRetryArgs(rec),
     ...rec.cmd,
   ];
+  return { args, env: supervisorEnv };
+}
+
+/** One argv or environment string, with its NUL, at most (MAX_ARG_STRLEN: 32 pages of 4 KiB). */
+const MAX_ARG_STRLEN = 32 * 4096;
+/**
+ * A queued job is launched later, maybe by another bgmon binary, whose entry path (in the
+ * supervisor's argv) may be up to this many bytes longer: bgmon-signal's against bgmon-rm's, twice.
+ */
+const ENTRY_SLACK = 8;
+
+/** What the strings of one exec may take: a quarter of the stack limit, within 128 KiB..6 MiB (fs/exec.c). */
+function execLimit(): number {
+  const m = /^Max stack size\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const quarter = !m || m[1] === 'unlimited' ? Infinity : Number(m[1]) / 4;
+  return Math.max(Math.min((8 * 2 ** 20) / 4 * 3, quarter), MAX_ARG_STRLEN);
+}
+
+/**
+ * Throws a UsageError when the supervisor of this job could not be exec'd (E2BIG), counted as
+ * the kernel counts: every string with its NUL, the file name too, plus a pointer per string.
+ * `bgmon-start -` checks each line with it, so that a batch starts nothing when one line cannot.
+ */
+export function assertLaunchable(rec: Launchable, env: NodeJS.ProcessEnv): void {
+  const exec = supervisorExec(rec, env);
+  const strings = ['/bin/sh', '/bin/sh', ...exec.args, ...Object.entries(exec.env).map(([k, v]) => `${k}=${v}`)];
+  const sizes = strings.map((s) => Buffer.byteLength(s) + 1);
+  const total = sizes.reduce((a, b) => a + b, 0) + (strings.length - 1) * 8 + ENTRY_SLACK;
+  const longest = Math.max(...sizes);
+  if (longest > MAX_ARG_STRLEN)
+    throw new UsageError(`the command line has a word of ${longest - 1} bytes; the kernel takes ${MAX_ARG_STRLEN - 1}`);
+  const limit = execLimit();
+  if (total > limit)
+    throw new UsageError(`the command line and environment take ${total} bytes; the kernel takes ${limit}`);
+}
+
+function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]): ChildProcess {
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  const { args, env: supervisorEnv } = supervisorExec(rec, env);
   try {
     return spawn('/bin/sh', args, {
       cwd: rec.cwd,

@@ -62,7 +62,7 @@ function parseRetryOn(list: string): string[] {
 }
 
 /** The supervisor's TRIES DELAY_MS MAX_DELAY_MS RETRY_ON arguments for this run. */
-export function supervisorRetryArgs(rec: JobRecord): string[] {
+export function supervisorRetryArgs(rec: Pick<JobRecord, 'retry'>): string[] {
   const r = rec.retry;
   if (!r) return ['1', '0', '0', 'any'];
   const statuses = r.on === null ? 'any' : ` ${r.on.map(waitStatus).join(' ')} `;

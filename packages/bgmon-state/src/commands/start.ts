@@ -39,7 +39,8 @@ export const start: CommandDoc = {
       'an array of names, on disk or on an earlier line), "queue", "slots", "in" (a duration, or a number of ' +
       'seconds), "at". Options given ' +
       'beside "-" are defaults for every line. Every line is checked first: a bad one (not JSON, an unknown ' +
-      'field, a bad name or cmd, a name given twice) starts nothing and is named by its line number. Then ' +
+      'field, a bad name or cmd, a name given twice, a command line longer than the kernel execs) starts ' +
+      'nothing and is named by its line number. Then ' +
       'all are started or queued by this one process, which prints one record each, in order.',
     "--again NAME starts NAME's current run again exactly (NAME@ID: that run, current or kept): the " +
       'same argv, cwd, --env values, --after names, queue, retry settings and --on-end hook (whatever the record ' +
