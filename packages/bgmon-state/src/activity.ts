@@ -27,29 +27,32 @@ export function logActivity(rec: Pick<JobRecord, 'log'>): Activity {
   return { log_bytes: st.size, last_output_at: st.size === 0 ? null : new Date(st.mtimeMs).toISOString() };
 }
 
-/** After this many logs turned out missing, logs/ is listed once instead of lstat'ing each. */
+/** logs/ is listed once this many logs, and most of those looked at, have turned out missing. */
 const MISSES_BEFORE_LISTING = 64;
 // a log path ending in a plain entry of logs/ (ASCII, so spelled as readdir spells it; no '/')
 const PLAIN_ENTRY = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
 
 /**
- * Reads the activity of many logs, one after another. Each log is lstat'ed until many have turned
+ * Reads the activity of many logs, one after another. Each log is lstat'ed until most have turned
  * out missing (10,000 finished records whose logs were removed): then logs/ is listed once, and a
  * log not in that listing is missing with no lstat of its own. A listed log is still lstat'ed, so
  * log_bytes and last_output_at always come from the file itself; the listing, taken after the
- * records were read, only says "not there" a little earlier than each lstat would.
+ * records were read, only says "not there" a little earlier than each lstat would. A home whose
+ * logs are there (a few queued jobs aside) is never listed: that would cost more than it saves.
  */
 function activityReader(logsDir: string): (rec: Pick<JobRecord, 'log'>) => Activity {
   const prefix = `${logsDir}/`;
+  let looked = 0;
   let misses = 0;
-  let listed: Set<string> | null = null;
+  let listed: Set<string> | null | undefined; // undefined: not listed yet; null: cannot be
   return (rec) => {
-    if (listed === null && misses === MISSES_BEFORE_LISTING) listed = entriesOf(logsDir);
+    if (listed === undefined && misses >= MISSES_BEFORE_LISTING && misses * 2 > looked) listed = entriesOf(logsDir);
     if (listed && typeof rec.log === 'string' && rec.log.startsWith(prefix)) {
       const entry = rec.log.slice(prefix.length);
       if (PLAIN_ENTRY.test(entry) && !listed.has(entry)) return NO_LOG;
     }
     const act = logActivity(rec);
+    looked++;
     if (act === NO_LOG) misses++;
     return act;
   };
