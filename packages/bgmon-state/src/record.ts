@@ -128,6 +128,7 @@ function readCapped(file: string): string {
 /** The exact line a record was read from, when it was one line: printed as is, not re-encoded. */
 const rawLines = new WeakMap<object, string>();
 export const rawLine = (record: object): string | undefined => rawLines.get(record);
+export const forgetRawLine = (record: object): void => void rawLines.delete(record);
 
 const isIntOrNull = (x: unknown) => x === null || Number.isSafeInteger(x);
 const isStrOrNull = (x: unknown) => x === null || typeof x === 'string';

@@ -14,7 +14,7 @@ import {
 } from './select';
 import { advanceQueue } from './queue';
 import { isReadyToLeaveQueue } from './queue-rules';
-import { silentMs, withActivity } from './activity';
+import { silentMs, withActivities } from './activity';
 
 import { parseDuration } from './duration';
 import type { TableOptions } from './output';
@@ -72,7 +72,7 @@ export async function statusesOf(home: Home, names: string[] | undefined): Promi
   const current = records.map((r) => currentState(home, r));
   current.forEach((cur, i) => records[i].status === 'RUNNING' && foldIfFree(home, cur));
   // the log's size and last write, read now: no process keeps them
-  return { records: current.map(withActivity), corrupt, notes };
+  return { records: withActivities(current, home.logs), corrupt, notes };
 }
 
 /** The names asked for (undefined: every job) and the past runs named as NAME@ID. */
