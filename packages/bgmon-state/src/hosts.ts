@@ -1,7 +1,6 @@
 // Several hosts: the same command on each host over ssh ($BGMON_SSH), in parallel, with the
 // answers merged into one stream of whole lines, each record tagged with its `host`.
 import type { ChildProcess } from 'node:child_process';
-import { isatty } from 'node:tty';
 import { allStrings, out, runCommand, warn, type Args } from './cli';
 import type { CommandDoc } from './commands/types';
 import { commandSpec } from './usage';
@@ -10,6 +9,7 @@ import { isGlob, isValidName, nameMatcher } from './names';
 import { outputMode, table } from './output';
 import type { JobRecord } from './record';
 import { waitExitCode } from './wait';
+import { isTty } from './fsutil';
 
 export type HostCommand = 'bgmon-status' | 'bgmon-wait' | 'bgmon-tail' | 'bgmon-stop';
 
@@ -247,7 +247,7 @@ async function selection(command: HostCommand, args: Args, hosts: string[]): Pro
   if (names.includes('-')) throw new UsageError('"-" (read names from stdin) must be the only name');
   for (const name of names) nameMatcher(name); // bad names are exit 2 here, not once per host
   if (names.length > 0 || !READS_STDIN_WHEN_EMPTY.has(command)) return { argv, inputs: null, names };
-  if (isatty(0)) throw new UsageError('no job names given (and stdin is a terminal)');
+  if (isTty(0)) throw new UsageError('no job names given (and stdin is a terminal)');
   return { argv, inputs: await stdinByHost(hosts), names: [] };
 }
 

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isTty } from './fsutil';
 import { BgmonError, StateError, UsageError } from './errors';
 import { assertName, deriveName } from './names';
 import { assertLaunchable } from './launch';
@@ -164,7 +165,6 @@ async function reserveSeqs(home: Home, specs: Spec[]): Promise<(number | null)[]
 
 /** All of stdin, for `bgmon-start -`; a terminal is refused (a pipe or a file is expected). */
 export function readSpecsInput(): string {
-  const { isatty } = require('node:tty') as typeof import('node:tty');
-  if (isatty(0)) throw new UsageError('-: reads job specs (NDJSON) from stdin, which is a terminal');
+  if (isTty(0)) throw new UsageError('-: reads job specs (NDJSON) from stdin, which is a terminal');
   return readFileSync(0, 'utf8');
 }

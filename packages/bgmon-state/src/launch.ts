@@ -114,7 +114,7 @@ const ENTRY_SLACK = 8;
 function execLimit(): number {
   const m = /^Max stack size\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   const quarter = !m || m[1] === 'unlimited' ? Infinity : Number(m[1]) / 4;
-  return Math.max(Math.min((8 * 2 ** 20) / 4 * 3, quarter), MAX_ARG_STRLEN);
+  return Math.max(Math.min(((8 * 2 ** 20) / 4) * 3, quarter), MAX_ARG_STRLEN);
 }
 
 /**

@@ -1,7 +1,7 @@
-import { isatty } from 'node:tty';
 import { rawLine, type JobRecord } from './record';
 import { DEAD_REASON } from './run-state';
 import { activityLine, silentMs, type Activity } from './activity';
+import { isTty } from './fsutil';
 
 export type OutputMode = 'json' | 'table';
 
@@ -9,7 +9,7 @@ export type OutputMode = 'json' | 'table';
 export function outputMode(flags: Record<string, unknown>): OutputMode {
   if (flags.json) return 'json';
   if (flags.table) return 'table';
-  return isatty(1) ? 'table' : 'json';
+  return isTty(1) ? 'table' : 'json';
 }
 
 export function ndjson(records: readonly object[]): string {

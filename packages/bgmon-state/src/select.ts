@@ -1,10 +1,10 @@
 import { lstatSync } from 'node:fs';
-import { isatty } from 'node:tty';
 import { NotFoundError, UsageError } from './errors';
 import { isGlob, isValidName, nameMatcher } from './names';
 import { recordPath, type Home } from './paths';
 import { CorruptRecordError, isTerminal, listNames, readRecord, type JobRecord } from './record';
 import { historyFilesByName, isRunId, readRun } from './history';
+import { isTty } from './fsutil';
 
 // A record line is a few hundred bytes; a longer line is not one of ours.
 const MAX_LINE = 1024 * 1024;
@@ -64,7 +64,7 @@ export async function requestedPatterns(
   if (args.length === 1 && args[0] === '-') return { patterns: await readNamesFromStdin(), fromStdin: true };
   if (args.includes('-')) throw new UsageError('"-" (read names from stdin) must be the only name');
   if (args.length > 0 || !stdinWhenEmpty) return { patterns: args, fromStdin: false };
-  if (isatty(0)) throw new UsageError('no job names given (and stdin is a terminal)');
+  if (isTty(0)) throw new UsageError('no job names given (and stdin is a terminal)');
   return { patterns: await readNamesFromStdin(), fromStdin: true };
 }
 
