@@ -90,7 +90,7 @@ function assertLineLaunchable(home: Home, opts: StartOptions, checked: CheckedSt
   const name = opts.name ?? deriveName(opts.cmd, () => false);
   const id = newRunId();
   const env = { ...checked.env, BGMON_JOB: name, BGMON_JOB_ID: id, BGMON_HOME: home.root };
-  assertLaunchable({ name, id, cmd: opts.cmd, retry: checked.extras.retry }, env);
+  assertLaunchable({ name, id, cmd: opts.cmd, retry: checked.extras.retry, cwd: checked.cwd }, env);
 }
 
 function parseLine(home: Home, text: string, defaults: SpecDefaults, earlier: Set<string>): Omit<Spec, 'line'> {

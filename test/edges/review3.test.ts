@@ -1,0 +1,89 @@
+// An adversarial read of the tail, exec-limit, lazy-tty and slow-test commits (helper review3).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { withHome, type TestHome } from '../helpers';
+
+const WORD = 100_000;
+/** A command of `words` words of 100 kB (each under the kernel's 128 KiB per word) and a last one of `tail` bytes. */
+const bigCmd = (cmd0: string, words: number, tail: number) => [
+  cmd0,
+  ...Array(words).fill('x'.repeat(WORD)),
+  'y'.repeat(tail),
+];
+
+/**
+ * The command whose launch takes exactly what the kernel allows, as bgmon-start - counts it: read off
+ * its refusal of a 6.4 MB line (over every limit), since the count grows by a word's bytes and its
+ * pointer for each word dropped, and byte for byte with the last word.
+ */
+async function atLimit(h: TestHome, fields: object, cmd0: string): Promise<{ words: number; tail: number }> {
+  const probe = await h.run('bgmon-start', ['-'], {
+    input: `${JSON.stringify({ ...fields, cmd: bigCmd(cmd0, 64, WORD) })}\n`,
+  });
+  const m = /take (\d+) bytes; the kernel takes (\d+)\n$/.exec(probe.stderr);
+  assert.ok(probe.code === 2 && m, probe.stderr);
+  const excess = Number(m![1]) - Number(m![2]);
+  const perWord = WORD + 1 + 8;
+  let words = 64 - Math.floor(excess / perWord);
+  let tail = WORD - (excess % perWord);
+  if (tail < 0) [words, tail] = [words - 1, tail + perWord];
+  return { words, tail };
+}
+
+const batch = (h: TestHome, fields: object, cmd: string[]) =>
+  h.run('bgmon-start', ['-'], { input: `${JSON.stringify({ ...fields, cmd })}\n` });
+
+test(
+  'start -: what the exec check lets through runs, in a long --cwd and with a long command path too',
+  withHome(async (h) => {
+    // 30 levels of 99 bytes: the job's shell exports PWD as this directory, longer than the caller's
+    let deep = h.dir;
+    for (let i = 0; i < 30; i++) deep = join(deep, 'd'.repeat(99));
+    mkdirSync(deep, { recursive: true });
+    const trueBin = (process.env.PATH ?? '/usr/bin')
+      .split(':')
+      .map((dir) => join(dir, 'true'))
+      .find(existsSync);
+    symlinkSync(trueBin!, join(deep, 't'));
+    const cases: [string, object, string][] = [
+      ['cwd', { name: 'incwd', cwd: deep }, 'true'],
+      // the job's exec takes its path twice (file name and argv[0])
+      ['path', { name: 'longpath' }, join(deep, 't')],
+    ];
+    for (const [what, fields, cmd0] of cases) {
+      const { words, tail } = await atLimit(h, fields, cmd0);
+      const over = await batch(h, fields, bigCmd(cmd0, words, tail + 1));
+      assert.is(over.code, 2, `${what}: ${over.stderr}`);
+      const fits = await batch(h, fields, bigCmd(cmd0, words, tail));
+      assert.is(fits.code, 0, `${what}: ${fits.stderr}`);
+      const name = (fields as { name: string }).name;
+      const waited = await h.run('bgmon-wait', [name]);
+      assert.is(waited.code, 0, `${what}: ${readFileSync(join(h.root, 'logs', `${name}.log`), 'utf8').slice(0, 200)}`);
+    }
+  }),
+);
+
+test(
+  'a rerun the kernel could not exec leaves the replaced run as it was: its record, its log, no history',
+  withHome(async (h) => {
+    await h.start('X', ['sh', '-c', 'echo first-run']);
+    assert.is((await h.run('bgmon-wait', ['X'])).code, 0);
+    const record = readFileSync(join(h.root, 'jobs', 'X.json'), 'utf8');
+    const { words, tail } = await atLimit(h, { name: 'X' }, 'true');
+    // over the supervisor's limit, yet short enough for bgmon-start's own exec
+    const r = await h.run('bgmon-start', ['--name', 'X', '--', ...bigCmd('true', words, tail + 1000)]);
+    assert.equal(
+      [r.code, r.stdout, r.stderr],
+      [1, '', 'bgmon-start: cannot start the job: the command line is longer than the kernel allows\n'],
+    );
+    assert.is(readFileSync(join(h.root, 'jobs', 'X.json'), 'utf8'), record);
+    assert.equal(readdirSync(join(h.root, 'logs')), ['X.log']);
+    assert.ok(!existsSync(join(h.root, 'history')) || readdirSync(join(h.root, 'history')).length === 0, 'no history');
+    const t = await h.run('bgmon-tail', ['X']);
+    assert.equal([t.code, t.stdout, t.stderr], [0, 'first-run\n', '']);
+  }),
+);
+
+test.run();
