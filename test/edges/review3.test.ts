@@ -1,9 +1,18 @@
 // An adversarial read of the tail, exec-limit, lazy-tty and slow-test commits (helper review3).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { withHome, type TestHome } from '../helpers';
+import { binPath, eventually, sleep, spawnCollect, withHome, type TestHome } from '../helpers';
 
 const WORD = 100_000;
 /** A command of `words` words of 100 kB (each under the kernel's 128 KiB per word) and a last one of `tail` bytes. */
@@ -83,6 +92,39 @@ test(
     assert.ok(!existsSync(join(h.root, 'history')) || readdirSync(join(h.root, 'history')).length === 0, 'no history');
     const t = await h.run('bgmon-tail', ['X']);
     assert.equal([t.code, t.stdout, t.stderr], [0, 'first-run\n', '']);
+  }),
+);
+
+test(
+  "tail -f: a log deleted or replaced by a link while followed is read on; the job's later output is printed",
+  withHome(async (h) => {
+    for (const replace of ['delete', 'link']) {
+      const go = join(h.dir, `go-${replace}`);
+      await h.start('a', ['sh', '-c', `echo one; while [ ! -e ${go} ]; do sleep 0.02; done; echo two`]);
+      const { child, done } = spawnCollect(
+        process.execPath,
+        [binPath('bgmon-tail'), '-f', 'a'],
+        { env: h.env, cwd: h.dir },
+        { timeoutMs: 60_000 },
+      );
+      let seen = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+      });
+      // 'one' printed: bgmon-tail holds the log open
+      await eventually(() => seen.includes('one'), 20_000, 'bgmon-tail to print the first line');
+      const log = join(h.root, 'logs', 'a.log');
+      if (replace === 'delete') unlinkSync(log);
+      else {
+        renameSync(log, join(h.dir, 'moved.log'));
+        symlinkSync('/etc/passwd', log);
+      }
+      // the job writes on only after bgmon-tail has looked at the path again (it re-checks every 250 ms)
+      await sleep(1500);
+      writeFileSync(go, '');
+      const r = await done;
+      assert.equal([r.code, r.stdout, r.stderr], [0, 'one\ntwo\n', ''], replace);
+    }
   }),
 );
 

@@ -5,7 +5,7 @@ import { currentState } from './classify';
 import { out } from './stdout';
 import { UsageError } from './errors';
 import { sleepSync } from './sleep';
-import { openLogToRead } from './fsutil';
+import { isFile, openLogToRead } from './fsutil';
 
 const CHUNK = 64 * 1024;
 /** With --json or several jobs, a longer line is printed as several records of at most this many bytes. */
@@ -574,6 +574,9 @@ function followPath(
 ): void {
   const ino = inodeAt(job.path);
   if (job.fd !== null && ino === job.ino) return;
+  // deleted, or a link or FIFO put in its place: the job still writes to the log we hold, so it
+  // is read on (a rerun's new log, always a regular file, is switched to once it is there)
+  if (job.fd !== null && !isFile(job.path)) return;
   if (job.fd !== null) {
     drain(job, Infinity, sink, note);
     sink.endLine(job.name);
