@@ -128,4 +128,23 @@ test(
   }),
 );
 
+test(
+  'start -: --retry and --on-end beside "-" hold for every line; --again with - is a usage error',
+  withHome(async (h) => {
+    const line = `${JSON.stringify({ name: 'r', cmd: ['sh', '-c', 'echo run; exit 3'] })}\n`;
+    const flags = ['--retry', '1', '--retry-delay', '0', '--on-end', 'echo hook-ran'];
+    const r = await h.run('bgmon-start', [...flags, '-'], { input: line });
+    assert.is(r.code, 0, r.stderr);
+    const rec = JSON.parse(r.stdout);
+    assert.equal([rec.retry?.count, rec.on_end], [1, 'echo hook-ran']);
+    assert.is((await h.run('bgmon-wait', ['r'])).code, 3);
+    const log = join(h.root, 'logs', 'r.log');
+    await eventually(() => readFileSync(log, 'utf8').includes('hook-ran'), 20_000, 'the hook to run');
+    assert.is(readFileSync(log, 'utf8').split('run\n').length - 1, 2, 'two attempts');
+    const again = await h.run('bgmon-start', ['--again', 'r', '-'], { input: line });
+    assert.equal([again.code, again.stdout], [2, '']);
+    assert.is(again.stderr, 'bgmon-start: --again: starts one run again, not with -\n');
+  }),
+);
+
 test.run();

@@ -61,6 +61,9 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
     queue: queue === undefined ? defaults.queue : assertQueueName(queue, '"queue"'),
     slots: slots === undefined ? defaults.slots : parseSlots(slots, '"slots"'),
     notBefore: notBefore(inText, atText),
+    // --retry and --on-end beside "-" hold for every line (a line has no fields of its own for them)
+    retry: defaults.retry,
+    onEnd: defaults.onEnd,
   };
 }
 
