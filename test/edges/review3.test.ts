@@ -147,4 +147,21 @@ test(
   }),
 );
 
+test(
+  'a run whose log a rerun has moved aside, its record not yet replaced (caught or killed midway): still printed',
+  withHome(async (h) => {
+    const rec = await h.start('X', ['sh', '-c', 'echo first-run']);
+    assert.is((await h.run('bgmon-wait', ['X'])).code, 0);
+    // what bgmon-start does first when it reruns X: the log goes to X@ID.log, then the new record is written
+    renameSync(join(h.root, 'logs', 'X.log'), join(h.root, 'logs', `X@${rec.id}.log`));
+    for (const args of [['X'], ['-f', 'X'], [`X@${rec.id}`]]) {
+      const r = await h.run('bgmon-tail', args);
+      assert.equal([r.code, r.stdout, r.stderr], [0, 'first-run\n', ''], args.join(' '));
+    }
+    const json = await h.run('bgmon-tail', ['--json', 'X']);
+    assert.equal([json.code, json.stderr], [0, '']);
+    assert.equal(JSON.parse(json.stdout), { name: 'X', id: rec.id, line: 'first-run', offset: 10 });
+  }),
+);
+
 test.run();
