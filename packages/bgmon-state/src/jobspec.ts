@@ -61,6 +61,9 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
     queue: queue === undefined ? defaults.queue : assertQueueName(queue, '"queue"'),
     slots: slots === undefined ? defaults.slots : parseSlots(slots, '"slots"'),
     notBefore: notBefore(inText, atText),
+    // --retry and --on-end beside "-" hold for every line (a line has no fields of its own for them)
+    retry: defaults.retry,
+    onEnd: defaults.onEnd,
   };
 }
 
@@ -90,7 +93,7 @@ function assertLineLaunchable(home: Home, opts: StartOptions, checked: CheckedSt
   const name = opts.name ?? deriveName(opts.cmd, () => false);
   const id = newRunId();
   const env = { ...checked.env, BGMON_JOB: name, BGMON_JOB_ID: id, BGMON_HOME: home.root };
-  assertLaunchable({ name, id, cmd: opts.cmd, retry: checked.extras.retry }, env);
+  assertLaunchable({ name, id, cmd: opts.cmd, retry: checked.extras.retry, cwd: checked.cwd }, env);
 }
 
 function parseLine(home: Home, text: string, defaults: SpecDefaults, earlier: Set<string>): Omit<Spec, 'line'> {

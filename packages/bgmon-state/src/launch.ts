@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StateError, UsageError } from './errors';
 import { endPath, reserveEnd, reserveSpare, sparePath } from './end';
@@ -8,6 +8,7 @@ import type { Home } from './paths';
 import { bootId, readStat } from './proc';
 import { nowIso, writeRecord, type JobRecord } from './record';
 import { attemptsOf, supervisorRetryArgs } from './retry';
+import { resolveExecutable } from './exec';
 
 /*
  * Launching a job: spawn its supervisor (supervisor.sh), which forks the job; the job becomes
@@ -82,7 +83,7 @@ function openRunDir(home: Home, rec: JobRecord): number | null {
   return openSync(home.run, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
 }
 
-type Launchable = Pick<JobRecord, 'name' | 'id' | 'cmd' | 'retry'>;
+type Launchable = Pick<JobRecord, 'name' | 'id' | 'cmd' | 'retry' | 'cwd'>;
 
 /** The supervisor's argv after /bin/sh, and its environment (the job's, without the marker). */
 function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv): { args: string[]; env: NodeJS.ProcessEnv } {
@@ -117,22 +118,87 @@ function execLimit(): number {
   return Math.max(Math.min(((8 * 2 ** 20) / 4) * 3, quarter), MAX_ARG_STRLEN);
 }
 
+/** One execve: the file name, argv and environment the kernel copies. */
+interface Exec {
+  file: string;
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** PWD as /bin/sh exports it, started in cwd: the inherited one when it names cwd, else the physical path. */
+function shellPwd(env: NodeJS.ProcessEnv, cwd: string): string {
+  try {
+    const here = statSync(cwd);
+    const pwd = env.PWD?.startsWith('/') ? statSync(env.PWD) : null;
+    return pwd && pwd.dev === here.dev && pwd.ino === here.ino ? env.PWD! : realpathSync(cwd);
+  } catch {
+    return cwd;
+  }
+}
+
+/** The path a shell execs for `file` (the longest a bare name can resolve to, when not found). */
+function execFile(file: string, pathVar: string | undefined, cwd: string): string {
+  try {
+    return resolveExecutable(file, pathVar, cwd);
+  } catch {
+    return resolve(cwd, file);
+  }
+}
+
 /**
- * Throws a UsageError when the supervisor of this job could not be exec'd (E2BIG), counted as
- * the kernel counts: every string with its NUL, the file name too, plus a pointer per string.
+ * Every exec between bgmon-start and the job, as supervisor.sh makes them: the supervisor; then
+ * `env ... setsid -- /bin/sh -c SCRIPT` (counted once, with the longer of the two tools' paths:
+ * each later exec of that chain drops words); then the job's own command. The shell exports PWD
+ * (the job's directory, which may be longer than the caller's) and the job gets the marker.
+ */
+function launchExecs(rec: Launchable, env: NodeJS.ProcessEnv): Exec[] {
+  const sup = supervisorExec(rec, env);
+  const shellEnv: NodeJS.ProcessEnv = { ...sup.env, PWD: shellPwd(sup.env, rec.cwd) };
+  const chain = /exec (env [^'\n]*) '([^']*)' bgmon-job /.exec(supervisorText());
+  const words = chain ? [...chain[1].split(' '), chain[2]] : ['env', supervisorText()];
+  const tools = ['env', 'setsid'].map((tool) => execFile(tool, shellEnv.PATH, rec.cwd));
+  return [
+    { file: '/bin/sh', argv: ['/bin/sh', ...sup.args], env: sup.env },
+    {
+      file: tools.reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a)),
+      argv: [...words, 'bgmon-job', rec.id, 'gated', ...rec.cmd],
+      env: shellEnv,
+    },
+    { file: execFile(rec.cmd[0], env.PATH, rec.cwd), argv: rec.cmd, env: { ...env, PWD: shellEnv.PWD } },
+  ];
+}
+
+/** What one exec takes of the kernel's limit: every string with its NUL (the file name too), a pointer each. */
+function execSize(exec: Exec): { total: number; longest: number } {
+  const envStrings = Object.entries(exec.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  const sizes = [exec.file, ...exec.argv, ...envStrings].map((s) => Buffer.byteLength(s) + 1);
+  const total = sizes.reduce((a, b) => a + b, 0) + (sizes.length - 1) * 8 + ENTRY_SLACK;
+  return { total, longest: Math.max(...sizes) };
+}
+
+/**
+ * Throws a UsageError when an exec of this job's launch would fail (E2BIG): the supervisor's, the
+ * chain to the job, or the job's command, each counted as the kernel counts it.
  * `bgmon-start -` checks each line with it, so that a batch starts nothing when one line cannot.
  */
 export function assertLaunchable(rec: Launchable, env: NodeJS.ProcessEnv): void {
-  const exec = supervisorExec(rec, env);
-  const strings = ['/bin/sh', '/bin/sh', ...exec.args, ...Object.entries(exec.env).map(([k, v]) => `${k}=${v}`)];
-  const sizes = strings.map((s) => Buffer.byteLength(s) + 1);
-  const total = sizes.reduce((a, b) => a + b, 0) + (strings.length - 1) * 8 + ENTRY_SLACK;
-  const longest = Math.max(...sizes);
+  const sizes = launchExecs(rec, env).map(execSize);
+  const longest = Math.max(...sizes.map((s) => s.longest));
   if (longest > MAX_ARG_STRLEN)
     throw new UsageError(`the command line has a word of ${longest - 1} bytes; the kernel takes ${MAX_ARG_STRLEN - 1}`);
+  const total = Math.max(...sizes.map((s) => s.total));
   const limit = execLimit();
   if (total > limit)
     throw new UsageError(`the command line and environment take ${total} bytes; the kernel takes ${limit}`);
+}
+
+/** assertLaunchable for one bgmon-start: refused as the spawn would refuse it (exit 1), before anything is written. */
+export function assertExecFits(rec: Launchable, env: NodeJS.ProcessEnv): void {
+  try {
+    assertLaunchable(rec, env);
+  } catch (err) {
+    throw err instanceof UsageError ? spawnError({ code: 'E2BIG' } as NodeJS.ErrnoException) : err;
+  }
 }
 
 function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]): ChildProcess {

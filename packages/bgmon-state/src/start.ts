@@ -7,7 +7,7 @@ import { ensureHome, logPath, previousLogPath, recordPath, type Home } from './p
 import { isTerminal, newRunId, nowIso, readRecord, type JobRecord, type RetrySettings } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
-import { launch } from './launch';
+import { assertExecFits, launch } from './launch';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
 import { armSleepers, isDue } from './delay';
@@ -126,6 +126,8 @@ export async function submitJob(
     const plan = planAfter(home, name, opts.after);
     const id = newRunId();
     Object.assign(env, { BGMON_JOB: name, BGMON_JOB_ID: id, BGMON_HOME: home.root });
+    // before the replaced run is archived and its log moved: a refused start leaves it as it was
+    assertExecFits({ name, id, cmd: opts.cmd, retry: checked.extras.retry, cwd }, env);
     const rec: JobRecord = {
       v: 1,
       name,

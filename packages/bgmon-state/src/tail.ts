@@ -5,7 +5,7 @@ import { currentState } from './classify';
 import { out } from './stdout';
 import { UsageError } from './errors';
 import { sleepSync } from './sleep';
-import { openLogToRead } from './fsutil';
+import { isFile, openLogToRead } from './fsutil';
 
 const CHUNK = 64 * 1024;
 /** With --json or several jobs, a longer line is printed as several records of at most this many bytes. */
@@ -154,6 +154,23 @@ function sayUnreadable(rec: JobRecord | null, path: string, opts: TailOptions): 
   opts.unreadable(`${rec.name}: its log ${what}: ${path}`);
 }
 
+/**
+ * The log opened at the log path; with none there, the current run's log as a rerun moves it
+ * aside (NAME@ID.log) before it writes its own record: a rerun caught, or killed, between the two
+ * still shows the current run's output. Else nothing, and sayUnreadable says why.
+ */
+function orKeptLog(home: Home, name: string, log: RunLog, opts: TailOptions): RunLog {
+  const rec = log.fd === null ? readRecord(home, name) : null;
+  if (!rec) return log;
+  try {
+    const fd = openLogToRead(previousLogPath(home, name, rec.id));
+    return { fd, ino: fstatSync(fd).ino, id: rec.id };
+  } catch {
+    sayUnreadable(rec, logPath(home, name), opts);
+    return log;
+  }
+}
+
 /** Where the output of one log starts, given its size and run; says on stderr what it leaves out. */
 function windowStart(
   fd: number | null,
@@ -282,8 +299,7 @@ function printWindow(
 export function printTail(home: Home, names: string[], opts: TailOptions, sink: TailSink): void {
   let left = opts.maxBytes;
   names.forEach((name, i) => {
-    const log = openLog(home, name, opts.identify);
-    if (log.fd === null) sayUnreadable(readRecord(home, name), logPath(home, name), opts);
+    const log = orKeptLog(home, name, openLog(home, name, opts.identify), opts);
     try {
       const { start, end } = printWindow(name, log, opts, shareOf(left, names.length - i), sink);
       sink.endLine(name);
@@ -518,8 +534,7 @@ function openFollowed(
   budget: number,
   sink: TailSink,
 ): { job: Followed; used: number } {
-  const log = openRunLog(home, name);
-  if (log.fd === null) sayUnreadable(readRecord(home, name), logPath(home, name), opts);
+  const log = orKeptLog(home, name, openRunLog(home, name), opts);
   const job: Followed = {
     name,
     path: logPath(home, name),
@@ -574,6 +589,9 @@ function followPath(
 ): void {
   const ino = inodeAt(job.path);
   if (job.fd !== null && ino === job.ino) return;
+  // deleted, or a link or FIFO put in its place: the job still writes to the log we hold, so it
+  // is read on (a rerun's new log, always a regular file, is switched to once it is there)
+  if (job.fd !== null && !isFile(job.path)) return;
   if (job.fd !== null) {
     drain(job, Infinity, sink, note);
     sink.endLine(job.name);
