@@ -66,7 +66,7 @@ test(
   }),
 );
 
-slowTest(
+test(
   'later: --at HH:MM:SS a few seconds ahead starts then; an ISO time works too',
   withHome(async (h) => {
     // 3 to 4 s ahead (seconds are cut off): still ahead once bgmon-start runs, even under load

@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { lines, slowTest, until, withHome, type TestHome } from '../helpers';
+import { lines, until, withHome, type TestHome } from '../helpers';
 
 /** Runs `name` once with exit code `code` and waits for its end; returns the ended record. */
 async function runOnce(h: TestHome, name: string, code: number, extra: string[] = []): Promise<any> {
@@ -99,7 +99,7 @@ test(
   }),
 );
 
-slowTest(
+test(
   'rm NAME@ID removes one past run; rm --finished --older-than prunes past runs of live names',
   withHome(async (h) => {
     const a1 = await runOnce(h, 'a', 1);
@@ -143,7 +143,7 @@ test(
   }),
 );
 
-slowTest(
+test(
   '--after NAME@ID waits for that run: a past FAILED run cancels, a past SUCCEEDED one lets it run',
   withHome(async (h) => {
     const bad = await runOnce(h, 'a', 1);

@@ -300,7 +300,7 @@ slowTest(
   }),
 );
 
-slowTest(
+test(
   'ended, QUEUED and STALE jobs: nothing signalled, exit 1 with one line why; usage errors exit 2; no such job 3',
   withHome(async (h) => {
     await h.start('done', ['true']);

@@ -229,7 +229,7 @@ test(
   }),
 );
 
-slowTest(
+test(
   'start -: any bad line starts nothing and names its line',
   withHome(async (h) => {
     await h.start('old', ['sleep', '1000']);

@@ -293,7 +293,6 @@ test(
   }),
 );
 
-
 test(
   'a run that has started but has no readable log is named on stderr, exit 1; the other jobs are still printed',
   withHome(async (h) => {

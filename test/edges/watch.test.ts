@@ -216,7 +216,7 @@ test(
   }),
 );
 
-slowTest(
+test(
   'wait --idle: returns 125 with the record when the job prints then hangs; its own code when it ends first',
   withHome(async (h) => {
     await h.start('hang', ['sh', '-c', 'echo step1; sleep 0.3; echo step2; sleep 1000']);
