@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, isAlive, lines, listDir, slowTest, until, withHome, type TestHome } from '../helpers';
+import { isPaused, readStat } from 'bgmon-state';
+import { eventually, isAlive, lines, listDir, sleep, slowTest, until, withHome, type TestHome } from '../helpers';
 
 // Issue 11, section 2: queues with slots, and `bgmon-start -` (job specs as NDJSON).
 
@@ -31,6 +32,29 @@ function counter(h: TestHome): string {
 const specs = (n: number, cmd: string[], extra: object = {}) =>
   Array.from({ length: n }, (_, i) => JSON.stringify({ name: `j${i}`, cmd, queue: 'q', ...extra })).join('\n') + '\n';
 
+/**
+ * Pauses a job's group and says whether its leader is held, stopped and alive: a record that says
+ * RUNNING may belong to a job that has already ended (its end not folded yet), and a supervisor
+ * killed after its job's end would record nothing wrong. The caller continues the group.
+ */
+async function heldAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(-pid, 'SIGSTOP');
+  } catch {
+    return false; // gone
+  }
+  for (let i = 0; i < 100; i++) {
+    const st = readStat(pid);
+    if (!st || st.state === 'Z') break;
+    if (isPaused(pid)) return true;
+    await sleep(20);
+  }
+  try {
+    process.kill(-pid, 'SIGCONT');
+  } catch {}
+  return false;
+}
+
 /** Submits n counting jobs into queue q of `slots`; kills one supervisor mid-way; drains with bgmon-wait. */
 async function drain(h: TestHome, n: number, slots: number, holdS: number): Promise<void> {
   const dir = counter(h);
@@ -49,18 +73,20 @@ async function drain(h: TestHome, n: number, slots: number, holdS: number): Prom
   assert.ok(printed.filter((r) => r.status === 'RUNNING').length <= slots);
   // a supervisor killed mid-way: its job's end is never recorded, nobody advances the queue for it
   const victim = await eventually(
-    () => {
+    async () => {
       const running = listDir(join(h.root, 'jobs'))
         .filter((f) => /^j\d+\.json$/.test(f))
         .map((f) => h.record(f.slice(0, -5)))
         .filter((r) => r.status === 'RUNNING' && Number(r.name.slice(1)) >= slots);
-      return running[0];
+      for (const r of running) if (await heldAlive(r.pid)) return r;
+      return undefined;
     },
     30_000,
     'a job past the first slots to run',
   );
   process.kill(victim.sup_pid, 'SIGKILL');
   await eventually(() => !isAlive(victim.sup_pid), 5000, 'the supervisor to die');
+  process.kill(-victim.pid, 'SIGCONT'); // it ends on its own, with nobody left to record it
   const w = await h.run('bgmon-wait', ['j*'], { timeoutMs: 300_000 });
   assert.is(w.code, 1, 'one job is DEAD (its supervisor was killed)');
   const ended = lines(w.stdout);

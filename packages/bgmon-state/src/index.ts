@@ -9,7 +9,17 @@ export { BgmonError, ExecError, NotFoundError, StateError, UsageError } from './
 export { isValidName, nameMatcher } from './names';
 export { age, commandLine, cut, formatRecords, ndjson, outputMode, shortTime, span, table } from './output';
 export { type Home, homeFromEnv } from './paths';
-export { bootId, environHas, isSameProcess, listPids, parseSignal, readStat, signalName, signalNames } from './proc';
+export {
+  bootId,
+  environHas,
+  isPaused,
+  isSameProcess,
+  listPids,
+  parseSignal,
+  readStat,
+  signalName,
+  signalNames,
+} from './proc';
 export { enqueue } from './queue';
 export { parseSlots } from './queue-slots';
 export { readSpecsInput, startJobs } from './jobspec';
