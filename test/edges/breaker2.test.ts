@@ -1,0 +1,31 @@
+// A second adversarial round ("the same cases in other sizes and shapes"): each case failed on
+// the code before its fix.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isAlive, lines, until, withHome } from '../helpers';
+
+const ls = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
+
+test(
+  '--at refuses a date that does not exist (Feb 30, hour 24) instead of moving it to another day',
+  withHome(async (h) => {
+    const year = new Date().getUTCFullYear() + 1;
+    for (const at of [`${year}-02-30T10:00:00Z`, `${year}-04-31 10:00`, `${year}-01-01T24:00:00Z`]) {
+      const r = await h.run('bgmon-start', ['--name', 'later', '--at', at, '--', 'true']);
+      assert.is(r.code, 2, `--at ${at}: ${r.stdout}`);
+      assert.is(r.stdout, '');
+      assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+      const spec = JSON.stringify({ name: 'later', cmd: ['true'], at });
+      const batch = await h.run('bgmon-start', ['-'], { input: spec + '\n' });
+      assert.is(batch.code, 2, `"at": ${at}: ${batch.stdout}`);
+    }
+    assert.equal(ls(join(h.root, 'jobs')), []);
+    // a real date is still taken, in every form the README shows
+    const ok = await h.start('later', ['true'], ['--at', `${year}-02-28T10:00:00Z`]);
+    assert.is(ok.not_before, `${year}-02-28T10:00:00.000Z`);
+  }),
+);
+
+test.run();
