@@ -28,4 +28,29 @@ test(
   }),
 );
 
+test(
+  'bgmon-start -: a NUL byte in cmd, env or cwd is a usage error (exit 2) and starts nothing',
+  withHome(async (h) => {
+    const specs = [
+      { name: 'n1', cmd: ['sleep', '30'] },
+      { name: 'n2', cmd: ['sleep', '30'], env: { A: 'x\u0000y' } },
+    ];
+    const bad = [
+      { name: 'n2', cmd: ['tr\u0000ue'] },
+      { name: 'n2', cmd: ['true', 'a\u0000b'] },
+      { name: 'n2', cmd: ['true'], cwd: `${h.dir}\u0000x` },
+    ];
+    for (const second of [specs[1], ...bad]) {
+      const input = [specs[0], second].map((s) => JSON.stringify(s)).join('\n') + '\n';
+      const r = await h.run('bgmon-start', ['-'], { input });
+      assert.is(r.code, 2, `${JSON.stringify(second)}: ${r.stderr}`);
+      assert.is(r.stdout, '');
+      assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.not.match(r.stderr, /\u0000/);
+      assert.equal(ls(join(h.root, 'jobs')), [], 'nothing started');
+      assert.equal(ls(join(h.root, 'run')).filter((f) => !f.endsWith('.lock')), [], 'no env file left');
+    }
+  }),
+);
+
 test.run();
