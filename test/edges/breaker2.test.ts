@@ -53,4 +53,38 @@ test(
   }),
 );
 
+test(
+  'a record copied under another name (or into another home) never signals the original job',
+  withHome(async (h) => {
+    const a = await h.start('a', ['sleep', '30']);
+    const copy = { ...a, name: 'b', log: join(h.root, 'logs', 'b.log') };
+    h.handWritten.add('b');
+    writeFileSync(join(h.root, 'jobs', 'b.json'), JSON.stringify(copy) + '\n', { mode: 0o600 });
+    for (const [bin, args] of [
+      ['bgmon-stop', ['b', '--grace', '1s']],
+      ['bgmon-signal', ['b', 'TERM']],
+    ] as const) {
+      const r = await h.run(bin, [...args]);
+      assert.is(r.code, 1, `${bin}: ${r.stdout} ${r.stderr}`);
+      assert.match(r.stderr, /nothing signalled/);
+      assert.ok(isAlive(a.pid), `${bin} signalled job a through b's record`);
+    }
+    // the same run's record copied into another home
+    const other = join(h.dir, 'other');
+    const env = { BGMON_HOME: other };
+    const seed = await h.run('bgmon-start', ['--name', 'seed', '--', 'true'], { env });
+    assert.is(seed.code, 0, seed.stderr);
+    writeFileSync(join(other, 'jobs', 'a.json'), JSON.stringify({ ...a, log: join(other, 'logs', 'a.log') }) + '\n');
+    const r = await h.run('bgmon-stop', ['a', '--grace', '1s'], { env });
+    assert.is(r.code, 1, `${r.stdout} ${r.stderr}`);
+    assert.ok(isAlive(a.pid), "a stop in another home signalled this home's job");
+    assert.is((await h.status('a')).status, 'RUNNING');
+    // the job's own record still stops it
+    const own = await h.run('bgmon-stop', ['a', '--grace', '1s']);
+    assert.is(own.code, 0, own.stderr);
+    assert.is(lines(own.stdout)[0].status, 'STOPPED');
+    await until(h, 'a', 'STOPPED');
+  }),
+);
+
 test.run();

@@ -106,10 +106,19 @@ export function leaderProblem(home: Home, rec: JobRecord): string | null {
   if (!st || !isSameProcess(pid, rec.starttime, rec.boot_id)) return `pid ${pid} is no longer the recorded process`;
   if (pid === process.pid || st.pgrp !== pid || st.session !== pid)
     return `pid ${pid} does not lead its own process group and session, so it is not a bgmon job`;
-  if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`) && !isSupervisedHere(home, rec, st)) {
-    return `pid ${pid} carries no BGMON_JOB_ID=${rec.id} and is not the child of this job's supervisor`;
+  if (!carriesRunMarker(home, rec, pid) && !isSupervisedHere(home, rec, st)) {
+    const marker = environHas(pid, `BGMON_JOB_ID=${rec.id}`)
+      ? `BGMON_JOB=${rec.name} with BGMON_HOME=${home.root} (a copied record?)`
+      : `BGMON_JOB_ID=${rec.id}`;
+    return `pid ${pid} carries no ${marker} and is not the child of this job's supervisor`;
   }
   return null;
+}
+
+/** The run's id alone is not enough: a record copied under another name or into another home has it too. */
+function carriesRunMarker(home: Home, rec: JobRecord, pid: number): boolean {
+  const entries = [`BGMON_JOB_ID=${rec.id}`, `BGMON_JOB=${rec.name}`, `BGMON_HOME=${home.root}`];
+  return entries.every((entry) => environHas(pid, entry));
 }
 
 function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
@@ -117,14 +126,17 @@ function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
   if (!sup || sup <= 1 || job.ppid !== sup || !isSameProcess(sup, rec.sup_starttime, rec.boot_id)) return false;
   const st = readStat(sup);
   if (!st || st.pgrp !== sup || st.session !== sup) return false;
-  if (environHas(sup, `BGMON_HOME=${home.root}`)) return true;
+  let args: string[];
   try {
-    return readFileSync(`/proc/${sup}/cmdline`, 'utf8')
-      .split('\0')
-      .some((a) => a === home.root || a.startsWith(`${home.root}/`));
+    args = readFileSync(`/proc/${sup}/cmdline`, 'utf8').split('\0');
   } catch {
     return false;
   }
+  // a supervisor's argv names its run: not the supervisor of a run whose record was copied
+  const at = args.indexOf('bgmon-supervisor');
+  if (at >= 0 && (args[at + 1] !== rec.name || args[at + 2] !== rec.id)) return false;
+  if (environHas(sup, `BGMON_HOME=${home.root}`)) return true;
+  return args.some((a) => a === home.root || a.startsWith(`${home.root}/`));
 }
 
 /** The job's leader still leads its group, and we are not in it: kill(-pid) reaches the job only. */
