@@ -2,7 +2,7 @@
 // the code before its fix.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, lines, until, withHome } from '../helpers';
 
@@ -84,6 +84,26 @@ test(
     assert.is(own.code, 0, own.stderr);
     assert.is(lines(own.stdout)[0].status, 'STOPPED');
     await until(h, 'a', 'STOPPED');
+  }),
+);
+
+test(
+  'a lost queue file is rebuilt without letting a new job pass the jobs already waiting (FIFO)',
+  withHome(async (h) => {
+    await h.start('a', ['sleep', '1'], ['--queue', 'w']);
+    for (const name of ['b', 'c']) await h.start(name, ['sleep', '0.1'], ['--queue', 'w']);
+    unlinkSync(join(h.root, 'run', 'queues', 'w.json'));
+    const d = await h.start('d', ['sleep', '0.1'], ['--queue', 'w']);
+    assert.is(d.status, 'QUEUED');
+    const wait = await h.run('bgmon-wait', ['a', 'b', 'c', 'd'], { timeoutMs: 30_000 });
+    assert.is(wait.code, 0, wait.stderr);
+    const recs = lines(wait.stdout).sort((x, y) => Date.parse(x.started_at) - Date.parse(y.started_at));
+    assert.equal(
+      recs.map((r) => r.name),
+      ['a', 'b', 'c', 'd'],
+      recs.map((r) => `${r.name} seq ${r.queue_seq}`).join(', '),
+    );
+    assert.ok(d.queue_seq > recs[2].queue_seq, `d's number ${d.queue_seq} follows c's`);
   }),
 );
 
