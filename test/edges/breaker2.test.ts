@@ -107,4 +107,25 @@ test(
   }),
 );
 
+test(
+  'two bgmon-start - batches racing for the same names print every job they did start',
+  withHome(async (h) => {
+    const specs = Array.from({ length: 40 }, (_, i) => JSON.stringify({ name: `x${i}`, cmd: ['sleep', '30'] }));
+    const [one, two] = await Promise.all([
+      h.run('bgmon-start', ['-'], { input: specs.join('\n') + '\n' }),
+      h.run('bgmon-start', ['-'], { input: [...specs].reverse().join('\n') + '\n' }),
+    ]);
+    const printed = [...lines(one.stdout), ...lines(two.stdout)].map((r) => `${r.name}@${r.id}`).sort();
+    const status = await h.run('bgmon-status', ['--json']);
+    const running = lines(status.stdout).map((r) => `${r.name}@${r.id}`).sort();
+    assert.is(running.length, 40);
+    assert.equal(printed, running, `exit ${one.code} ${one.stderr} / exit ${two.code} ${two.stderr}`);
+    for (const r of [one, two].filter((r) => r.code !== 0)) {
+      assert.is(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^bgmon-start: stdin line \d+: job x\d+ is RUNNING/);
+      assert.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  }),
+);
+
 test.run();
