@@ -128,4 +128,26 @@ test(
   }),
 );
 
+test(
+  'a glob with a range out of order ([z-a]) is a usage error in every command, not an internal error',
+  withHome(async (h) => {
+    await h.start('ab', ['true']);
+    const runs: [string, string[]][] = [
+      ['bgmon-status', []],
+      ['bgmon-stop', []],
+      ['bgmon-tail', []],
+      ['bgmon-wait', []],
+      ['bgmon-rm', []],
+      ['bgmon-signal', ['TERM']],
+    ];
+    for (const [bin, extra] of runs) {
+      const r = await h.run(bin, ['a[c-a]', ...extra]);
+      assert.is(r.code, 2, `${bin}: ${r.stderr}`);
+      assert.is(r.stderr, `${bin}: invalid job name or glob "a[c-a]"\n`);
+      assert.is(r.stdout, '');
+    }
+    assert.is((await h.status('ab')).status, 'SUCCEEDED');
+  }),
+);
+
 test.run();
