@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, lines, until, withHome } from '../helpers';
+import { forgeRecord, isAlive, lines, NO_SUCH_PID, until, untilGone, withHome } from '../helpers';
 
 const ls = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
 
@@ -147,6 +147,29 @@ test(
       assert.is(r.stdout, '');
     }
     assert.is((await h.status('ab')).status, 'SUCCEEDED');
+  }),
+);
+
+test(
+  'a wait status over 255 (a corrupt end file, a hand-made record) is never an exit 0 of bgmon-wait',
+  withHome(async (h) => {
+    for (const [i, written] of ['256', '999', '00'].entries()) {
+      const rec = await h.start(`e${i}`, ['sleep', '0.2']);
+      process.kill(rec.sup_pid, 'SIGKILL'); // nothing of ours writes the end file now
+      await untilGone([rec.pid, rec.sup_pid], 'the job and its supervisor');
+      writeFileSync(join(h.root, 'jobs', `.e${i}@${rec.id}.end`), `${written}\n`);
+      const wait = await h.run('bgmon-wait', [`e${i}`]);
+      const [now] = lines(wait.stdout);
+      assert.is(now.status, 'DEAD', `end file ${written}: ${wait.stdout}`);
+      assert.is(wait.code, 1, `end file ${written}`);
+    }
+    for (const exitCode of [256, 512, 0]) {
+      const name = `f${exitCode}`;
+      const ended = new Date().toISOString();
+      forgeRecord(h, name, { status: 'FAILED', exit_code: exitCode, pid: NO_SUCH_PID, ended_at: ended });
+      const wait = await h.run('bgmon-wait', [name]);
+      assert.is(wait.code, 1, `a FAILED record with exit_code ${exitCode}: ${wait.stderr}`);
+    }
   }),
 );
 

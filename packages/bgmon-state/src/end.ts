@@ -121,8 +121,10 @@ export interface EndFile {
   end: RunEnd | null;
 }
 
-const END_LINE = /^(\d{1,3})\n/;
-const ATTEMPT_LINE = /^attempt (\d{1,9}) (\d{1,3}) (\d{1,15}) (\d{1,15}|-)$/;
+// A wait status as sh's $? gives it: 0-255, nothing larger (which a shell would report as % 256).
+const STATUS = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const END_LINE = new RegExp(`^${STATUS}\\n`);
+const ATTEMPT_LINE = new RegExp(`^attempt (\\d{1,9}) ${STATUS} (\\d{1,15}) (\\d{1,15}|-)$`);
 const PID_LINE = /^pid (\d{1,9})$/;
 const MAX_END_BYTES = 1 << 20;
 
