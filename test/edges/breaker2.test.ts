@@ -2,9 +2,21 @@
 // the code before its fix.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { forgeRecord, isAlive, lines, NO_SUCH_PID, until, untilGone, withHome } from '../helpers';
+import { readStat } from 'bgmon-state';
+import {
+  childrenOf,
+  eventually,
+  forgeRecord,
+  isAlive,
+  lines,
+  NO_SUCH_PID,
+  slowTest,
+  until,
+  untilGone,
+  withHome,
+} from '../helpers';
 
 const ls = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
 
@@ -170,6 +182,34 @@ test(
       const wait = await h.run('bgmon-wait', [name]);
       assert.is(wait.code, 1, `a FAILED record with exit_code ${exitCode}: ${wait.stderr}`);
     }
+  }),
+);
+
+slowTest(
+  'a forged --retry record naming any process as its supervisor makes stop signal none of its children',
+  withHome(async (h) => {
+    // an innocent process (leading its own session, as a supervisor does) with two children
+    const parent = h.spawnOutside('sh', ['-c', 'sleep 1000 & sleep 1000 & wait'], { detached: true });
+    const kids = await eventually(() => {
+      const found = childrenOf(parent.pid!);
+      return found.length === 2 && found;
+    });
+    const id = 'mx2aaaaa-0000abcd';
+    forgeRecord(h, 'forged', {
+      id,
+      pid: NO_SUCH_PID,
+      starttime: 5,
+      sup_pid: parent.pid,
+      sup_starttime: readStat(parent.pid!)!.starttime,
+      retry: { count: 2, delay_ms: 60_000, max_delay_ms: 3_600_000, on: null },
+    });
+    const uptimeCs = Math.round(Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * 100);
+    writeFileSync(join(h.root, 'jobs', `.forged@${id}.end`), `attempt 1 1 ${uptimeCs} 60000\n`);
+    assert.is((await h.status('forged')).status, 'RUNNING', 'the forged run waits for its next attempt');
+    const stop = await h.run('bgmon-stop', ['forged', '--grace', '1s'], { timeoutMs: 60_000 });
+    assert.is(stop.code, 1, `${stop.stdout} ${stop.stderr}`);
+    assert.match(stop.stderr, /nothing signalled/);
+    for (const pid of kids) assert.ok(isAlive(pid), `child ${pid} of an innocent process was signalled`);
   }),
 );
 

@@ -121,22 +121,41 @@ function carriesRunMarker(home: Home, rec: JobRecord, pid: number): boolean {
   return entries.every((entry) => environHas(pid, entry));
 }
 
-function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
+/** The recorded supervisor's argv: alive as recorded and leading its own group and session; else null. */
+function supervisorArgs(rec: JobRecord): string[] | null {
   const sup = rec.sup_pid;
-  if (!sup || sup <= 1 || job.ppid !== sup || !isSameProcess(sup, rec.sup_starttime, rec.boot_id)) return false;
+  if (!sup || sup <= 1 || !isSameProcess(sup, rec.sup_starttime, rec.boot_id)) return null;
   const st = readStat(sup);
-  if (!st || st.pgrp !== sup || st.session !== sup) return false;
-  let args: string[];
+  if (!st || st.pgrp !== sup || st.session !== sup) return null;
   try {
-    args = readFileSync(`/proc/${sup}/cmdline`, 'utf8').split('\0');
+    return readFileSync(`/proc/${sup}/cmdline`, 'utf8').split('\0');
   } catch {
-    return false;
+    return null;
   }
-  // a supervisor's argv names its run: not the supervisor of a run whose record was copied
+}
+
+/** Which run a supervisor's argv names (`bgmon-supervisor NAME ID`): this one, another, or none. */
+function namedRun(args: string[], rec: JobRecord): 'this' | 'other' | 'none' {
   const at = args.indexOf('bgmon-supervisor');
-  if (at >= 0 && (args[at + 1] !== rec.name || args[at + 2] !== rec.id)) return false;
-  if (environHas(sup, `BGMON_HOME=${home.root}`)) return true;
+  if (at < 0) return 'none';
+  return args[at + 1] === rec.name && args[at + 2] === rec.id ? 'this' : 'other';
+}
+
+function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
+  const args = supervisorArgs(rec);
+  // a supervisor's argv names its run: not the supervisor of a run whose record was copied
+  if (!args || job.ppid !== rec.sup_pid || namedRun(args, rec) === 'other') return false;
+  if (environHas(rec.sup_pid!, `BGMON_HOME=${home.root}`)) return true;
   return args.some((a) => a === home.root || a.startsWith(`${home.root}/`));
+}
+
+/**
+ * The recorded supervisor is this run's, in this home: only then are its children (the sleep
+ * between attempts) ours to end. A forged record could name any process as its supervisor.
+ */
+function isRetrySupervisor(home: Home, rec: JobRecord): boolean {
+  const args = supervisorArgs(rec);
+  return args !== null && namedRun(args, rec) === 'this' && environHas(rec.sup_pid!, `BGMON_HOME=${home.root}`);
 }
 
 /** The job's leader still leads its group, and we are not in it: kill(-pid) reaches the job only. */
@@ -322,7 +341,7 @@ async function stopBetweenAttempts(
       }
       ended = isTerminal(cur.status) || disk?.id !== rec.id;
       if (ended || Date.now() > deadline) break;
-      endRetryWait(cur);
+      if (isRetrySupervisor(home, cur)) endRetryWait(cur);
       await sleep(POLL_MS);
     }
   } finally {
@@ -331,7 +350,9 @@ async function stopBetweenAttempts(
   }
   const problem = ended
     ? null
-    : `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`;
+    : isRetrySupervisor(home, rec)
+      ? `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`
+      : `job ${rec.name}: pid ${rec.sup_pid} is not this run's supervisor; nothing signalled`;
   return [await finalRecord(home, rec, ended), problem];
 }
 
