@@ -102,11 +102,13 @@ test(
 test(
   'a lost queue file is rebuilt without letting a new job pass the jobs already waiting (FIFO)',
   withHome(async (h) => {
-    await h.start('a', ['sleep', '1'], ['--queue', 'w']);
+    const go = join(h.dir, 'go'); // a holds the slot until the test has queued everything
+    await h.start('a', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done`], ['--queue', 'w']);
     for (const name of ['b', 'c']) await h.start(name, ['sleep', '0.1'], ['--queue', 'w']);
     unlinkSync(join(h.root, 'run', 'queues', 'w.json'));
     const d = await h.start('d', ['sleep', '0.1'], ['--queue', 'w']);
     assert.is(d.status, 'QUEUED');
+    writeFileSync(go, '');
     const wait = await h.run('bgmon-wait', ['a', 'b', 'c', 'd'], { timeoutMs: 30_000 });
     assert.is(wait.code, 0, wait.stderr);
     const recs = lines(wait.stdout).sort((x, y) => Date.parse(x.started_at) - Date.parse(y.started_at));
@@ -166,8 +168,9 @@ test(
   'a wait status over 255 (a corrupt end file, a hand-made record) is never an exit 0 of bgmon-wait',
   withHome(async (h) => {
     for (const [i, written] of ['256', '999', '00'].entries()) {
-      const rec = await h.start(`e${i}`, ['sleep', '0.2']);
+      const rec = await h.start(`e${i}`, ['sleep', '30']);
       process.kill(rec.sup_pid, 'SIGKILL'); // nothing of ours writes the end file now
+      process.kill(rec.pid, 'SIGKILL');
       await untilGone([rec.pid, rec.sup_pid], 'the job and its supervisor');
       writeFileSync(join(h.root, 'jobs', `.e${i}@${rec.id}.end`), `${written}\n`);
       const wait = await h.run('bgmon-wait', [`e${i}`]);
