@@ -2,7 +2,8 @@
 // the code before its fix.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readStat } from 'bgmon-state';
 import {
@@ -213,6 +214,25 @@ slowTest(
     assert.is(stop.code, 1, `${stop.stdout} ${stop.stderr}`);
     assert.match(stop.stderr, /nothing signalled/);
     for (const pid of kids) assert.ok(isAlive(pid), `child ${pid} of an innocent process was signalled`);
+  }),
+);
+
+test(
+  "bgmon-tail NAME@ID of a kept log that is a FIFO or a directory returns at once, printing nothing",
+  withHome(async (h) => {
+    const old = await h.start('k', ['echo', 'OLD']);
+    await until(h, 'k', 'SUCCEEDED');
+    await h.start('k', ['echo', 'NEW']);
+    const kept = join(h.root, 'logs', `k@${old.id}.log`);
+    for (const plant of [() => execFileSync('mkfifo', [kept]), () => mkdirSync(kept)]) {
+      rmSync(kept, { recursive: true, force: true });
+      plant();
+      const r = await h.run('bgmon-tail', [`k@${old.id}`], { timeoutMs: 10_000 });
+      assert.is(r.signal, null, 'bgmon-tail hung');
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stdout, '');
+      assert.not.match(r.stderr, /internal error/);
+    }
   }),
 );
 

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { logPath, previousLogPath, type Home } from './paths';
 import { isTerminal, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
@@ -293,7 +293,8 @@ export function printKeptLogs(
     let log: RunLog = { fd: null, ino: 0, id: rec.id };
     try {
       // the path is ours (never the record's `log`, which a hand-made file could point anywhere)
-      const fd = openSync(previousLogPath(home, rec.name, rec.id), constants.O_RDONLY | constants.O_NOFOLLOW);
+      // never blocking on a FIFO, never reading a directory (as the current log is opened)
+      const fd = openLogToRead(previousLogPath(home, rec.name, rec.id));
       log = { fd, ino: fstatSync(fd).ino, id: rec.id };
     } catch {}
     try {
