@@ -3,7 +3,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { readStat } from 'bgmon-state';
 import {
@@ -17,6 +27,7 @@ import {
   until,
   untilGone,
   withHome,
+  type TestHome,
 } from '../helpers';
 
 const ls = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
@@ -232,6 +243,49 @@ test(
       assert.is(r.code, 0, r.stderr);
       assert.is(r.stdout, '');
       assert.not.match(r.stderr, /internal error/);
+    }
+  }),
+);
+
+/**
+ * Plants something at one of a run's files while it runs, and returns its record once the
+ * supervisor (and its fold) is gone: a fold blocked on a FIFO never ends.
+ */
+async function plantDuringRun(h: TestHome, name: string, file: string, plant: (path: string) => void): Promise<any> {
+  const rec = await h.start(name, ['sleep', '0.5']);
+  const path = join(h.root, 'jobs', `.${name}@${rec.id}.${file}`);
+  unlinkSync(path);
+  plant(path);
+  await untilGone([rec.pid, rec.sup_pid], 'the job and its supervisor', 30_000);
+  const status = await h.run('bgmon-status', [name, '--json'], { timeoutMs: 10_000 });
+  assert.is(status.signal, null, `${name}: bgmon-status hung`);
+  assert.is(status.code, 0, status.stderr);
+  return lines(status.stdout)[0];
+}
+
+test(
+  "a hard link or FIFO planted at a run's spare is never written through: the record is written anew",
+  withHome(async (h) => {
+    const victim = join(h.dir, 'victim');
+    writeFileSync(victim, 'VICTIM\n');
+    const plants = [(path: string) => linkSync(victim, path), (path: string) => execFileSync('mkfifo', [path])];
+    for (const [i, plant] of plants.entries()) {
+      assert.is((await plantDuringRun(h, `s${i}`, 'spare', plant)).status, 'SUCCEEDED');
+      assert.is(h.record(`s${i}`).status, 'SUCCEEDED');
+      assert.is(statSync(join(h.root, 'jobs', `s${i}.json`)).nlink, 1, 'the record is a file of its own');
+    }
+    assert.is(readFileSync(victim, 'utf8'), 'VICTIM\n', 'the fold wrote through a hard link');
+  }),
+);
+
+slowTest(
+  "a FIFO or directory planted at a run's end file: DEAD, never a hang or an internal error",
+  withHome(async (h) => {
+    const plants = [(path: string) => execFileSync('mkfifo', [path]), (path: string) => mkdirSync(path)];
+    for (const [i, plant] of plants.entries()) {
+      assert.is((await plantDuringRun(h, `e${i}`, 'end', plant)).status, 'DEAD');
+      const wait = await h.run('bgmon-wait', [`e${i}`], { timeoutMs: 10_000 });
+      assert.is(wait.code, 1, wait.stderr);
     }
   }),
 );

@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { unlinkQuietly } from './fsutil';
+import { openOwnFile, unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
 import { signalName } from './proc';
 import type { JobRecord } from './record';
@@ -66,8 +66,14 @@ export function writeThroughSpare(home: Home, rec: JobRecord, recordFile: string
   const spare = sparePath(home, rec.name, rec.id);
   let fd: number;
   try {
-    fd = openSync(spare, constants.O_WRONLY | constants.O_NOFOLLOW);
+    fd = openSync(spare, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
+    return false;
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.nlink !== 1) {
+    // a FIFO or a second name of another file planted there: never written through
+    closeSync(fd);
     return false;
   }
   try {
@@ -132,7 +138,8 @@ const MAX_END_BYTES = 1 << 20;
 export function readEndFile(home: Home, name: string, id: string): EndFile | null {
   let fd: number;
   try {
-    fd = openSync(endPath(home, name, id), constants.O_RDONLY | constants.O_NOFOLLOW);
+    // anything but our own plain file (a FIFO would block, a directory throw) is no end
+    fd = openOwnFile(endPath(home, name, id));
   } catch {
     return null;
   }
