@@ -23,6 +23,7 @@ import {
   isAlive,
   lines,
   NO_SUCH_PID,
+  sleep,
   slowTest,
   until,
   untilGone,
@@ -287,6 +288,22 @@ slowTest(
       const wait = await h.run('bgmon-wait', [`e${i}`], { timeoutMs: 10_000 });
       assert.is(wait.code, 1, wait.stderr);
     }
+  }),
+);
+
+test(
+  "a hard link planted at an ended job's log: its --on-end hook's output never goes through it",
+  withHome(async (h) => {
+    const victim = join(h.dir, 'victim');
+    writeFileSync(victim, 'VICTIM\n');
+    const rec = await h.start('hooked', ['sleep', '0.5'], ['--on-end', 'echo HOOK-OUTPUT']);
+    const log = join(h.root, 'logs', 'hooked.log');
+    unlinkSync(log);
+    linkSync(victim, log);
+    await until(h, 'hooked', (r) => r.status === 'SUCCEEDED' && typeof r.on_end_ran_at === 'string');
+    await untilGone([rec.sup_pid], 'the supervisor');
+    await sleep(500); // the hook, detached, has had time to write
+    assert.is(readFileSync(victim, 'utf8'), 'VICTIM\n', 'bgmon wrote through a hard link');
   }),
 );
 
