@@ -23,6 +23,7 @@ import {
   isAlive,
   lines,
   NO_SUCH_PID,
+  ROOT,
   sleep,
   slowTest,
   until,
@@ -304,6 +305,49 @@ test(
     await untilGone([rec.sup_pid], 'the supervisor');
     await sleep(500); // the hook, detached, has had time to write
     assert.is(readFileSync(victim, 'utf8'), 'VICTIM\n', 'bgmon wrote through a hard link');
+  }),
+);
+
+/** A transport over test/fixtures/fake-ssh whose host `cut` is host a with the connection lost after one line. */
+function cuttingTransport(h: TestHome): Record<string, string> {
+  const script = join(h.dir, 'cutting-ssh');
+  const fake = join(ROOT, 'test', 'fixtures', 'fake-ssh');
+  writeFileSync(
+    script,
+    `#!/bin/sh\nhost=$1; shift\nif [ "$host" = cut ]; then ${fake} a "$@" | head -n 1; exit 255; fi\n` +
+      `exec ${fake} "$host" "$@"\n`,
+    { mode: 0o755 },
+  );
+  return { BGMON_SSH: script, FAKE_HOSTS_DIR: join(h.dir, 'hosts'), BGMON_HOSTS: '' };
+}
+
+test(
+  'bgmon-wait --host: --until and --idle exit as on the host; a connection lost part-way is exit 1',
+  withHome(async (h) => {
+    const env = cuttingTransport(h);
+    const hostEnv = { env: { BGMON_HOME: join(h.dir, 'hosts', 'a') } };
+    try {
+      for (const [name, script] of [
+        ['srv', 'echo ready; sleep 30'],
+        ['quiet', 'sleep 30'],
+        ['ok1', 'true'],
+        ['ok2', 'true'],
+      ]) {
+        const r = await h.run('bgmon-start', ['--name', name, '--', 'sh', '-c', script], hostEnv);
+        assert.is(r.code, 0, r.stderr);
+      }
+      await h.run('bgmon-wait', ['ok1', 'ok2'], hostEnv);
+      const wait = (args: string[]) => h.run('bgmon-wait', ['--host', 'a', ...args], { env, timeoutMs: 30_000 });
+      assert.is((await wait(['--until', 'ready', 'srv'])).code, 0, 'a matched line');
+      assert.is((await wait(['--until', 'never', 'ok1'])).code, 1, 'succeeded without the line');
+      assert.is((await wait(['--idle', '300ms', 'quiet'])).code, 125, 'silent for 300 ms');
+      assert.is((await wait(['ok1', 'ok2'])).code, 0);
+      const cut = await h.run('bgmon-wait', ['--host', 'cut', 'ok1', 'ok2'], { env, timeoutMs: 30_000 });
+      assert.is(cut.code, 1, `${cut.stdout} ${cut.stderr}`);
+      assert.match(cut.stderr, /^bgmon-wait: host cut: exited 255 part-way/m, cut.stderr);
+    } finally {
+      await h.killHome(join(h.dir, 'hosts', 'a'));
+    }
   }),
 );
 
