@@ -351,4 +351,25 @@ test(
   }),
 );
 
+test(
+  'bgmon-start -: --retry and --on-end beside "-" apply to every line; --again or a bad value is refused',
+  withHome(async (h) => {
+    const flags = ['--retry', '1', '--retry-delay', '100ms', '--on-end', 'echo HOOKED'];
+    const input = ['r1', 'r2'].map((name) => JSON.stringify({ name, cmd: ['false'] })).join('\n') + '\n';
+    const r = await h.run('bgmon-start', [...flags, '-'], { input });
+    assert.is(r.code, 0, r.stderr);
+    for (const rec of lines(r.stdout)) {
+      assert.is(rec.retry?.count, 1, JSON.stringify(rec));
+      assert.is(rec.on_end, 'echo HOOKED');
+    }
+    const wait = await h.run('bgmon-wait', ['r1']);
+    assert.is(lines(wait.stdout)[0].attempt, 2, wait.stdout);
+    for (const bad of [['--again', 'r1'], ['--retry', 'x'], ['--on-end', ' ']]) {
+      const refused = await h.run('bgmon-start', [...bad, '-'], { input: '' });
+      assert.is(refused.code, 2, `${bad.join(' ')}: ${refused.stderr}`);
+      assert.is(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    }
+  }),
+);
+
 test.run();

@@ -8,7 +8,14 @@ import { notBefore } from './delay';
 import { ndjson } from './output';
 import { out } from './stdout';
 import { assertQueueName, parseSlots, reserveQueueSeq } from './queue-slots';
-import { checkStart, settleSubmitted, submitJob, type CheckedStart, type StartOptions } from './start';
+import {
+  checkStart,
+  retryAndHookFields,
+  settleSubmitted,
+  submitJob,
+  type CheckedStart,
+  type StartOptions,
+} from './start';
 
 /*
  * `bgmon-start -`: job specs as NDJSON on stdin, one per line, shaped like records: name, cmd
@@ -61,6 +68,9 @@ function fieldsOf(obj: Record<string, unknown>, defaults: SpecDefaults): StartOp
     queue: queue === undefined ? defaults.queue : assertQueueName(queue, '"queue"'),
     slots: slots === undefined ? defaults.slots : parseSlots(slots, '"slots"'),
     notBefore: notBefore(inText, atText),
+    // --retry and --on-end beside "-" apply to every line (the lines have no such fields)
+    retry: defaults.retry,
+    onEnd: defaults.onEnd,
   };
 }
 
@@ -132,6 +142,7 @@ export function parseJobSpecs(home: Home, text: string, defaults: SpecDefaults):
 
 /** Checks every spec, then submits them all in order and advances their queues once. */
 export async function startJobs(home: Home, text: string, defaults: SpecDefaults): Promise<JobRecord[]> {
+  retryAndHookFields(defaults); // bad --retry or --on-end beside "-": refused whatever stdin holds
   const specs = parseJobSpecs(home, text, defaults);
   if (specs.length === 0) return [];
   ensureHome(home);

@@ -45,7 +45,7 @@ export interface StartOptions {
 }
 
 /** The record fields of --retry and --on-end; a usage error for bad values. */
-function retryAndHookFields(opts: StartOptions): Partial<JobRecord> {
+export function retryAndHookFields(opts: Pick<StartOptions, 'retry' | 'onEnd'>): Partial<JobRecord> {
   const retry = retrySettings(opts.retry ?? {});
   if (opts.onEnd !== undefined && (opts.onEnd.trim() === '' || opts.onEnd.includes('\0'))) {
     throw new UsageError('--on-end: expected a shell command');
