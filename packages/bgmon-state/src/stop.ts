@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
@@ -115,10 +115,21 @@ export function leaderProblem(home: Home, rec: JobRecord): string | null {
   return null;
 }
 
-/** The run's id alone is not enough: a record copied under another name or into another home has it too. */
+/**
+ * The run's id alone is not enough: a record copied under another name or into another home has
+ * it too, so the job's BGMON_JOB and BGMON_HOME (set by every version) must name this job here.
+ */
 function carriesRunMarker(home: Home, rec: JobRecord, pid: number): boolean {
-  const entries = [`BGMON_JOB_ID=${rec.id}`, `BGMON_JOB=${rec.name}`, `BGMON_HOME=${home.root}`];
-  return entries.every((entry) => environHas(pid, entry));
+  if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`)) return false;
+  const isHere = (dir: string) => {
+    try {
+      return dir === home.root || realpathSync(dir) === home.root; // an older home path through a link
+    } catch {
+      return false;
+    }
+  };
+  const names = environValues(pid, 'BGMON_JOB');
+  return names.every((n) => n === rec.name) && environValues(pid, 'BGMON_HOME').every(isHere);
 }
 
 /** The recorded supervisor's argv: alive as recorded and leading its own group and session; else null. */
