@@ -9,6 +9,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   unlinkSync,
@@ -369,6 +370,26 @@ test(
       assert.is(refused.code, 2, `${bad.join(' ')}: ${refused.stderr}`);
       assert.is(refused.stderr.trim().split('\n').length, 1, refused.stderr);
     }
+  }),
+);
+
+test(
+  'bgmon-tail -f of a running job whose log is rotated away (moved, an empty file created) loses no line',
+  withHome(async (h) => {
+    const go = join(h.dir, 'go');
+    const script = `seq 1 5; while [ ! -e ${go} ]; do sleep 0.05; done; seq 6 40`;
+    await h.start('rot', ['sh', '-c', script]);
+    const log = join(h.root, 'logs', 'rot.log');
+    await eventually(() => existsSync(log) && readFileSync(log, 'utf8').split('\n').length > 5);
+    const tail = h.run('bgmon-tail', ['-f', '-n', '100', 'rot'], { timeoutMs: 30_000 });
+    await sleep(500); // tail has printed the first lines and follows
+    renameSync(log, join(h.dir, 'rotated.log'));
+    writeFileSync(log, '', { mode: 0o600 });
+    await sleep(500); // tail has seen the new file at the path
+    writeFileSync(go, '');
+    const r = await tail;
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, Array.from({ length: 40 }, (_, i) => `${i + 1}\n`).join(''));
   }),
 );
 
