@@ -25,12 +25,22 @@ function clockTime(text: string, now: Date): Date | null {
 }
 
 // ISO 8601 with a date and a time: 2030-01-02T03:04[:05[.678]][Z|+01:00] (a space for the T too).
-const ISO = /^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$/;
+const ISO = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$/;
+
+/** An ISO time whose fields all exist: Date would move Feb 30 to March 2 and 24:00 to the next day. */
+function isoTime(text: string): Date | null {
+  const m = ISO.exec(text);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((f) => Number(f ?? 0));
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return null;
+  return new Date(text.replace(' ', 'T'));
+}
 
 /** --at TIME as a date: ISO 8601 (local time without a zone) or HH:MM today/tomorrow. */
 export function parseAt(text: unknown, flag = '--at', now = new Date()): Date {
   const given = typeof text === 'string' ? text.trim() : '';
-  const at = clockTime(given, now) ?? (ISO.test(given) ? new Date(given.replace(' ', 'T')) : null);
+  const at = clockTime(given, now) ?? isoTime(given);
   const bad = `${flag} ${JSON.stringify(text)}`;
   if (!at || !Number.isFinite(at.getTime())) {
     throw new UsageError(`${bad}: expected HH:MM or an ISO 8601 time such as 2030-01-02T03:04:05Z`);

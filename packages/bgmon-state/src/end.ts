@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { unlinkQuietly } from './fsutil';
+import { openOwnFile, unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
 import { signalName } from './proc';
 import type { JobRecord } from './record';
@@ -66,8 +66,14 @@ export function writeThroughSpare(home: Home, rec: JobRecord, recordFile: string
   const spare = sparePath(home, rec.name, rec.id);
   let fd: number;
   try {
-    fd = openSync(spare, constants.O_WRONLY | constants.O_NOFOLLOW);
+    fd = openSync(spare, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch {
+    return false;
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.nlink !== 1) {
+    // a FIFO or a second name of another file planted there: never written through
+    closeSync(fd);
     return false;
   }
   try {
@@ -121,8 +127,10 @@ export interface EndFile {
   end: RunEnd | null;
 }
 
-const END_LINE = /^(\d{1,3})\n/;
-const ATTEMPT_LINE = /^attempt (\d{1,9}) (\d{1,3}) (\d{1,15}) (\d{1,15}|-)$/;
+// A wait status as sh's $? gives it: 0-255, nothing larger (which a shell would report as % 256).
+const STATUS = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const END_LINE = new RegExp(`^${STATUS}\\n`);
+const ATTEMPT_LINE = new RegExp(`^attempt (\\d{1,9}) ${STATUS} (\\d{1,15}) (\\d{1,15}|-)$`);
 const PID_LINE = /^pid (\d{1,9})$/;
 const MAX_END_BYTES = 1 << 20;
 
@@ -130,7 +138,8 @@ const MAX_END_BYTES = 1 << 20;
 export function readEndFile(home: Home, name: string, id: string): EndFile | null {
   let fd: number;
   try {
-    fd = openSync(endPath(home, name, id), constants.O_RDONLY | constants.O_NOFOLLOW);
+    // anything but our own plain file (a FIFO would block, a directory throw) is no end
+    fd = openOwnFile(endPath(home, name, id));
   } catch {
     return null;
   }

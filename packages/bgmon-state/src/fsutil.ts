@@ -150,14 +150,17 @@ export function existsNoFollow(path: string): boolean {
 }
 
 /**
- * Opens a job's log to append bgmon's own lines (a marker, a reason), never through a link, so
- * that they start a line of their own: when the job's output ended mid-line, a newline is
- * written first. Returns the descriptor.
+ * Opens a job's log to append bgmon's own lines (a marker, a reason), never through a link nor
+ * into a file with a second name, so that they start a line of their own: when the job's output
+ * ended mid-line, a newline is written first. Returns the descriptor.
  */
 export function openLogAtLineStart(log: string): number {
   const fd = openSync(log, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
   try {
-    const size = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    // a second name of another file (a hard link planted there) or a FIFO is not the job's log
+    if (!st.isFile() || st.nlink !== 1) throw new NotOwnFileError(`${log}: not a log of ours`);
+    const size = st.size;
     const last = Buffer.alloc(1);
     if (size > 0 && readSync(fd, last, 0, 1, size - 1) === 1 && last[0] !== 0x0a) writeSync(fd, '\n');
     return fd;

@@ -417,12 +417,15 @@ async function tailOnHosts(hosts: string[], sel: Selection, args: Args): Promise
 /**
  * Each host's bgmon-wait prints its records when it returns; they are printed as each host
  * returns. With --any the first host whose job ended settles it and the others are ended.
- * Exit: a host that could not answer (or had no such job) makes it 1, or 3 (2) when every
- * host said no such job (bad usage); else 124 if any host timed out; else the usual rule over
- * all hosts' records together (one job: its own code; several: 0 if all SUCCEEDED, else 1).
+ * Exit: a host that could not answer (or had no such job, or whose exit code its records do
+ * not explain: a connection lost part-way) makes it 1, or 3 (2) when every host said no such
+ * job (bad usage); else 124 if any host timed out; with --until or --idle the hosts' own code
+ * when they agree; else the usual rule over all hosts' records together (one job: its own
+ * code; several: 0 if all SUCCEEDED, else 1).
  */
 async function waitOnHosts(hosts: string[], sel: Selection, args: Args): Promise<number> {
   const any = Boolean(args.any);
+  const until = args.until !== undefined;
   const answers = new Map<HostRun, Record<string, unknown>[]>();
   const printed: Record<string, unknown>[] = [];
   let settled = false;
@@ -435,7 +438,12 @@ async function waitOnHosts(hosts: string[], sel: Selection, args: Args): Promise
     },
     onEnd: (run) => {
       const recs = run.failure === null ? (answers.get(run) ?? []) : [];
-      if (recs.length === 0) {
+      if (recs.length > 0 && run.code !== 124 && run.code !== IDLE && run.code !== remoteWaitCode(recs, until)) {
+        // a transport that failed after some output (ssh exits 255): what is missing is unknown
+        run.failure = `exited ${run.code} part-way (after ${recs.length} record(s)): its answer is incomplete`;
+        answers.delete(run);
+      }
+      if (recs.length === 0 || run.failure !== null) {
         if (run.failure === null && run.code === 0) run.failure = 'answered with no records';
         return reportEnd('bgmon-wait', run);
       }
@@ -457,7 +465,20 @@ async function waitOnHosts(hosts: string[], sel: Selection, args: Args): Promise
     return unanimous && (first === 2 || first === 3) ? first : 1;
   }
   if (runs.some((r) => r.code === 124)) return 124;
+  // --until and --idle answer with the remote's own code (a matched line is no record to judge)
+  if (until || args.idle !== undefined) return runs.every((r) => r.code === runs[0].code) ? runs[0].code! : 1;
   return waitExitCode(printed as unknown as JobRecord[]);
+}
+
+/** bgmon-wait's exit --idle: a RUNNING job was silent for DUR. */
+const IDLE = 125;
+
+/** The code a host's bgmon-wait exits with for what it printed (wait.ts's rules). */
+function remoteWaitCode(recs: Record<string, unknown>[], until: boolean): number {
+  const jobs = recs as unknown as JobRecord[];
+  if (!until) return waitExitCode(jobs);
+  if (recs.some((r) => typeof r.line === 'string')) return 0; // the matching line
+  return jobs.length === 1 && jobs[0].status === 'SUCCEEDED' ? 1 : waitExitCode(jobs);
 }
 
 /**

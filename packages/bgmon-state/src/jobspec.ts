@@ -7,8 +7,17 @@ import { ensureHome, recordPath, type Home } from './paths';
 import { isTerminal, newRunId, readRecord, type JobRecord } from './record';
 import { currentState } from './classify';
 import { notBefore } from './delay';
+import { ndjson } from './output';
+import { out } from './stdout';
 import { assertQueueName, parseSlots, reserveQueueSeq } from './queue-slots';
-import { checkStart, settleSubmitted, submitJob, type CheckedStart, type StartOptions } from './start';
+import {
+  checkStart,
+  retryAndHookFields,
+  settleSubmitted,
+  submitJob,
+  type CheckedStart,
+  type StartOptions,
+} from './start';
 
 /*
  * `bgmon-start -`: job specs as NDJSON on stdin, one per line, shaped like records: name, cmd
@@ -120,6 +129,12 @@ function parseLine(home: Home, text: string, defaults: SpecDefaults, earlier: Se
   return { opts, checked };
 }
 
+/** The same error (and exit code), naming the stdin line it is about. */
+function atLine(err: unknown, line: number, more = ''): unknown {
+  if (!(err instanceof BgmonError)) return err;
+  return new (err.constructor as new (m: string) => BgmonError)(`stdin line ${line}: ${err.message}${more}`);
+}
+
 /** Every line checked; the first bad one throws, naming its line number. Blank lines are skipped. */
 export function parseJobSpecs(home: Home, text: string, defaults: SpecDefaults): Spec[] {
   const specs: Spec[] = [];
@@ -130,8 +145,7 @@ export function parseJobSpecs(home: Home, text: string, defaults: SpecDefaults):
     try {
       specs.push({ line: i + 1, ...parseLine(home, rows[i], defaults, earlier) });
     } catch (err) {
-      if (!(err instanceof BgmonError)) throw err;
-      throw new (err.constructor as new (m: string) => BgmonError)(`stdin line ${i + 1}: ${err.message}`);
+      throw atLine(err, i + 1);
     }
   }
   return specs;
@@ -139,12 +153,21 @@ export function parseJobSpecs(home: Home, text: string, defaults: SpecDefaults):
 
 /** Checks every spec, then submits them all in order and advances their queues once. */
 export async function startJobs(home: Home, text: string, defaults: SpecDefaults): Promise<JobRecord[]> {
+  retryAndHookFields(defaults); // bad --retry or --on-end beside "-": refused whatever stdin holds
   const specs = parseJobSpecs(home, text, defaults);
   if (specs.length === 0) return [];
   ensureHome(home);
   const seqs = await reserveSeqs(home, specs);
   const recs: JobRecord[] = [];
-  for (let i = 0; i < specs.length; i++) recs.push(await submitJob(home, specs[i].opts, specs[i].checked, seqs[i]));
+  for (let i = 0; i < specs.length; i++) {
+    try {
+      recs.push(await submitJob(home, specs[i].opts, specs[i].checked, seqs[i]));
+    } catch (err) {
+      // another command took a name after the check: what was submitted runs, so say which
+      if (recs.length > 0) out(ndjson(await settleSubmitted(home, recs)));
+      throw atLine(err, specs[i].line, recs.length > 0 ? ` (the ${recs.length} jobs before it were submitted)` : '');
+    }
+  }
   return settleSubmitted(home, recs);
 }
 

@@ -28,12 +28,13 @@ export function nameMatcher(pattern: string): (name: string) => boolean {
     assertName(pattern);
     return (name) => name === pattern;
   }
-  if (!GLOB.test(pattern)) throw new UsageError(`invalid job name or glob ${JSON.stringify(pattern)}`);
-  const re = globToRegExp(pattern);
+  const re = GLOB.test(pattern) ? globToRegExp(pattern) : null;
+  if (!re) throw new UsageError(`invalid job name or glob ${JSON.stringify(pattern)}`);
   return (name) => re.test(name);
 }
 
-function globToRegExp(glob: string): RegExp {
+/** The glob as a regular expression; null when it is not one (a range out of order: [z-a]). */
+function globToRegExp(glob: string): RegExp | null {
   let out = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i];
@@ -50,7 +51,11 @@ function globToRegExp(glob: string): RegExp {
       }
     } else out += c.replace(/[.\-\]]/g, '\\$&');
   }
-  return new RegExp('^' + out + '$');
+  try {
+    return new RegExp('^' + out + '$');
+  } catch {
+    return null;
+  }
 }
 
 /** A name for a job started without --name: the command's basename plus a short random suffix. */

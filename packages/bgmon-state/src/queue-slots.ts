@@ -88,23 +88,29 @@ function holdsSlot(home: Home, name: string, id: string): boolean {
   return now === 'RUNNING' || now === 'PAUSED';
 }
 
-/** Every run of the queue that is RUNNING or PAUSED, from the records themselves (a lost queue file). */
-function scanRunning(home: Home, queue: string): [string, string][] {
-  const found: [string, string][] = [];
+/**
+ * A lost queue file rebuilt from the records themselves: every run of the queue that is RUNNING
+ * or PAUSED, and the next number past every submission still on record (a new job must not pass
+ * the jobs already waiting). The slots are not in any record: 1, until a --slots sets them again.
+ */
+function scanQueue(home: Home, queue: string): QueueFile {
+  const file: QueueFile = { slots: 1, next: 0, running: [] };
   for (const name of listNames(home)) {
     let rec: JobRecord | null = null;
     try {
       rec = readRecord(home, name);
     } catch {}
-    if (rec?.queue === queue && rec.status !== 'QUEUED' && holdsSlot(home, name, rec.id)) found.push([name, rec.id]);
+    if (rec?.queue !== queue) continue;
+    if (Number.isSafeInteger(rec.queue_seq)) file.next = Math.max(file.next, rec.queue_seq! + 1);
+    if (rec.status !== 'QUEUED' && holdsSlot(home, name, rec.id)) file.running.push([name, rec.id]);
   }
-  return found;
+  return file;
 }
 
 /** The queue's file with `running` pruned to the runs that still hold a slot. */
 export function queueNow(home: Home, queue: string): QueueFile {
   const file = readQueueFile(home, queue);
-  if (!file) return { slots: 1, next: 0, running: scanRunning(home, queue) };
+  if (!file) return scanQueue(home, queue);
   return { ...file, running: file.running.filter(([name, id]) => holdsSlot(home, name, id)) };
 }
 

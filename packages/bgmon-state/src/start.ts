@@ -45,7 +45,7 @@ export interface StartOptions {
 }
 
 /** The record fields of --retry and --on-end; a usage error for bad values. */
-function retryAndHookFields(opts: StartOptions): Partial<JobRecord> {
+export function retryAndHookFields(opts: Pick<StartOptions, 'retry' | 'onEnd'>): Partial<JobRecord> {
   const retry = retrySettings(opts.retry ?? {});
   if (opts.onEnd !== undefined && (opts.onEnd.trim() === '' || opts.onEnd.includes('\0'))) {
     throw new UsageError('--on-end: expected a shell command');
@@ -88,6 +88,11 @@ export interface CheckedStart {
 /** Refuses a start that cannot work (usage errors, exit 2; a command not found, 127), writing nothing. */
 export function checkStart(opts: StartOptions): CheckedStart {
   if (opts.cmd.length === 0) throw new UsageError('no command given: bgmon-start [options] -- CMD [ARG...]');
+  // argv, environment and paths are C strings: a NUL (possible only in JSON input) cannot pass
+  const nulIn = (list: string[]) => list.some((s) => s.includes('\0'));
+  const where =
+    (nulIn(opts.cmd) && 'the command') || (nulIn(opts.env) && 'an --env value') || (nulIn([opts.cwd ?? '']) && '--cwd');
+  if (where) throw new UsageError(`${where}: contains a NUL byte, which no command can be given`);
   if (opts.name !== undefined) assertName(opts.name);
   // NAME@ID binds to that run (current or kept), see planAfter
   opts.after.forEach((dep) => parseTarget(dep).id === null && assertName(dep));

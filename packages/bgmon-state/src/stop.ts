@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
@@ -106,25 +106,67 @@ export function leaderProblem(home: Home, rec: JobRecord): string | null {
   if (!st || !isSameProcess(pid, rec.starttime, rec.boot_id)) return `pid ${pid} is no longer the recorded process`;
   if (pid === process.pid || st.pgrp !== pid || st.session !== pid)
     return `pid ${pid} does not lead its own process group and session, so it is not a bgmon job`;
-  if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`) && !isSupervisedHere(home, rec, st)) {
-    return `pid ${pid} carries no BGMON_JOB_ID=${rec.id} and is not the child of this job's supervisor`;
+  if (!carriesRunMarker(home, rec, pid) && !isSupervisedHere(home, rec, st)) {
+    const marker = environHas(pid, `BGMON_JOB_ID=${rec.id}`)
+      ? `BGMON_JOB=${rec.name} with BGMON_HOME=${home.root} (a copied record?)`
+      : `BGMON_JOB_ID=${rec.id}`;
+    return `pid ${pid} carries no ${marker} and is not the child of this job's supervisor`;
   }
   return null;
 }
 
-function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
+/**
+ * The run's id alone is not enough: a record copied under another name or into another home has
+ * it too, so the job's BGMON_JOB and BGMON_HOME (set by every version) must name this job here.
+ */
+function carriesRunMarker(home: Home, rec: JobRecord, pid: number): boolean {
+  if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`)) return false;
+  const isHere = (dir: string) => {
+    try {
+      return dir === home.root || realpathSync(dir) === home.root; // an older home path through a link
+    } catch {
+      return false;
+    }
+  };
+  const names = environValues(pid, 'BGMON_JOB');
+  return names.every((n) => n === rec.name) && environValues(pid, 'BGMON_HOME').every(isHere);
+}
+
+/** The recorded supervisor's argv: alive as recorded and leading its own group and session; else null. */
+function supervisorArgs(rec: JobRecord): string[] | null {
   const sup = rec.sup_pid;
-  if (!sup || sup <= 1 || job.ppid !== sup || !isSameProcess(sup, rec.sup_starttime, rec.boot_id)) return false;
+  if (!sup || sup <= 1 || !isSameProcess(sup, rec.sup_starttime, rec.boot_id)) return null;
   const st = readStat(sup);
-  if (!st || st.pgrp !== sup || st.session !== sup) return false;
-  if (environHas(sup, `BGMON_HOME=${home.root}`)) return true;
+  if (!st || st.pgrp !== sup || st.session !== sup) return null;
   try {
-    return readFileSync(`/proc/${sup}/cmdline`, 'utf8')
-      .split('\0')
-      .some((a) => a === home.root || a.startsWith(`${home.root}/`));
+    return readFileSync(`/proc/${sup}/cmdline`, 'utf8').split('\0');
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** Which run a supervisor's argv names (`bgmon-supervisor NAME ID`): this one, another, or none. */
+function namedRun(args: string[], rec: JobRecord): 'this' | 'other' | 'none' {
+  const at = args.indexOf('bgmon-supervisor');
+  if (at < 0) return 'none';
+  return args[at + 1] === rec.name && args[at + 2] === rec.id ? 'this' : 'other';
+}
+
+function isSupervisedHere(home: Home, rec: JobRecord, job: ProcStat): boolean {
+  const args = supervisorArgs(rec);
+  // a supervisor's argv names its run: not the supervisor of a run whose record was copied
+  if (!args || job.ppid !== rec.sup_pid || namedRun(args, rec) === 'other') return false;
+  if (environHas(rec.sup_pid!, `BGMON_HOME=${home.root}`)) return true;
+  return args.some((a) => a === home.root || a.startsWith(`${home.root}/`));
+}
+
+/**
+ * The recorded supervisor is this run's, in this home: only then are its children (the sleep
+ * between attempts) ours to end. A forged record could name any process as its supervisor.
+ */
+function isRetrySupervisor(home: Home, rec: JobRecord): boolean {
+  const args = supervisorArgs(rec);
+  return args !== null && namedRun(args, rec) === 'this' && environHas(rec.sup_pid!, `BGMON_HOME=${home.root}`);
 }
 
 /** The job's leader still leads its group, and we are not in it: kill(-pid) reaches the job only. */
@@ -310,7 +352,7 @@ async function stopBetweenAttempts(
       }
       ended = isTerminal(cur.status) || disk?.id !== rec.id;
       if (ended || Date.now() > deadline) break;
-      endRetryWait(cur);
+      if (isRetrySupervisor(home, cur)) endRetryWait(cur);
       await sleep(POLL_MS);
     }
   } finally {
@@ -319,7 +361,9 @@ async function stopBetweenAttempts(
   }
   const problem = ended
     ? null
-    : `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`;
+    : isRetrySupervisor(home, rec)
+      ? `job ${rec.name} did not end: its supervisor (pid ${rec.sup_pid}) did not record an outcome`
+      : `job ${rec.name}: pid ${rec.sup_pid} is not this run's supervisor; nothing signalled`;
   return [await finalRecord(home, rec, ended), problem];
 }
 

@@ -625,8 +625,9 @@ function followRound(home: Home, job: Followed, sink: TailSink, note: (m: string
   const cur = currentState(home, rec);
   const ended = isTerminal(cur.status);
   // The log at the path belongs to the run read above or a later one: a log exists before
-  // the record that names it.
-  followPath(home, job, ended ? cur.id : null, sink, note);
+  // the record that names it. While the open log's run is the current one, its descriptor is
+  // followed (as tail -f does): the job writes there even if the file was moved (rotated) away.
+  if (job.fd === null || job.run !== cur.id) followPath(home, job, ended ? cur.id : null, sink, note);
   if (ended) {
     drain(job, Infinity, sink, note);
     return finishRun(job, cur.id, sink);

@@ -41,7 +41,8 @@ const RECHECK_MS = 250;
 export function jobExitCode(rec: JobRecord): number {
   if (rec.status === 'SUCCEEDED') return 0;
   if (rec.status === 'FAILED') {
-    if (rec.exit_code !== null) return rec.exit_code;
+    // a FAILED run never exits 0, whatever a hand-made record says (256 would exit 0 too)
+    if (rec.exit_code !== null && rec.exit_code >= 1 && rec.exit_code <= 255) return rec.exit_code;
     const sig = rec.signal ? parseSignal(rec.signal) : null;
     return sig ? 128 + sig : 1;
   }

@@ -9,7 +9,8 @@ export const tail: CommandDoc = {
     "Prints the last N lines of each job's log, read from the file's end (as cheap on a multi-GB log " +
       'as on a small one). -f follows new output as it is written and exits once every followed job ' +
       'has ended, after printing everything its log holds; it copes with the log being truncated or ' +
-      'replaced by a rerun. With several jobs each line is prefixed "name | ".',
+      'replaced by a rerun, and follows the file a running job writes to even when it is moved away ' +
+      '(rotated), as tail -f does. With several jobs each line is prefixed "name | ".',
     "Memory stays flat whatever the lines' lengths. With one job and no --json the log's bytes are " +
       'copied as they are (with -f, an unfinished line shows at once); a last line without a newline ' +
       'gets one. With --json or several jobs, a line longer than 1 MiB is printed as several records ' +
