@@ -47,7 +47,9 @@ export class NotOwnFileError extends Error {
 
 /**
  * Opens an existing file of ours for reading: never through a symlink, never blocking on a
- * FIFO, and only a regular file with one name (a hard link could be anybody's file).
+ * FIFO, and only a regular file with one name (a hard link could be anybody's file). No name
+ * at all is fine: the file was ours when opened and has since been replaced by an atomic
+ * rename (a record rewritten), so what it holds is the whole previous version.
  */
 export function openOwnFile(path: string): number {
   let fd: number;
@@ -58,7 +60,7 @@ export function openOwnFile(path: string): number {
     throw err;
   }
   const st = fstatSync(fd);
-  if (st.isFile() && st.nlink === 1) return fd;
+  if (st.isFile() && st.nlink <= 1) return fd;
   closeSync(fd);
   throw new NotOwnFileError(st.isFile() ? `a hard link (${st.nlink} names), not read` : 'not a regular file');
 }
