@@ -156,7 +156,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'wait --host a,b waits for the job on both; exit by the usual rule over all records',
   withHosts(async (h) => {
     await startOn(h, 'a', 'w', 'sleep 1');
@@ -192,7 +192,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'wait: a timeout passes through as 124; a host down is 1 and does not hold up the others',
   withHosts(async (h) => {
     await startOn(h, 'a', 'long', 'sleep 60');

@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, jobProcs, lines, rssKb, withHome, type TestHome } from '../helpers';
+import { eventually, jobProcs, lines, rssKb, slowTest, withHome, type TestHome } from '../helpers';
 
 // Fills 50 MB (touched, so resident), starts a child that leaves the job's session holding 20 MB
 // more, then spins the CPU until killed.
@@ -23,7 +23,7 @@ async function resources(h: TestHome, args: string[] = []): Promise<any[]> {
   return lines(r.stdout);
 }
 
-test(
+slowTest(
   'a job holding 70 MB over two processes (one escaped) and spinning: rss, cpu, procs, share',
   withHome(async (h) => {
     const rec = await h.start('hog', ['node', '-e', HOG], ['--cwd', h.dir]);

@@ -9,6 +9,7 @@ import {
   lines,
   rssKb,
   sleep,
+  slowTest,
   until,
   untilGone,
   untilOnDisk,
@@ -272,7 +273,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'bad --retry values: exit 2, one line, nothing written',
   withHome(async (h) => {
     const bad = [

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, eventually, sleep, spawnCollect, withHome, type TestHome } from '../helpers';
+import { binPath, eventually, sleep, slowTest, spawnCollect, withHome, type TestHome } from '../helpers';
 
 const WORD = 100_000;
 /** A command of `words` words of 100 kB (each under the kernel's 128 KiB per word) and a last one of `tail` bytes. */
@@ -95,7 +95,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   "tail -f: a log deleted or replaced by a link while followed is read on; the job's later output is printed",
   withHome(async (h) => {
     for (const replace of ['delete', 'link']) {

@@ -193,7 +193,7 @@ const THREADED_VFORK = [
 ].join('\n');
 const hasPython = spawnSync('python3', ['-c', 'import subprocess, threading']).status === 0;
 
-(hasPython ? test : test.skip)(
+(hasPython ? slowTest : test.skip)(
   `threads: a stop taken by another thread while the main thread waits on vfork is PAUSED${
     hasPython ? '' : ' (SKIPPED: no python3 here)'
   }`,

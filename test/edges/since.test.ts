@@ -274,7 +274,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'malformed cursors and budgets: exit 2, one stderr line, nothing printed',
   withHome(async (h) => {
     const rec = await h.start('g', ['sh', '-c', 'echo hi']);

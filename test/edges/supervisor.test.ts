@@ -143,7 +143,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'start -: a line the kernel could not exec is refused before any line starts (exit 2), to the byte',
   withHome(async (h) => {
     const marker = join(h.dir, 'first-ran');

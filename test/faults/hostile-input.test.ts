@@ -203,7 +203,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'bad durations and signals: exit 2, nothing signalled',
   withHome(async (h) => {
     const { unchanged } = await bystander(h);
