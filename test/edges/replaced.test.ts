@@ -4,10 +4,10 @@
 // each failed on it now and then under load: "a hard link (0 names), not read").
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRecordFile } from 'bgmon-state';
-import { eventually, forgeRecord, withHome } from '../helpers';
+import { eventually, forgeRecord, untilWatching, withHome } from '../helpers';
 
 test(
   'a record renamed over while it is read is read whole: 100,000 reads beside a rewriting process',
@@ -22,6 +22,20 @@ test(
     await eventually(() => statSync(file).ino !== first, 10_000, 'the writer to rewrite the record');
     for (let i = 0; i < 100_000; i++) assert.is(readRecordFile(file, 'r')?.id, rec.id, `read ${i}`);
     assert.is(writer.exitCode, null, 'the writer ran throughout');
+  }),
+);
+
+test(
+  'a record that turns corrupt while waited for is said to be corrupt (exit 1), not removed (exit 3)',
+  withHome(async (h) => {
+    await h.start('c', ['sleep', '60']);
+    const wait = h.run('bgmon-wait', ['c'], { timeoutMs: 30_000 });
+    await untilWatching(h, 'bgmon-wait');
+    h.handWritten.add('c'); // the test corrupts it
+    writeFileSync(join(h.root, 'jobs', 'c.json'), '{"v":1,"name":"c"\n');
+    const r = await wait;
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^bgmon-wait: .*jobs\/c\.json: corrupt record/);
   }),
 );
 

@@ -80,12 +80,8 @@ function readWaited(home: Home, target: Target): JobRecord | null {
 /** The run now; with --until, the run that was current when the wait began, even once rerun. */
 function readJob(home: Home, w: Waiting, target: Target): JobRecord {
   const name = target.id === null ? target.name : `${target.name}@${target.id}`;
-  let rec: JobRecord | null = null;
-  try {
-    rec = readWaited(home, target);
-  } catch (err) {
-    if (!w.last.has(name)) throw err; // corrupt from the start: say so (exit 1)
-  }
+  // a corrupt record says so (exit 1), also one that was fine a moment ago: it was not removed
+  let rec = readWaited(home, target);
   if (!rec && !w.last.has(name)) throw new NotFoundError(`no such job: ${name}`);
   if (!rec) throw new NotFoundError(`job ${name} was removed while waiting for it`);
   // a rerun happens only after the bound run has ended: its kept record says how
