@@ -111,11 +111,32 @@ const MAX_ARG_STRLEN = 32 * 4096;
  */
 const ENTRY_SLACK = 8;
 
+let limit: number | undefined;
 /** What the strings of one exec may take: a quarter of the stack limit, within 128 KiB..6 MiB (fs/exec.c). */
 function execLimit(): number {
+  if (limit !== undefined) return limit;
   const m = /^Max stack size\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   const quarter = !m || m[1] === 'unlimited' ? Infinity : Number(m[1]) / 4;
-  return Math.max(Math.min(((8 * 2 ** 20) / 4) * 3, quarter), MAX_ARG_STRLEN);
+  limit = Math.max(Math.min(((8 * 2 ** 20) / 4) * 3, quarter), MAX_ARG_STRLEN);
+  return limit;
+}
+
+/**
+ * True when no exec of this launch can come near the smallest limit the kernel ever sets (128 KiB),
+ * by a bound taken without a system call: each string at 3 bytes a UTF-16 unit plus its NUL and
+ * pointer, the supervisor's text, and 4 KiB each for the paths an exec adds (node, its entry, the
+ * tools, PWD, the command's file). Nearly every start is decided here; the rest are counted exactly.
+ */
+function surelyFits(rec: Launchable, env: NodeJS.ProcessEnv): boolean {
+  let bound = supervisorText().length * 3 + 6 * 4096 + 1024;
+  const add = (s: string) => {
+    const bytes = s.length * 3 + 9;
+    bound += bytes;
+    return bytes < MAX_ARG_STRLEN - 4096;
+  };
+  if (![rec.name, rec.id, ...rec.cmd].every(add)) return false;
+  for (const key in env) if (!add(`${key}=${env[key] ?? ''}`)) return false;
+  return bound < MAX_ARG_STRLEN;
 }
 
 /** One execve: the file name, argv and environment the kernel copies. */
@@ -182,6 +203,7 @@ function execSize(exec: Exec): { total: number; longest: number } {
  * `bgmon-start -` checks each line with it, so that a batch starts nothing when one line cannot.
  */
 export function assertLaunchable(rec: Launchable, env: NodeJS.ProcessEnv): void {
+  if (surelyFits(rec, env)) return;
   const sizes = launchExecs(rec, env).map(execSize);
   const longest = Math.max(...sizes.map((s) => s.longest));
   if (longest > MAX_ARG_STRLEN)

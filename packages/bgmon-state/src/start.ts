@@ -165,7 +165,9 @@ export async function submitJob(
       unlinkQuietly(endPath(home, name, old.id));
       unlinkQuietly(sparePath(home, name, old.id));
     }
-    removeStopMarkers(home, name);
+    // a stop marker names its run: only a replaced run can have left any (listing run/ per new
+    // name made a batch of 1,000 new jobs read run/ 1,000 times)
+    if (old) removeStopMarkers(home, name);
     removeQueueEntry(home, name);
     if (plan.action === 'cancel') {
       const cancelled: JobRecord = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: plan.reason };
