@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { lines, until, withHome, type TestHome } from '../helpers';
+import { lines, slowTest, until, withHome, type TestHome } from '../helpers';
 
 /** Runs `name` once with exit code `code` and waits for its end; returns the ended record. */
 async function runOnce(h: TestHome, name: string, code: number, extra: string[] = []): Promise<any> {
@@ -129,7 +129,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'rm NAME removes the name with its past runs, their logs and --env values',
   withHome(async (h) => {
     await runOnce(h, 'a', 1, ['--env', 'K=v']);

@@ -66,7 +66,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a log read with cursors while the job writes: every byte once, whatever the timing',
   withHome(async (h) => {
     // Burst i is written only once the test creates go-i, and each read follows a release without

@@ -143,7 +143,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'queue: --slots on a later start raises the limit at the next decision',
   withHome(async (h) => {
     for (const n of ['a', 'b', 'c']) await h.start(n, ['sleep', '1000'], ['--queue', 'q']);
