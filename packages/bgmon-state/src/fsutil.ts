@@ -52,6 +52,14 @@ export class NotOwnFileError extends Error {
  * rename (a record rewritten), so what it holds is the whole previous version.
  */
 export function openOwnFile(path: string): number {
+  const { fd, nlink } = openRegularFile(path);
+  if (nlink <= 1) return fd;
+  closeSync(fd);
+  throw new NotOwnFileError(`a hard link (${nlink} names), not read`);
+}
+
+/** A regular file opened to read, with its link count: never through a symlink, never blocking on a FIFO. */
+function openRegularFile(path: string): { fd: number; nlink: number } {
   let fd: number;
   try {
     fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
@@ -60,9 +68,9 @@ export function openOwnFile(path: string): number {
     throw err;
   }
   const st = fstatSync(fd);
-  if (st.isFile() && st.nlink <= 1) return fd;
+  if (st.isFile()) return { fd, nlink: st.nlink };
   closeSync(fd);
-  throw new NotOwnFileError(st.isFile() ? `a hard link (${st.nlink} names), not read` : 'not a regular file');
+  throw new NotOwnFileError('not a regular file');
 }
 
 /** Reads a small file of ours (see openOwnFile) whole. */
@@ -176,12 +184,7 @@ export function openLogAtLineStart(log: string): number {
  * A log, opened to read: never through a symlink planted at its path (that would print another
  * file), never blocking on a FIFO; anything but a regular file is refused (throws).
  */
-export function openLogToRead(path: string): number {
-  const fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  if (fstatSync(fd).isFile()) return fd;
-  closeSync(fd);
-  throw new Error(`${path}: not a regular file`);
-}
+export const openLogToRead = (path: string): number => openRegularFile(path).fd;
 
 /** A regular file is at path (a link is not followed). */
 export function isFile(path: string): boolean {

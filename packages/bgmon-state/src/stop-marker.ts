@@ -1,6 +1,5 @@
 import { readdirSync, readFileSync, renameSync } from 'node:fs';
-import { createEmpty, isFile } from './fsutil';
-import { unlinkQuietly, writeFileAtomic } from './fsutil';
+import { createEmpty, isFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { join } from 'node:path';
 import { stopMarkerPath, type Home } from './paths';
 import { bootId, isSameProcess, readStat } from './proc';

@@ -82,6 +82,12 @@ interface RunLog {
   id: string;
 }
 
+/** The log at path opened as a run's (see openLogToRead); throws when there is none to read. */
+function openLogOf(path: string, id: string): RunLog {
+  const fd = openLogToRead(path);
+  return { fd, ino: fstatSync(fd).ino, id };
+}
+
 function inodeAt(path: string): number | null {
   try {
     return lstatSync(path).ino;
@@ -163,8 +169,7 @@ function orKeptLog(home: Home, name: string, log: RunLog, opts: TailOptions): Ru
   const rec = log.fd === null ? readRecord(home, name) : null;
   if (!rec) return log;
   try {
-    const fd = openLogToRead(previousLogPath(home, name, rec.id));
-    return { fd, ino: fstatSync(fd).ino, id: rec.id };
+    return openLogOf(previousLogPath(home, name, rec.id), rec.id);
   } catch {
     sayUnreadable(rec, logPath(home, name), opts);
     return log;
@@ -271,8 +276,7 @@ function copyRange(fd: number, from: number, to: number, name: string, sink: Tai
 function openLog(home: Home, name: string, identify: boolean): RunLog {
   if (identify) return openRunLog(home, name);
   try {
-    const fd = openLogToRead(logPath(home, name));
-    return { fd, ino: fstatSync(fd).ino, id: '' };
+    return openLogOf(logPath(home, name), '');
   } catch {
     return { fd: null, ino: 0, id: '' };
   }
@@ -327,8 +331,7 @@ export function printKeptLogs(
     // the path is ours (never the record's `log`, which a hand-made file could point anywhere)
     const path = previousLogPath(home, rec.name, rec.id);
     try {
-      const fd = openLogToRead(path);
-      log = { fd, ino: fstatSync(fd).ino, id: rec.id };
+      log = openLogOf(path, rec.id);
     } catch {
       sayUnreadable(rec, path, opts);
     }

@@ -58,7 +58,9 @@ runHostedCommand(commands.tail, version, async (args) => {
   // a past run (NAME@ID of a replaced run) has ended: its kept log is printed, never followed
   const used = printKeptLogs(home, past, opts, sink, names.length + past.length);
   opts.maxBytes -= used;
-  if (names.length > 0 && args.follow) await followLogs(home, names, opts, sink);
-  else if (names.length > 0) printTail(home, names, opts, sink);
+  if (names.length > 0) {
+    if (args.follow) await followLogs(home, names, opts, sink);
+    else printTail(home, names, opts, sink);
+  }
   return failed ? 1 : 0;
 });
