@@ -59,23 +59,10 @@ function summary(output) {
   return [total, passed, skipped].some(Number.isNaN) ? null : { total, passed, skipped };
 }
 
-/**
- * Runs test files under uvu: one file alone (--all: each file's time is kept for scheduling), or
- * several in one process as uvu's own CLI does (the default run: a process and tsx's start-up,
- * ~0.3 s of CPU, per group rather than per file).
- */
-function runFile(file, group = [file]) {
+/** Runs node with argv and collects its output; it is SIGKILLed after FILE_TIMEOUT_MS. */
+function runNode(argv, env = process.env) {
   const started = Date.now();
-  const suites = group.map((f) => ({ name: f, file: join(testDir, f) }));
-  const argv =
-    group.length === 1
-      ? ['--import', 'tsx', join(testDir, file)]
-      : ['--import', 'tsx', '-e', `require('uvu/run').run(${JSON.stringify(suites)})`];
-  const child = spawn(process.execPath, argv, {
-    cwd: root,
-    env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...(all ? { BGMON_TEST_ALL: '1' } : {}) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c) => (output += c));
   child.stderr.on('data', (c) => (output += c));
@@ -83,9 +70,22 @@ function runFile(file, group = [file]) {
   return new Promise((done) =>
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      done({ file, code, signal, output, seconds: (Date.now() - started) / 1000 });
+      done({ code, signal, output, seconds: (Date.now() - started) / 1000 });
     }),
   );
+}
+
+/**
+ * Runs test files under uvu: one file alone, or several in one process as uvu's own CLI does
+ * (the default run: a process and tsx's start-up, ~0.3 s of CPU, per group rather than per file).
+ */
+function runFiles(group) {
+  const suites = group.map((f) => ({ name: f, file: join(testDir, f) }));
+  const argv =
+    group.length === 1
+      ? ['--import', 'tsx', suites[0].file]
+      : ['--import', 'tsx', '-e', `require('uvu/run').run(${JSON.stringify(suites)})`];
+  return runNode(argv, { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...(all ? { BGMON_TEST_ALL: '1' } : {}) });
 }
 
 /** Counts for a normal test file: a crash or a non-zero exit without a failed test is one failure. */
@@ -139,47 +139,44 @@ function groupsOf(files, n) {
  */
 function typecheck() {
   if (!args.includes('--typecheck')) return Promise.resolve(null);
-  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const child = spawn(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { cwd: root, stdio: 'pipe' });
-  let output = '';
-  child.stdout.on('data', (c) => (output += c));
-  child.stderr.on('data', (c) => (output += c));
-  return new Promise((done) => child.on('close', (code, signal) => done({ code, signal, output })));
+  return runNode([join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
 }
 
 async function main() {
-  const typechecked = typecheck();
   const files = pickFiles();
   if (files.length === 0) {
     console.log(`no test file matches ${pattern}`);
     console.log('0 passed, 1 failed');
     process.exit(1);
   }
+  const typechecked = typecheck();
   const totals = { passed: 0, failed: 0, skipped: 0 };
   const times = {};
-  const queue = [...files];
   const started = Date.now();
-  const groups = all
-    ? null
-    : groupsOf(
-        queue.filter((f) => f !== FAILS_FILE),
-        WORKERS,
-      );
-  if (groups) queue.splice(0, queue.length, ...queue.filter((f) => f === FAILS_FILE), ...groups.map((g) => g[0]));
+  // --all: a process per file (each file's time is kept for scheduling); else the files dealt
+  // into WORKERS processes. helpers.fails.ts always runs alone: it is judged apart.
+  const batches = all
+    ? files.map((f) => [f])
+    : [
+        ...files.filter((f) => f === FAILS_FILE).map((f) => [f]),
+        ...groupsOf(
+          files.filter((f) => f !== FAILS_FILE),
+          WORKERS,
+        ),
+      ];
   const worker = async () => {
-    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
-      const group = groups?.find((g) => g[0] === file) ?? [file];
-      const run = await runFile(file, group);
-      if (group.length === 1) times[file] = run.seconds;
-      else file = `${group.length} files: ${group.join(' ')}`;
-      const r = file === FAILS_FILE ? judgeFails(run) : judgeTests(run);
+    for (let group = batches.shift(); group !== undefined; group = batches.shift()) {
+      const run = await runFiles(group);
+      const label = group.length === 1 ? group[0] : `${group.length} files: ${group.join(' ')}`;
+      if (group.length === 1) times[label] = run.seconds;
+      const r = label === FAILS_FILE ? judgeFails(run) : judgeTests(run);
       for (const k of Object.keys(totals)) totals[k] += r[k];
       const mark = r.failed > 0 ? 'FAIL' : 'ok  ';
       const counts = `${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}`;
       const seconds = `${run.seconds.toFixed(1).padStart(6)} s`;
-      console.log(`${mark} ${file.padEnd(40)} ${counts.padEnd(34)} ${seconds}${r.note ? `  ${r.note}` : ''}`);
+      console.log(`${mark} ${label.padEnd(40)} ${counts.padEnd(34)} ${seconds}${r.note ? `  ${r.note}` : ''}`);
       // the whole output when something failed or was skipped (uvu names the test and why)
-      if (file !== FAILS_FILE && (r.failed > 0 || r.skipped > 0)) console.log(run.output.replace(/^/gm, '    | '));
+      if (label !== FAILS_FILE && (r.failed > 0 || r.skipped > 0)) console.log(run.output.replace(/^/gm, '    | '));
     }
   };
   await Promise.all(Array.from({ length: Math.min(WORKERS, files.length) }, worker));
