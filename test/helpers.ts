@@ -15,7 +15,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Ajv from 'ajv';
 import { test } from 'uvu';
-import { bootId, environHas, listPids, readStat } from 'bgmon-state';
+import { bootId, environHas, listPids, maskHas, readStat, signalMasks } from 'bgmon-state';
 
 export const ROOT = resolve(__dirname, '..');
 export const BINS = ['bgmon-start', 'bgmon-status', 'bgmon-stop', 'bgmon-signal', 'bgmon-tail', 'bgmon-wait'] as const;
@@ -365,14 +365,7 @@ export function rssKb(pid: number): number {
 }
 
 /** Signal number n is set in the mask `field` of /proc/<pid>/status (false when the process is gone). */
-export function masked(pid: number, field: string, n: number): boolean {
-  let status = '';
-  try {
-    status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {}
-  const mask = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1] ?? '0';
-  return ((BigInt(`0x${mask}`) >> BigInt(n - 1)) & 1n) === 1n;
-}
+export const masked = (pid: number, field: string, n: number): boolean => maskHas(signalMasks(pid), field, n);
 
 export function isAlive(pid: number): boolean {
   const st = readStat(pid);

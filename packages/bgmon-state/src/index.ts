@@ -15,8 +15,10 @@ export {
   isPaused,
   isSameProcess,
   listPids,
+  maskHas,
   parseSignal,
   readStat,
+  signalMasks,
   signalName,
   signalNames,
 } from './proc';
