@@ -221,29 +221,23 @@ function homeOfRecords(tag, n, history = 0) {
   return home;
 }
 
-async function statusOverManyRecords() {
-  const home = homeOfRecords('records', RECORDS);
+/** bgmon-status --json over a home's records, paired with node -e 0. */
+function statusRow(home, what) {
   const r = paired(
     () => timeSync(node, ['-e', '0']),
     () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }),
   );
-  row(`bgmon-status --json over ${RECORDS} finished records`, r.bgmon, r.baseline, 'node -e 0', '≤ 4×');
+  row(what, r.bgmon, r.baseline, 'node -e 0', '≤ 4×');
+}
+
+async function statusOverManyRecords() {
+  statusRow(homeOfRecords('records', RECORDS), `bgmon-status --json over ${RECORDS} finished records`);
 }
 
 async function statusBesideHistory() {
   // issue 11: past runs are kept in history/, and not read unless --history asks for them
   const home = homeOfRecords('history', RECORDS, 1);
-  const r = paired(
-    () => timeSync(node, ['-e', '0']),
-    () => timeSync(node, [bin('bgmon-status'), '--json'], { env: homeEnv(home) }),
-  );
-  row(
-    `bgmon-status --json over ${RECORDS} records plus ${RECORDS} history records`,
-    r.bgmon,
-    r.baseline,
-    'node -e 0',
-    '≤ 4×',
-  );
+  statusRow(home, `bgmon-status --json over ${RECORDS} records plus ${RECORDS} history records`);
 }
 
 async function memoryPerJob() {
