@@ -8,6 +8,7 @@ import { currentState } from './classify';
 import { STOP_SIGNALS } from './run-state';
 import { withLock } from './lock';
 import { removeQueueEntry } from './queue';
+import { dropPrepared, preempt } from './handoff';
 import { sleep } from './sleep';
 import { foldEnd } from './fold';
 import { endRetryWait, isBetweenAttempts } from './retry';
@@ -242,6 +243,9 @@ function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
   return withLock(home, name, () => {
     const rec = readRecord(home, name);
     if (rec?.status !== 'QUEUED') return null;
+    // its queue's hand-off started it first: it is stopped as a running job
+    if (preempt(home, rec) === 'started') return null;
+    dropPrepared(home, rec);
     const stopped = writeEndedRecord(home, { ...rec, status: 'STOPPED', ended_at: nowIso() });
     removeQueueEntry(home, name);
     return stopped;
@@ -376,6 +380,8 @@ async function stopRunning(
 ): Promise<[JobRecord, string | null]> {
   if (isBetweenAttempts(rec)) return stopBetweenAttempts(home, rec, opts, active);
   const problem = leaderProblem(home, rec);
+  // ended since it was found running (a queue's job may end any moment): that changes nothing
+  if (problem && isTerminal(currentState(home, rec).status)) return [await finalRecord(home, rec, false), null];
   if (problem) return [rec, `job ${rec.name}: ${problem}; nothing signalled`];
   const entry: Active = { rec, claim: claimStop(home, rec) };
   active.add(entry);
