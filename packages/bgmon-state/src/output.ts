@@ -66,8 +66,8 @@ function exitColumn(r: JobRecord): string {
 
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
-/** Control characters escaped (\\n, \\t, \\xNN), so a table row stays one line. */
-const oneLine = (text: string) =>
+/** Control characters escaped (\\n, \\t, \\xNN): a table row or a relayed line stays one line of text. */
+export const oneLine = (text: string) =>
   text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) =>
     c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
