@@ -11,7 +11,7 @@ import { assertExecFits, launch } from './launch';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
 import { armSleepers, isDue } from './delay';
-import { planAfter } from './queue-rules';
+import { isReadyToLeaveQueue, newLook, planAfter } from './queue-rules';
 import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
@@ -197,6 +197,12 @@ const waitsForSlotOrTime = (rec: JobRecord) => rec.queue != null || !isDue(rec.n
  * After submitting: advances the queues the new runs joined (so one with a free slot starts now,
  * and the record printed says RUNNING) and arms a sleeper for each start time still ahead.
  * Runs outside every job's lock: the queue's lock comes first.
+ *
+ * A run queued --after a predecessor is looked at again once its queue file is written: the
+ * predecessor may have ended between the plan and that file, and its supervisor then found nothing
+ * queued behind it. A supervisor writes the end and then lists the queue; a start writes the queue
+ * file and then reads the end: whichever comes second sees the other, so the run is never left
+ * waiting for a reader.
  */
 export async function settleSubmitted(home: Home, recs: JobRecord[]): Promise<JobRecord[]> {
   const queued = recs.filter((r) => r.status === 'QUEUED');
@@ -204,7 +210,8 @@ export async function settleSubmitted(home: Home, recs: JobRecord[]): Promise<Jo
     home,
     queued.map((r) => r.not_before),
   );
-  if (!queued.some((r) => r.queue != null)) return recs;
+  newLook(); // the plan's look of the predecessors is what may be out of date
+  if (!queued.some((r) => r.queue != null || (r.after.length > 0 && isReadyToLeaveQueue(home, r)))) return recs;
   const { launched } = await advanceQueueFully(home);
   return recs.map((r) => (launched.get(r.name)?.id === r.id ? launched.get(r.name)! : r));
 }
