@@ -7,7 +7,7 @@ export const status: CommandDoc = {
   synopsis: [
     'bgmon-status [NAME|GLOB|NAME@ID...] [--history] [--status S1,S2] [--idle DUR] [--json|--table] [--resources] ' +
       '[--host H1,H2]',
-    'bgmon-status --follow [--until-done] [NAME|GLOB...] [--status S1,S2]',
+    'bgmon-status --follow [--until-done] [NAME|GLOB|NAME@ID...] [--status S1,S2]',
   ],
   description: [
     'Prints every job (or the named ones), oldest first, with its state computed on every call from ' +
@@ -36,7 +36,8 @@ export const status: CommandDoc = {
       'appears running; a rerun of a name is a new run), queued, running (left the queue), paused, ' +
       'resumed, ended (any end: the record carries the outcome; a corrected outcome, e.g. DEAD then ' +
       'SUCCEEDED, is printed again), removed (the last record seen). A line per run and state, never ' +
-      'twice. Globs are matched again as jobs come and go. Reacts to file events in jobs/ at once, and ' +
+      'twice. Globs are matched again as jobs come and go; NAME@ID (or a record on stdin) follows that ' +
+      'one run until it ends, never the runs that replace it. Reacts to file events in jobs/ at once, and ' +
       'looks at /proc every 250 ms for what no file announces (DEAD, paused or resumed by a signal). ' +
       'It runs until SIGINT, SIGTERM or SIGHUP (exit 130, 143, 129, quietly), or with --until-done ' +
       'until every selected job has ended (exit as bgmon-wait would). --status filters the lines.',

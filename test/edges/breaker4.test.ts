@@ -1,0 +1,68 @@
+// Breaker round 4: what bgmon says must be true. Follow, wait --until, the table and the log
+// cursor, attacked the way a demanding user or a hostile input would.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { binPath, lines, until, withHome } from '../helpers';
+
+const node = process.execPath;
+
+test(
+  '--follow takes runs as NAME@ID and records on stdin (bgmon-start | bgmon-status --follow --until-done -)',
+  withHome(async (h) => {
+    const started = await h.run('bgmon-start', ['--name', 'z', '--', 'sh', '-c', 'sleep 0.5; exit 4']);
+    assert.is(started.code, 0, started.stderr);
+    const first = JSON.parse(started.stdout);
+    // the record on stdin names its run: exit as bgmon-wait would, with that run's code
+    const piped = await h.run('bgmon-status', ['--follow', '--until-done', '-'], { input: started.stdout });
+    assert.is(piped.code, 4, piped.stderr);
+    assert.equal(
+      lines(piped.stdout).map((r) => [r.event, r.id, r.status]),
+      [
+        ['current', first.id, 'RUNNING'],
+        ['ended', first.id, 'FAILED'],
+      ],
+    );
+    // a past run, and the current one, from --history on stdin: each followed as its own run
+    const second = await h.start('z', ['sh', '-c', 'sleep 0.5; exit 0']);
+    const history = await h.run('bgmon-status', ['--history', '--json', 'z']);
+    const both = await h.run('bgmon-status', ['--follow', '--until-done', '-'], { input: history.stdout });
+    assert.is(both.code, 1, both.stderr); // several runs, one FAILED
+    assert.equal(
+      lines(both.stdout).map((r) => [r.event, r.id, r.status]),
+      [
+        ['current', first.id, 'FAILED'],
+        ['current', second.id, 'RUNNING'],
+        ['ended', second.id, 'SUCCEEDED'],
+      ],
+    );
+    // NAME@ID of a past run: its outcome at once; of a run that does not exist: exit 3
+    const past = await h.run('bgmon-status', ['--follow', '--until-done', `z@${first.id}`]);
+    assert.is(past.code, 4, past.stderr);
+    assert.equal(lines(past.stdout).map((r) => [r.event, r.id]), [['current', first.id]]);
+    const none = await h.run('bgmon-status', ['--follow', '--until-done', 'z@nosuchrun']);
+    assert.is(none.code, 3, none.stderr);
+    assert.is(none.stderr, 'bgmon-status: no such run: z@nosuchrun\n');
+  }),
+);
+
+test(
+  '--follow of one run (NAME@ID) ends with that run: a rerun of the name is not followed',
+  withHome(async (h) => {
+    const first = await h.start('y', ['sleep', '30']);
+    const follow = h.run('bgmon-status', ['--follow', '--until-done', `y@${first.id}`]);
+    await until(h, 'y', 'RUNNING');
+    const stop = await h.run('bgmon-stop', ['y']);
+    assert.is(stop.code, 0, stop.stderr);
+    const second = await h.start('y', ['sleep', '30']);
+    const r = await follow;
+    assert.is(r.code, 1, r.stderr); // STOPPED
+    const seen = lines(r.stdout).map((x) => [x.event, x.id, x.status]);
+    assert.equal(seen, [
+      ['current', first.id, 'RUNNING'],
+      ['ended', first.id, 'STOPPED'],
+    ]);
+    assert.ok(!r.stdout.includes(second.id), r.stdout);
+  }),
+);
+
+test.run();
