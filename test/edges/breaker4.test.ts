@@ -65,4 +65,27 @@ test(
   }),
 );
 
+test(
+  "--until on a run that never started (CANCELLED) does not match the lines of the name's rerun",
+  withHome(async (h) => {
+    const pre = await h.start('p', ['false']);
+    await until(h, 'p', 'FAILED');
+    const cancelled = await h.start('c', ['echo', 'ready'], ['--after', 'p']);
+    assert.is(cancelled.status, 'CANCELLED');
+    await h.start('c', ['sh', '-c', 'echo ready; sleep 30']);
+    await until(h, 'c', (r) => r.log_bytes === 6);
+    const r = await h.run(node, [binPath('bgmon-wait'), '--until', 'ready', `c@${cancelled.id}`]);
+    assert.is(r.code, 1, r.stdout); // CANCELLED: never printed the line
+    const [rec] = lines(r.stdout);
+    assert.is(rec.id, cancelled.id);
+    assert.is(rec.status, 'CANCELLED');
+    // the same through its record on stdin
+    const piped = await h.run(node, [binPath('bgmon-wait'), '--until', 'ready'], {
+      input: JSON.stringify(cancelled) + '\n',
+    });
+    assert.is(piped.code, 1, piped.stdout);
+    assert.is(pre.name, 'p');
+  }),
+);
+
 test.run();
