@@ -88,4 +88,29 @@ test(
   }),
 );
 
+test(
+  'the table fits the terminal in columns, not UTF-16 units: wide characters in CMD; bidi controls escaped',
+  withHome(async (h) => {
+    await h.start('wide', ['sh', '-c', `echo ${'你好世界'.repeat(20)}`]);
+    await h.start('bidi', ['echo', 'safe\u202etxt.exe\u2028next\u2066x\u2069']);
+    await until(h, 'bidi', 'SUCCEEDED');
+    for (const width of [80, 60, 45]) {
+      const r = await h.run('bgmon-status', ['--table'], { env: { COLUMNS: String(width) } });
+      assert.is(r.code, 0, r.stderr);
+      const rows = r.stdout.trimEnd().split('\n');
+      assert.is(rows.length, 3, r.stdout);
+      // a CJK character takes two columns of a terminal (test strings: ASCII, CJK and the ellipsis)
+      const columns = (row: string) => [...row].reduce((n, ch) => n + (/[\u4e00-\u9fff]/.test(ch) ? 2 : 1), 0);
+      for (const row of rows) assert.ok(columns(row) <= width, `${columns(row)} columns > ${width}: ${row}`);
+      const wide = rows.find((row) => row.startsWith('wide'))!;
+      assert.match(wide, /…$/);
+      // the width left is used (a wide character that does not fit leaves at most one column)
+      assert.ok(columns(wide) >= Math.min(width, 48) - 1, `${columns(wide)} columns of ${width}: ${wide}`);
+    }
+    const r = await h.run('bgmon-status', ['--table', 'bidi']);
+    assert.match(r.stdout, "echo 'safe\\u202etxt.exe\\u2028next\\u2066x\\u2069'");
+    assert.not.match(r.stdout, /[\u2028\u202e\u2066\u2069]/);
+  }),
+);
+
 test.run();
