@@ -2,6 +2,8 @@
 // cursor, attacked the way a demanding user or a hostile input would.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { binPath, lines, until, withHome } from '../helpers';
 
 const node = process.execPath;
@@ -110,6 +112,46 @@ test(
     const r = await h.run('bgmon-status', ['--table', 'bidi']);
     assert.match(r.stdout, "echo 'safe\\u202etxt.exe\\u2028next\\u2066x\\u2069'");
     assert.not.match(r.stdout, /[\u2028\u202e\u2066\u2069]/);
+  }),
+);
+
+test(
+  'tail --json: bytes no later write can complete are printed, and the cursor moves past them',
+  withHome(async (h) => {
+    // a byte that begins no character (0xff, 0xc0), and a character cut by the end of a run
+    const outputs: Record<string, [string, string]> = {
+      ff: ['abc\\377', 'abc\ufffd'],
+      c0: ['x\\300', 'x\ufffd'],
+      cut: ['y\\342\\202', 'y\ufffd'],
+    };
+    for (const [name, [bytes]] of Object.entries(outputs)) await h.start(name, ['printf', bytes]);
+    for (const [name, [, text]] of Object.entries(outputs)) {
+      const rec = await until(h, name, 'SUCCEEDED');
+      const size = statSync(rec.log).size;
+      for (const args of [['--json', name], ['-f', '--json', name]]) {
+        const r = await h.run('bgmon-tail', args);
+        assert.is(r.code, 0, r.stderr);
+        assert.equal(lines(r.stdout), [{ name, id: rec.id, line: text, offset: size, partial: true }], args.join(' '));
+      }
+      // from the cursor it gives: nothing left, nothing stuck
+      const next = await h.run('bgmon-tail', ['--json', '--since', `${rec.id}:${size}`, name]);
+      assert.equal([next.code, next.stdout, next.stderr], [0, '', '']);
+    }
+  }),
+);
+
+test(
+  'tail --json of a running job still holds back a character being written, then prints it whole',
+  withHome(async (h) => {
+    const script = 'printf "z\\342\\202"; while [ ! -e go ]; do sleep 0.05; done; printf "\\254 done\\n"';
+    const rec = await h.start('w', ['sh', '-c', script], ['--cwd', h.dir]);
+    await until(h, 'w', (r) => r.log_bytes === 3);
+    const first = await h.run('bgmon-tail', ['--json', 'w']);
+    assert.equal(lines(first.stdout), [{ name: 'w', id: rec.id, line: 'z', offset: 1, partial: true }]);
+    writeFileSync(join(h.dir, 'go'), '');
+    await until(h, 'w', 'SUCCEEDED');
+    const rest = await h.run('bgmon-tail', ['--json', '--since', `${rec.id}:1`, 'w']);
+    assert.equal(lines(rest.stdout), [{ name: 'w', id: rec.id, line: '\u20ac done', offset: 10 }]);
   }),
 );
 
