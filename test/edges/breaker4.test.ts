@@ -155,4 +155,20 @@ test(
   }),
 );
 
+test(
+  '--follow refuses the options it cannot apply (--idle, --history) instead of ignoring them',
+  withHome(async (h) => {
+    await h.start('busy', ['sleep', '30']);
+    for (const [args, message] of [
+      [['--idle', '1h'], '--follow and --idle: use them in separate calls'],
+      [['--history', 'busy'], '--follow prints changes from now on; --history cannot follow'],
+    ] as const) {
+      for (const until of [[], ['--until-done']]) {
+        const r = await h.run('bgmon-status', ['--follow', ...until, ...args], { timeoutMs: 5000 });
+        assert.equal([r.code, r.stdout, r.stderr], [2, '', `bgmon-status: ${message}\n`], args.join(' '));
+      }
+    }
+  }),
+);
+
 test.run();
