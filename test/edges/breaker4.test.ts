@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, lines, until, withHome } from '../helpers';
+import { binPath, eventually, lines, spawnCollect, until, withHome } from '../helpers';
 
 const node = process.execPath;
 
@@ -167,6 +167,53 @@ test(
         const r = await h.run('bgmon-status', ['--follow', ...until, ...args], { timeoutMs: 5000 });
         assert.equal([r.code, r.stdout, r.stderr], [2, '', `bgmon-status: ${message}\n`], args.join(' '));
       }
+    }
+  }),
+);
+
+test(
+  '--follow that misses a removal (rm, then a new run of the name) says "removed", never skips the old run',
+  withHome(async (h) => {
+    const a1 = await h.start('a', ['sleep', '30']);
+    const b1 = await h.start('b', ['true']);
+    const c1 = await h.start('c', ['true']);
+    await until(h, 'b', 'SUCCEEDED');
+    await until(h, 'c', 'SUCCEEDED');
+    const { child, done } = spawnCollect(node, [binPath('bgmon-status'), '--follow', 'a', 'b', 'c'], { env: h.env });
+    let seen = '';
+    child.stdout!.on('data', (chunk) => (seen += chunk));
+    try {
+      await eventually(() => seen.split('\n').length > 3, 10_000, 'the current lines');
+      // the follower is held still while both names are removed and started again (a busy machine)
+      process.kill(child.pid!, 'SIGSTOP');
+      const rm = await h.run('bgmon-rm', ['--stop', '--grace', '5s', 'a', 'b']);
+      assert.is(rm.code, 0, rm.stderr);
+      const a2 = await h.start('a', ['sleep', '30']);
+      const b2 = await h.start('b', ['true']);
+      await until(h, 'b', 'SUCCEEDED');
+      // and a plain rerun, whose replaced run is kept (and was seen ended): nothing more of it
+      const c2 = await h.start('c', ['true']);
+      await until(h, 'c', 'SUCCEEDED');
+      process.kill(child.pid!, 'SIGCONT');
+      await eventually(() => [a2, b2, c2].every((x) => seen.includes(x.id)), 10_000, 'the new runs');
+      process.kill(child.pid!, 'SIGTERM');
+      const r = await done;
+      assert.is(r.code, 143, r.stderr);
+      assert.equal(
+        lines(r.stdout).map((x) => [x.event, x.name, x.id, x.status]),
+        [
+          ['current', 'a', a1.id, 'RUNNING'],
+          ['current', 'b', b1.id, 'SUCCEEDED'],
+          ['current', 'c', c1.id, 'SUCCEEDED'],
+          ['removed', 'a', a1.id, 'RUNNING'],
+          ['started', 'a', a2.id, 'RUNNING'],
+          ['removed', 'b', b1.id, 'SUCCEEDED'],
+          ['ended', 'b', b2.id, 'SUCCEEDED'],
+          ['ended', 'c', c2.id, 'SUCCEEDED'],
+        ],
+      );
+    } finally {
+      child.kill('SIGKILL');
     }
   }),
 );

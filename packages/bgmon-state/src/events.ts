@@ -99,9 +99,11 @@ function observe(f: Follower, rec: JobRecord, initial: boolean): void {
   f.seen.set(key, rec);
   if (!last) return emit(f, initial ? 'current' : firstEvent(rec), rec);
   if (last.id !== rec.id) {
-    // rerun between two looks: the replaced run's end is in its kept record
-    const old = isTerminal(last.status) ? null : readRun(f.home, last.name, last.id);
-    if (old && isTerminal(old.status)) emit(f, 'ended', old);
+    // rerun between two looks: the replaced run's end is in its kept record; with none, the run
+    // was removed (bgmon-rm, then a new start) and that is said, not silently skipped
+    const old = readRun(f.home, last.name, last.id);
+    if (!old || !isTerminal(old.status)) emit(f, 'removed', last);
+    else if (!isTerminal(last.status) || old.status !== last.status) emit(f, 'ended', old);
     return emit(f, firstEvent(rec), rec);
   }
   if (last.status !== rec.status) emit(f, transition(last.status, rec.status), rec);
