@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { shortTime } from 'bgmon-state';
 import { binPath, eventually, lines, spawnCollect, until, withHome } from '../helpers';
 
 const node = process.execPath;
@@ -215,6 +216,21 @@ test(
     } finally {
       child.kill('SIGKILL');
     }
+  }),
+);
+
+test(
+  'the table says when a run started with --in or --at will start (NOTE "starts HH:MM")',
+  withHome(async (h) => {
+    const later = await h.start('later', ['true'], ['--in', '2h']);
+    const now = await h.start('now', ['sleep', '30']);
+    const r = await h.run('bgmon-status', ['--table'], { env: { COLUMNS: '200' } });
+    assert.is(r.code, 0, r.stderr);
+    const [header, ...rows] = r.stdout.trimEnd().split('\n');
+    assert.match(header, /^NAME +STATUS +PID +START +AGE +EXIT +NOTE +CMD$/);
+    const row = rows.find((x) => x.startsWith('later '))!;
+    assert.match(row, new RegExp(`^later +QUEUED +- +- +\\S+ +- +starts ${shortTime(later.not_before)} +true$`));
+    assert.match(rows.find((x) => x.startsWith('now '))!, new RegExp(`^now +RUNNING +${now.pid} `));
   }),
 );
 

@@ -148,8 +148,15 @@ export interface TableOptions {
   now?: number;
 }
 
-/** The NOTE cell: how long a RUNNING job has been silent (past the mark), or why a run ended as it did. */
+/**
+ * The NOTE cell: how long a RUNNING job has been silent (past the mark), when a QUEUED run may
+ * start (--in, --at), or why a run ended as it did.
+ */
 function noteColumn(r: JobRecord & Partial<Activity>, opts: TableOptions, now: number): string {
+  if (r.status === 'QUEUED') {
+    const at = typeof r.not_before === 'string' ? Date.parse(r.not_before) : NaN;
+    return at > now ? `starts ${shortTime(r.not_before!, now)}` : '';
+  }
   if (r.status === 'RUNNING') {
     const silent = silentMs(r, now);
     return opts.idleMs !== undefined && silent !== null && silent >= opts.idleMs ? `idle ${span(silent)}` : '';

@@ -15,7 +15,8 @@ export const status: CommandDoc = {
       'is not a terminal, a table on one: NAME STATUS PID START AGE EXIT [NOTE] CMD. START is the local ' +
       'start time (HH:MM today, else MM-DD HH:MM); AGE is how long the job has run or ran (45s, 2h59m, ' +
       '3d4h); EXIT is the exit code, the signal\'s name, or "-"; NOTE (shown when a row has one) says ' +
-      '"idle 5m" for a RUNNING job silent for over a minute (or --idle DUR), or why a job is CANCELLED, ' +
+      '"idle 5m" for a RUNNING job silent for over a minute (or --idle DUR), "starts 02:30" for a QUEUED ' +
+      'job started with --in or --at, or why a job is CANCELLED, ' +
       'DEAD or FAILED before it ran (the record\'s "reason"); CMD is cut to the terminal\'s width ' +
       '($COLUMNS when stdout is not a terminal; no limit when unknown). No colour.',
     'Every record carries "log_bytes" and "last_output_at": the size and last write (mtime) of its log, ' +
