@@ -5,18 +5,34 @@ import * as assert from 'uvu/assert';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
-import { binPath, eventually, lines, spawnCollect, until, withHome } from '../helpers';
+import { binPath, eventually, lines, spawnCollect, until, withHome, type TestHome } from '../helpers';
 
 const node = process.execPath;
+
+/** Runs `bgmon-status --follow ...` with `input` on stdin; `go` is written once it printed `lines` lines. */
+async function followThenGo(h: TestHome, args: string[], input: string, lineCount: number, go: string) {
+  const { child, done } = spawnCollect(node, [binPath('bgmon-status'), '--follow', ...args], { env: h.env }, { input });
+  let seen = '';
+  child.stdout!.on('data', (chunk) => (seen += chunk));
+  try {
+    await eventually(() => seen.split('\n').length > lineCount, 10_000, 'the current lines');
+    writeFileSync(go, '');
+    return await done;
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
 
 test(
   '--follow takes runs as NAME@ID and records on stdin (bgmon-start | bgmon-status --follow --until-done -)',
   withHome(async (h) => {
-    const started = await h.run('bgmon-start', ['--name', 'z', '--', 'sh', '-c', 'sleep 0.5; exit 4']);
+    const gated = (file: string, code: number) => `while [ ! -e ${file} ]; do sleep 0.05; done; exit ${code}`;
+    const go1 = join(h.dir, 'go1');
+    const started = await h.run('bgmon-start', ['--name', 'z', '--', 'sh', '-c', gated(go1, 4)]);
     assert.is(started.code, 0, started.stderr);
     const first = JSON.parse(started.stdout);
     // the record on stdin names its run: exit as bgmon-wait would, with that run's code
-    const piped = await h.run('bgmon-status', ['--follow', '--until-done', '-'], { input: started.stdout });
+    const piped = await followThenGo(h, ['--until-done', '-'], started.stdout, 1, go1);
     assert.is(piped.code, 4, piped.stderr);
     assert.equal(
       lines(piped.stdout).map((r) => [r.event, r.id, r.status]),
@@ -26,9 +42,10 @@ test(
       ],
     );
     // a past run, and the current one, from --history on stdin: each followed as its own run
-    const second = await h.start('z', ['sh', '-c', 'sleep 0.5; exit 0']);
+    const go2 = join(h.dir, 'go2');
+    const second = await h.start('z', ['sh', '-c', gated(go2, 0)]);
     const history = await h.run('bgmon-status', ['--history', '--json', 'z']);
-    const both = await h.run('bgmon-status', ['--follow', '--until-done', '-'], { input: history.stdout });
+    const both = await followThenGo(h, ['--until-done', '-'], history.stdout, 2, go2);
     assert.is(both.code, 1, both.stderr); // several runs, one FAILED
     assert.equal(
       lines(both.stdout).map((r) => [r.event, r.id, r.status]),
@@ -52,19 +69,26 @@ test(
   '--follow of one run (NAME@ID) ends with that run: a rerun of the name is not followed',
   withHome(async (h) => {
     const first = await h.start('y', ['sleep', '30']);
-    const follow = h.run('bgmon-status', ['--follow', '--until-done', `y@${first.id}`]);
-    await until(h, 'y', 'RUNNING');
-    const stop = await h.run('bgmon-stop', ['y']);
-    assert.is(stop.code, 0, stop.stderr);
-    const second = await h.start('y', ['sleep', '30']);
-    const r = await follow;
-    assert.is(r.code, 1, r.stderr); // STOPPED
-    const seen = lines(r.stdout).map((x) => [x.event, x.id, x.status]);
-    assert.equal(seen, [
-      ['current', first.id, 'RUNNING'],
-      ['ended', first.id, 'STOPPED'],
-    ]);
-    assert.ok(!r.stdout.includes(second.id), r.stdout);
+    const args = [binPath('bgmon-status'), '--follow', '--until-done', `y@${first.id}`];
+    const { child, done } = spawnCollect(node, args, { env: h.env });
+    let seen = '';
+    child.stdout!.on('data', (chunk) => (seen += chunk));
+    try {
+      await eventually(() => seen.includes('"current"'), 10_000, 'the current line');
+      const stop = await h.run('bgmon-stop', ['y']);
+      assert.is(stop.code, 0, stop.stderr);
+      const second = await h.start('y', ['sleep', '30']);
+      const r = await done;
+      assert.is(r.code, 1, r.stderr); // STOPPED
+      const lines_ = lines(r.stdout).map((x) => [x.event, x.id, x.status]);
+      assert.equal(lines_, [
+        ['current', first.id, 'RUNNING'],
+        ['ended', first.id, 'STOPPED'],
+      ]);
+      assert.ok(!r.stdout.includes(second.id), r.stdout);
+    } finally {
+      child.kill('SIGKILL');
+    }
   }),
 );
 
