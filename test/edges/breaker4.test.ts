@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
-import { binPath, eventually, lines, spawnCollect, until, withHome, type TestHome } from '../helpers';
+import { binPath, eventually, lines, listDir, spawnCollect, until, withHome, type TestHome } from '../helpers';
 
 const node = process.execPath;
 
@@ -255,6 +255,30 @@ test(
     const row = rows.find((x) => x.startsWith('later '))!;
     assert.match(row, new RegExp(`^later +QUEUED +- +- +\\S+ +- +starts ${shortTime(later.not_before)} +true$`));
     assert.match(rows.find((x) => x.startsWith('now '))!, new RegExp(`^now +RUNNING +${now.pid} `));
+  }),
+);
+
+test(
+  'bgmon-rm of a name prints every run it removes: the past runs kept for it, then the current one',
+  withHome(async (h) => {
+    const runs: any[] = [];
+    for (const i of [1, 2, 3]) {
+      runs.push(await h.start('a', ['echo', `run${i}`]));
+      await until(h, 'a', 'SUCCEEDED');
+    }
+    const other = await h.start('b', ['true']);
+    await until(h, 'b', 'SUCCEEDED');
+    const r = await h.run('bgmon-rm', ['a', 'b']);
+    assert.is(r.code, 0, r.stderr);
+    assert.equal(
+      lines(r.stdout).map((x) => [x.name, x.id, x.status]),
+      [...runs, other].map((x) => [x.name, x.id, 'SUCCEEDED']),
+    );
+    // and that is the truth on disk: nothing of either name is left
+    assert.equal(listDir(join(h.root, 'history')), []);
+    assert.equal(listDir(join(h.root, 'logs')), []);
+    const left = await h.run('bgmon-status', ['--history', '--json']);
+    assert.equal([left.code, left.stdout], [0, '']);
   }),
 );
 
