@@ -282,4 +282,15 @@ test(
   }),
 );
 
+test(
+  'tail --since with several runs says how many it got',
+  withHome(async (h) => {
+    const first = await h.start('a', ['true']);
+    await until(h, 'a', 'SUCCEEDED');
+    await h.start('a', ['true']);
+    const r = await h.run('bgmon-tail', ['--since', `${first.id}:0`, 'a', `a@${first.id}`]);
+    assert.equal([r.code, r.stdout, r.stderr], [2, '', 'bgmon-tail: --since: a cursor belongs to one job, got 2\n']);
+  }),
+);
+
 test.run();
