@@ -2,7 +2,7 @@
 // cursor, attacked the way a demanding user or a hostile input would.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
 import { binPath, eventually, lines, listDir, spawnCollect, until, withHome, type TestHome } from '../helpers';
@@ -290,6 +290,26 @@ test(
     await h.start('a', ['true']);
     const r = await h.run('bgmon-tail', ['--since', `${first.id}:0`, 'a', `a@${first.id}`]);
     assert.equal([r.code, r.stdout, r.stderr], [2, '', 'bgmon-tail: --since: a cursor belongs to one job, got 2\n']);
+  }),
+);
+
+test(
+  "--resources: a record copied from another home is not given that home's job's memory and CPU",
+  withHome(async (a) => {
+    const x = await a.start('x', ['sleep', '30']);
+    await withHome(async (b) => {
+      await b.start('y', ['sleep', '30']);
+      copyFileSync(join(a.root, 'jobs', 'x.json'), join(b.root, 'jobs', 'x.json'));
+      const there = lines((await b.run('bgmon-status', ['--resources', '--json'])).stdout);
+      const copied = there.find((r) => r.name === 'x');
+      assert.is(copied.pid, x.pid);
+      assert.equal([copied.rss_kb, copied.cpu_ms, copied.procs, copied.cpu_pct], [null, null, null, null]);
+      assert.is(there.find((r) => r.name === 'y').procs, 1, 'the home\'s own job is counted');
+      // in its own home, the job is counted
+      const [own] = lines((await a.run('bgmon-status', ['--resources', '--json', 'x'])).stdout);
+      assert.is(own.procs, 1);
+      assert.ok(own.rss_kb > 0, JSON.stringify(own));
+    })();
   }),
 );
 

@@ -47,7 +47,8 @@ export const status: CommandDoc = {
       'cpu_ms (their user + system CPU time, from clock ticks: sysconf CLK_TCK, 100 on Linux), procs, ' +
       'and cpu_pct (% of one CPU since the previous --resources call by anyone, from ' +
       '$BGMON_HOME/run/cpu-sample.json; null on the first). The table gains RSS CPU %CPU PROCS. ' +
-      'CPU time of processes that already ended is not counted.',
+      'CPU time of processes that already ended is not counted. A record whose live process is provably ' +
+      "another home's or name's job (a copied record, which bgmon-stop refuses too) gets null.",
   ],
   operands: 'jobs',
   options: [
