@@ -313,4 +313,39 @@ test(
   }),
 );
 
+test(
+  '--follow --until-done: a job removed before its end was seen exits 3, as bgmon-wait does',
+  withHome(async (h) => {
+    const go = join(h.dir, 'go');
+    await h.start('a', ['sleep', '30']);
+    await h.start('b', ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.05; done`]);
+    const args = [binPath('bgmon-status'), '--follow', '--until-done', 'a', 'b'];
+    const { child, done } = spawnCollect(node, args, { env: h.env });
+    let seen = '';
+    child.stdout!.on('data', (chunk) => (seen += chunk));
+    try {
+      await eventually(() => seen.split('\n').length > 2, 10_000, 'the current lines');
+      process.kill(child.pid!, 'SIGSTOP');
+      const rm = await h.run('bgmon-rm', ['--stop', 'a']);
+      assert.is(rm.code, 0, rm.stderr);
+      process.kill(child.pid!, 'SIGCONT');
+      await eventually(() => seen.includes('"removed"'), 10_000, 'the removal');
+      writeFileSync(go, '');
+      const r = await done;
+      assert.is(r.code, 3, r.stdout);
+      assert.equal(
+        lines(r.stdout).map((x) => [x.event, x.name, x.status]),
+        [
+          ['current', 'a', 'RUNNING'],
+          ['current', 'b', 'RUNNING'],
+          ['removed', 'a', 'RUNNING'],
+          ['ended', 'b', 'SUCCEEDED'],
+        ],
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }),
+);
+
 test.run();

@@ -31,6 +31,8 @@ export interface FollowOptions {
 }
 
 const RECHECK_MS = 250;
+/** bgmon-wait's exit when a job was removed while waited for (NotFoundError) */
+const NOT_FOUND_EXIT = 3;
 
 /** --follow prints NDJSON lines only, and --until-done means nothing without it. */
 export function checkFollowFlags(flags: Record<string, unknown>): void {
@@ -78,6 +80,8 @@ interface Follower {
   warned: Set<string>;
   /** records removed by the last check (for --until-done when nothing is left) */
   removed: JobRecord[];
+  /** a job was removed before its end was seen: --until-done exits 3, as bgmon-wait does */
+  lostEnd: boolean;
 }
 
 function emit(f: Follower, event: JobEvent, rec: JobRecord): void {
@@ -134,6 +138,7 @@ async function check(f: Follower, initial: boolean): Promise<void> {
     if (!last || present.has(key) || unreadable.has(last.name)) continue;
     f.seen.delete(key);
     f.removed.push(last);
+    if (!isTerminal(last.status)) f.lostEnd = true;
     emit(f, 'removed', last);
   }
 }
@@ -159,8 +164,10 @@ function pinnedRuns(f: Follower, names: string[], current: JobRecord[]): JobReco
 /** --until-done: the exit code once every selected job has ended, else null. */
 function doneCode(f: Follower): number | null {
   const recs = [...f.seen.values()];
-  if (recs.length === 0) return f.removed.length > 0 ? waitExitCode(f.removed) : null;
-  return recs.every((r) => isTerminal(r.status)) ? waitExitCode(recs) : null;
+  let code: number | null;
+  if (recs.length === 0) code = f.removed.length > 0 ? waitExitCode(f.removed) : null;
+  else code = recs.every((r) => isTerminal(r.status)) ? waitExitCode(recs) : null;
+  return code !== null && f.lostEnd ? NOT_FOUND_EXIT : code;
 }
 
 /** Marks what the slow re-check reads: every job that is not over (its state lives in /proc). */
@@ -202,6 +209,7 @@ export async function followJobs(home: Home, patterns: string[], opts: FollowOpt
     fullScan: true,
     warned: new Set(),
     removed: [],
+    lostEnd: false,
   };
   // watch first: a change between the first read and the watch would otherwise be missed
   const events: (string | null)[] = [];

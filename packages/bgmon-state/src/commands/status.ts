@@ -66,7 +66,9 @@ export const status: CommandDoc = {
     { code: '0', meaning: 'listed (also when there are no jobs)' },
     {
       code: '0-255',
-      meaning: '--follow --until-done: as bgmon-wait: one job, its own code; several, 0 if all SUCCEEDED else 1',
+      meaning:
+        '--follow --until-done: as bgmon-wait: one job, its own code; several, 0 if all SUCCEEDED else 1; 3 when a ' +
+        'job was removed before it ended',
     },
     { code: '129, 130, 143', meaning: '--follow ended by SIGHUP, SIGINT or SIGTERM' },
     { code: '1', meaning: 'a record file is corrupt: named on stderr, every other job is still listed' },
