@@ -348,4 +348,20 @@ test(
   }),
 );
 
+test(
+  'bgmon-rm --finished --older-than keeps a past run named as NAME@ID that ended more recently',
+  withHome(async (h) => {
+    const first = await h.start('a', ['true']);
+    await until(h, 'a', 'SUCCEEDED');
+    await h.start('a', ['true']);
+    await until(h, 'a', 'SUCCEEDED');
+    const kept = await h.run('bgmon-rm', ['--finished', '--older-than', '1d', `a@${first.id}`]);
+    assert.equal([kept.code, kept.stdout], [0, ''], kept.stderr);
+    const history = lines((await h.run('bgmon-status', ['--history', '--json', 'a'])).stdout);
+    assert.equal(history.map((r) => r.id)[0], first.id, 'the past run is still there');
+    const gone = await h.run('bgmon-rm', ['--finished', '--older-than', '0', `a@${first.id}`]);
+    assert.equal(lines(gone.stdout).map((r) => r.id), [first.id]);
+  }),
+);
+
 test.run();

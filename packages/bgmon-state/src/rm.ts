@@ -182,7 +182,9 @@ export async function removeJobs(
   past: JobRecord[] = [],
 ): Promise<ActionResult> {
   const result = await removeCurrentRuns(home, names, opts);
-  removePastRuns(home, past, true, result);
+  // --finished --older-than holds for a past run named as NAME@ID as for a current one
+  const now = Date.now();
+  removePastRuns(home, opts.finished ? past.filter((r) => endedLongAgo(r, opts.olderThanMs, now)) : past, true, result);
   if (opts.finished) prunePastRuns(home, names, opts, result);
   return result;
 }
