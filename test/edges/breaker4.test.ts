@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
-import { binPath, eventually, lines, listDir, spawnCollect, until, withHome, type TestHome } from '../helpers';
+import { BINS, binPath, eventually, lines, listDir, spawnCollect, until, withHome, type TestHome } from '../helpers';
 
 const node = process.execPath;
 
@@ -361,6 +361,22 @@ test(
     assert.equal(history.map((r) => r.id)[0], first.id, 'the past run is still there');
     const gone = await h.run('bgmon-rm', ['--finished', '--older-than', '0', `a@${first.id}`]);
     assert.equal(lines(gone.stdout).map((r) => r.id), [first.id]);
+  }),
+);
+
+test(
+  'an option named like an inherited property (--constructor, --__proto__) is an unknown option, not a crash',
+  withHome(async (h) => {
+    const all = ['--constructor', '--__proto__=1', '--no-toString', '-hasOwnProperty'];
+    for (const bin of [...BINS, 'bgmon-rm', 'bgmon']) {
+      for (const opt of bin === 'bgmon-status' ? all : all.slice(0, 2)) {
+        const args = bin === 'bgmon' ? ['status', opt] : [opt, 'x'];
+        const r = await h.run(bin, args);
+        const shown = bin === 'bgmon' ? 'bgmon-status' : bin;
+        const name = opt.split('=')[0];
+        assert.equal([r.code, r.stdout, r.stderr], [2, '', `${shown}: unknown option ${name} (see --help)\n`], opt);
+      }
+    }
   }),
 );
 
