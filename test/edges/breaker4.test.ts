@@ -58,7 +58,10 @@ test(
     // NAME@ID of a past run: its outcome at once; of a run that does not exist: exit 3
     const past = await h.run('bgmon-status', ['--follow', '--until-done', `z@${first.id}`]);
     assert.is(past.code, 4, past.stderr);
-    assert.equal(lines(past.stdout).map((r) => [r.event, r.id]), [['current', first.id]]);
+    assert.equal(
+      lines(past.stdout).map((r) => [r.event, r.id]),
+      [['current', first.id]],
+    );
     const none = await h.run('bgmon-status', ['--follow', '--until-done', 'z@nosuchrun']);
     assert.is(none.code, 3, none.stderr);
     assert.is(none.stderr, 'bgmon-status: no such run: z@nosuchrun\n');
@@ -153,7 +156,10 @@ test(
     for (const [name, [, text]] of Object.entries(outputs)) {
       const rec = await until(h, name, 'SUCCEEDED');
       const size = statSync(rec.log).size;
-      for (const args of [['--json', name], ['-f', '--json', name]]) {
+      for (const args of [
+        ['--json', name],
+        ['-f', '--json', name],
+      ]) {
         const r = await h.run('bgmon-tail', args);
         assert.is(r.code, 0, r.stderr);
         assert.equal(lines(r.stdout), [{ name, id: rec.id, line: text, offset: size, partial: true }], args.join(' '));
@@ -304,7 +310,7 @@ test(
       const copied = there.find((r) => r.name === 'x');
       assert.is(copied.pid, x.pid);
       assert.equal([copied.rss_kb, copied.cpu_ms, copied.procs, copied.cpu_pct], [null, null, null, null]);
-      assert.is(there.find((r) => r.name === 'y').procs, 1, 'the home\'s own job is counted');
+      assert.is(there.find((r) => r.name === 'y').procs, 1, "the home's own job is counted");
       // in its own home, the job is counted
       const [own] = lines((await a.run('bgmon-status', ['--resources', '--json', 'x'])).stdout);
       assert.is(own.procs, 1);
@@ -360,7 +366,10 @@ test(
     const history = lines((await h.run('bgmon-status', ['--history', '--json', 'a'])).stdout);
     assert.equal(history.map((r) => r.id)[0], first.id, 'the past run is still there');
     const gone = await h.run('bgmon-rm', ['--finished', '--older-than', '0', `a@${first.id}`]);
-    assert.equal(lines(gone.stdout).map((r) => r.id), [first.id]);
+    assert.equal(
+      lines(gone.stdout).map((r) => r.id),
+      [first.id],
+    );
   }),
 );
 

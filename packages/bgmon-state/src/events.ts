@@ -41,7 +41,8 @@ export function checkFollowFlags(flags: Record<string, unknown>): void {
   if (flags.follow && flags.resources) throw new UsageError('--follow and --resources: use them in separate calls');
   // filters --follow does not apply: silently ignoring them would print lines the caller excluded
   if (flags.follow && flags.idle !== undefined) throw new UsageError('--follow and --idle: use them in separate calls');
-  if (flags.follow && flags.history) throw new UsageError('--follow prints changes from now on; --history cannot follow');
+  if (flags.follow && flags.history)
+    throw new UsageError('--follow prints changes from now on; --history cannot follow');
 }
 const INTERRUPTS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 

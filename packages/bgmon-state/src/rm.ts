@@ -217,7 +217,10 @@ async function removeCurrentRuns(home: Home, names: string[], opts: RmOptions): 
   const removed: JobRecord[] = [];
   const extra = targets.length + corrupt.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
   // a name goes with its past runs: they are printed with it, as --finished prints those it prunes
-  const pastOf = pastRunsByName(home, targets.map((r) => r.name));
+  const pastOf = pastRunsByName(
+    home,
+    targets.map((r) => r.name),
+  );
   // a queued job must still find the outcome of the run it waits for: keep that job
   const waiting = targets.length > 0 ? waitingDependents(home) : new Map<string, string[]>();
   for (const rec of targets) {

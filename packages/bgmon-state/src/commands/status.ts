@@ -74,7 +74,8 @@ export const status: CommandDoc = {
     { code: '1', meaning: 'a record file is corrupt: named on stderr, every other job is still listed' },
     {
       code: '2',
-      meaning: 'usage error (also --follow with --table, --resources, --idle or --history; --until-done without --follow)',
+      meaning:
+        'usage error (also --follow with --table, --resources, --idle or --history; --until-done without --follow)',
     },
     { code: '3', meaning: 'a named job (or glob, or NAME@ID) matches nothing; --until-done with no job selected' },
     HOST_EXIT,
