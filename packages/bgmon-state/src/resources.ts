@@ -1,9 +1,9 @@
 import type { ExtraColumn } from './output';
 import { join } from 'node:path';
 import type { Home } from './paths';
-import { clockTicksPerSecond, pageSizeKb } from './proc';
+import { clockTicksPerSecond, isSameProcess, pageSizeKb } from './proc';
 import { readOwnFile, writeFileAtomic } from './fsutil';
-import { jobsProcesses, processTable } from './stop';
+import { jobsProcesses, leaderProblem, processTable } from './stop';
 import type { JobRecord } from './record';
 
 /** What `bgmon-status --resources` adds to every record (null for a job that does not run). */
@@ -47,11 +47,19 @@ function cpuPct(prev: Sample | null, id: string, cpuMs: number, now: number): nu
 }
 
 /**
+ * A record whose leader lives as recorded but is provably not this home's run (a record copied
+ * from another home or name: bgmon-stop refuses it too): its processes are another job's.
+ */
+function isOthersJob(home: Home, rec: JobRecord): boolean {
+  return rec.pid !== null && isSameProcess(rec.pid, rec.starttime, rec.boot_id) && leaderProblem(home, rec) !== null;
+}
+
+/**
  * The records with resource fields. /proc is read once (every pid's stat, plus the environment
  * of processes outside every job's group), then grouped by job: never once per job.
  */
 export function withResources(home: Home, records: readonly JobRecord[]): WithResources[] {
-  const live = records.filter((r) => r.status === 'RUNNING' || r.status === 'PAUSED');
+  const live = records.filter((r) => (r.status === 'RUNNING' || r.status === 'PAUSED') && !isOthersJob(home, r));
   if (live.length === 0) return records.map((r) => ({ ...r, ...NONE }));
   const table = processTable();
   const groups = jobsProcesses(live, table);
