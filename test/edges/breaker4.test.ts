@@ -2,7 +2,7 @@
 // cursor, attacked the way a demanding user or a hostile input would.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { copyFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
 import { BINS, binPath, eventually, lines, listDir, spawnCollect, until, withHome, type TestHome } from '../helpers';
@@ -386,6 +386,44 @@ test(
         assert.equal([r.code, r.stdout, r.stderr], [2, '', `${shown}: unknown option ${name} (see --help)\n`], opt);
       }
     }
+  }),
+);
+
+test(
+  '--env: a refusal never shows a value; a variable named __proto__ reaches the job on every path',
+  withHome(async (h) => {
+    for (const word of ['MY-TOKEN=hunter2', 'hunter2', '=hunter2', '1X=hunter2']) {
+      const r = await h.run('bgmon-start', ['--env', word, '--', 'true']);
+      assert.is(r.code, 2, word);
+      assert.is(r.stderr.split('\n').length, 2, r.stderr);
+      assert.not.ok(r.stderr.includes('hunter2'), `the value was shown: ${r.stderr}`);
+    }
+    const spec = JSON.stringify({ name: 's', cmd: ['true'], env: { 'MY-TOKEN': 'hunter2' } });
+    const bad = await h.run('bgmon-start', ['-'], { input: `${spec}\n` });
+    assert.is(bad.code, 2);
+    assert.not.ok(bad.stderr.includes('hunter2'), bad.stderr);
+    // env.__proto__ = v sets an object's prototype: the variable was listed in env_keys but lost
+    const show = ['sh', '-c', 'env | grep "^__proto__="'];
+    await h.start('direct', show, ['--env', '__proto__=v1']);
+    await h.start('gate', ['sleep', '0.3']);
+    await h.start('queued', show, ['--env', '__proto__=v2', '--after', 'gate']);
+    const line = JSON.stringify({ name: 'spec', cmd: show, env: { __proto__: 'v3' } }).replace(
+      '"env":{}',
+      '"env":{"__proto__":"v3"}',
+    );
+    assert.is((await h.run('bgmon-start', ['-'], { input: `${line}\n` })).code, 0);
+    await h.run('bgmon-wait', ['direct', 'queued', 'spec', '--timeout', '20s']);
+    await h.run('bgmon-start', ['--again', 'direct']);
+    await until(h, 'direct', 'SUCCEEDED');
+    const logOf = (name: string) => readFileSync(join(h.root, 'logs', `${name}.log`), 'utf8');
+    assert.equal(
+      ['direct', 'queued', 'spec'].map((n) => [n, h.record(n).status, logOf(n)]),
+      [
+        ['direct', 'SUCCEEDED', '__proto__=v1\n'],
+        ['queued', 'SUCCEEDED', '__proto__=v2\n'],
+        ['spec', 'SUCCEEDED', '__proto__=v3\n'],
+      ],
+    );
   }),
 );
 

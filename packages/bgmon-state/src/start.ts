@@ -16,7 +16,7 @@ import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
 import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
-import { markHook, startHook } from './on-end';
+import { keepHookEnv, markHook, startHook } from './on-end';
 import { readTarget, parseTarget } from './select';
 import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
@@ -66,13 +66,22 @@ function resolveCwd(dir: string | undefined): string {
   return cwd;
 }
 
+/**
+ * The job's environment: base with the --env assignments. A refusal never quotes what follows
+ * '=' (values are often secrets), nor a word without '=' (it may be a secret given alone).
+ */
 export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): NodeJS.ProcessEnv {
   const env = { ...base };
   for (const kv of assignments) {
     const eq = kv.indexOf('=');
-    const key = eq > 0 ? kv.slice(0, eq) : '';
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`--env ${JSON.stringify(kv)}: expected KEY=VALUE`);
-    env[key] = kv.slice(eq + 1);
+    if (eq < 0) throw new UsageError('--env: expected KEY=VALUE; a value without KEY= was given (not shown)');
+    const key = kv.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw new UsageError(
+        `--env ${JSON.stringify(key)}=...: not a variable name (letters, digits, _; no digit first)`,
+      );
+    // defined, not assigned: env.__proto__ = v would set the object's prototype, not a variable
+    Object.defineProperty(env, key, { value: kv.slice(eq + 1), enumerable: true, writable: true, configurable: true });
   }
   return env;
 }
@@ -160,6 +169,7 @@ export async function submitJob(
       ...checked.extras,
     };
     keepEnvOf(home, rec, opts.env);
+    keepHookEnv(home, rec, env);
     if (old) {
       // the replaced run's end is in its history record now
       unlinkQuietly(endPath(home, name, old.id));
@@ -242,7 +252,7 @@ function keepLog(home: Home, old: JobRecord): string | null {
   archiveRun(home, archived);
   // only a plain file of ours is kept; a link planted at the log is dropped, never followed
   const moved = renameOwnFile(logPath(home, old.name), kept);
-  if (archived.on_end_ran_at !== old.on_end_ran_at) startHook(archived);
+  if (archived.on_end_ran_at !== old.on_end_ran_at) startHook(home, archived);
   return moved ? kept : null;
 }
 
