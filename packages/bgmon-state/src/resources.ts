@@ -22,11 +22,20 @@ export type WithResources = JobRecord & Resources;
 
 const NONE: Resources = { rss_kb: null, cpu_ms: null, procs: null, cpu_pct: null };
 
-/** The last sample of every running job, shared by all callers: one small file, one write per call. */
+/**
+ * The last sample of every running job, shared by all callers: one small file, one write per call.
+ * A call looks at the jobs it selected; the others' samples are kept (for a day) with their own
+ * times, so `--resources a` then `--resources b` then `--resources a` still gives a its share.
+ */
 interface Sample {
   at: number;
   cpu: Record<string, number>;
+  /** when each run was sampled (absent in files of earlier versions: then `at`) */
+  at_of?: Record<string, number>;
 }
+
+const KEEP_SAMPLE_MS = 86_400_000;
+const sampledAt = (s: Sample, id: string) => s.at_of?.[id] ?? s.at;
 
 const samplePath = (home: Home) => join(home.run, 'cpu-sample.json');
 
@@ -41,9 +50,22 @@ function readSample(home: Home): Sample | null {
 
 function cpuPct(prev: Sample | null, id: string, cpuMs: number, now: number): number | null {
   const before = prev?.cpu[id];
-  if (typeof before !== 'number' || now <= prev!.at) return null;
+  const at = prev ? sampledAt(prev, id) : NaN;
+  if (typeof before !== 'number' || !(now > at)) return null;
   // a child that ended takes its CPU time with it (to its parent's cutime): never below 0
-  return Math.round((Math.max(0, cpuMs - before) / (now - prev!.at)) * 1000) / 10;
+  return Math.round((Math.max(0, cpuMs - before) / (now - at)) * 1000) / 10;
+}
+
+/** The samples of runs this call does not look at, kept while they are less than a day old. */
+function keptSamples(prev: Sample | null, now: number): Sample {
+  const next: Sample = { at: now, cpu: {}, at_of: {} };
+  for (const [id, ms] of Object.entries(prev?.cpu ?? {})) {
+    const at = sampledAt(prev!, id);
+    if (typeof ms !== 'number' || typeof at !== 'number' || !(now - at < KEEP_SAMPLE_MS)) continue;
+    next.cpu[id] = ms;
+    next.at_of![id] = at;
+  }
+  return next;
 }
 
 /**
@@ -65,7 +87,7 @@ export function withResources(home: Home, records: readonly JobRecord[]): WithRe
   const groups = jobsProcesses(live, table);
   const now = Date.now();
   const prev = readSample(home);
-  const next: Sample = { at: now, cpu: {} };
+  const next = keptSamples(prev, now);
   const msPerTick = 1000 / clockTicksPerSecond();
   const kbPerPage = pageSizeKb();
   const found = new Map<string, Resources>();
@@ -74,6 +96,7 @@ export function withResources(home: Home, records: readonly JobRecord[]): WithRe
     const cpuMs = Math.round(stats.reduce((sum, st) => sum + st.utime + st.stime, 0) * msPerTick);
     const rssKb = stats.reduce((sum, st) => sum + st.rss, 0) * kbPerPage;
     next.cpu[rec.id] = cpuMs;
+    next.at_of![rec.id] = now;
     found.set(rec.id, { rss_kb: rssKb, cpu_ms: cpuMs, procs: stats.length, cpu_pct: cpuPct(prev, rec.id, cpuMs, now) });
   }
   try {
