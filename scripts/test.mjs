@@ -24,6 +24,10 @@ const FILE_TIMEOUT_MS = 10 * 60_000;
 const FAILS_FILE = 'helpers.fails.ts';
 // How long each file took last time: the longest start first, so the workers end together.
 const TIMES = join(root, 'node_modules', '.cache', 'bgmon-test-times.json');
+// Every process the tests start inherits this mark (test files pass their environment on to
+// bgmon, and bgmon to its jobs): what carries it after the files have ended was left behind.
+const RUN_MARK = `BGMON_TEST_RUN=${process.pid}.${Date.now()}`;
+const running = new Set();
 
 function readTimes() {
   try {
@@ -63,6 +67,8 @@ function summary(output) {
 function runNode(argv, env = process.env) {
   const started = Date.now();
   const child = spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  child.on('close', () => running.delete(child));
   let output = '';
   child.stdout.on('data', (c) => (output += c));
   child.stderr.on('data', (c) => (output += c));
@@ -85,7 +91,51 @@ function runFiles(group) {
     group.length === 1
       ? ['--import', 'tsx', suites[0].file]
       : ['--import', 'tsx', '-e', `require('uvu/run').run(${JSON.stringify(suites)})`];
-  return runNode(argv, { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', ...(all ? { BGMON_TEST_ALL: '1' } : {}) });
+  const [markKey, markValue] = RUN_MARK.split('=');
+  const env = { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', [markKey]: markValue };
+  return runNode(argv, all ? { ...env, BGMON_TEST_ALL: '1' } : env);
+}
+
+/** The processes carrying this run's mark, with their command lines. */
+function marked() {
+  const found = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(RUN_MARK)) continue;
+      found.push({ pid: Number(pid), cmd: readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0/g, ' ').trim() });
+    } catch {} // gone, or not ours to read
+  }
+  return found;
+}
+
+/**
+ * Ends, by pid, every process of this run that outlived the test files: a file killed at its
+ * timeout, or crashed, never reached its cleanup. Returns what it found (a passing file that leaves
+ * a process behind is a defect of its own).
+ */
+function sweep() {
+  const left = [];
+  for (let round = 0; round < 5; round++) {
+    const found = marked();
+    if (found.length === 0) break;
+    for (const p of found) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {}
+    }
+    left.push(...found);
+  }
+  return left;
+}
+
+// Ctrl-C (or a CI timeout) ends the files and whatever they had started, not only this runner.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    for (const child of running) child.kill('SIGKILL');
+    const left = sweep();
+    console.log(`interrupted (${signal}): the test files and ${left.length} process(es) they had started were ended`);
+    process.exit(130);
+  });
 }
 
 /** Counts for a normal test file: a crash or a non-zero exit without a failed test is one failure. */
@@ -180,6 +230,12 @@ async function main() {
     }
   };
   await Promise.all(Array.from({ length: Math.min(WORKERS, files.length) }, worker));
+  const left = sweep();
+  if (left.length > 0) {
+    totals.failed += 1;
+    console.log(`FAIL ${left.length} process(es) outlived the test files that started them (now killed):`);
+    for (const p of left) console.log(`    | ${p.pid} ${p.cmd.slice(0, 160)}`);
+  }
   const tsc = await typechecked;
   if (tsc) console.log(`${tsc.code === 0 ? 'ok  ' : 'FAIL'} typecheck (tsc -p tsconfig.json)`);
   if (tsc && tsc.code !== 0) {

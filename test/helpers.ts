@@ -108,6 +108,13 @@ export class TestHome {
     this.root = join(this.dir, 'home');
   }
 
+  /** A new directory of the test's own beside the home (a job's cwd, a place for files). */
+  subdir(name: string): string {
+    const path = join(this.dir, name);
+    mkdirSync(path);
+    return path;
+  }
+
   /**
    * Checks every JSON object line of `text` (whatever its key order): one that does not parse,
    * is not an object or breaks the schema is a failure, unless a test wrote that name by hand.
@@ -427,8 +434,7 @@ export async function withSmallDisk(
   size: string,
   fn: (mnt: string, env: { BGMON_HOME: string }) => Promise<void>,
 ): Promise<void> {
-  const mnt = join(h.dir, 'small');
-  mkdirSync(mnt);
+  const mnt = h.subdir('small');
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mnt], { stdio: 'ignore' });
   const env = { BGMON_HOME: join(mnt, 'home') };
   try {

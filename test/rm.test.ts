@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { isAlive, lines, listDir, until, withHome } from './helpers';
 
 test(
-  'rm removes a finished job: record, log, kept logs; prints the removed record',
+  'rm removes a finished job: record, log, kept logs; prints the removed records (the past run too)',
   withHome(async (h) => {
-    await h.start('job', ['sh', '-c', 'echo one']);
+    const one = await h.start('job', ['sh', '-c', 'echo one']);
     await until(h, 'job', 'SUCCEEDED');
-    await h.start('job', ['sh', '-c', 'echo two']);
+    const two = await h.start('job', ['sh', '-c', 'echo two']);
     await until(h, 'job', 'SUCCEEDED');
     await h.start('job.keep', ['true']);
     await until(h, 'job.keep', 'SUCCEEDED');
@@ -17,8 +17,11 @@ test(
     const r = await h.run('bgmon-rm', ['job']);
     assert.is(r.code, 0, r.stderr);
     assert.equal(
-      lines(r.stdout).map((x) => [x.name, x.status]),
-      [['job', 'SUCCEEDED']],
+      lines(r.stdout).map((x) => [x.name, x.id, x.status]),
+      [
+        ['job', one.id, 'SUCCEEDED'],
+        ['job', two.id, 'SUCCEEDED'],
+      ],
     );
     assert.equal(listDir(join(h.root, 'jobs')), ['job.keep.json']);
     assert.equal(listDir(join(h.root, 'logs')), ['job.keep.log']);

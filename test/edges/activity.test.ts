@@ -110,4 +110,30 @@ test(
   }),
 );
 
+test(
+  'past runs (--history, NAME@ID) carry the activity of their kept log, read now; nulls once it is gone',
+  withHome(async (h) => {
+    await h.start('a', ['sh', '-c', 'printf "first run\\n"']);
+    await until(h, 'a', 'SUCCEEDED');
+    const first = h.record('a');
+    await h.start('a', ['sh', '-c', 'printf "second\\n"']);
+    await until(h, 'a', 'SUCCEEDED');
+    const second = h.record('a');
+    const kept = join(h.root, 'logs', `a@${first.id}.log`);
+    assert.is(readFileSync(kept, 'utf8'), 'first run\n');
+    const exact = (rec: any, log: string) => ({ name: rec.name, id: rec.id, ...expectedActivity(log) });
+    const shown = (x: any) => ({ name: x.name, id: x.id, log_bytes: x.log_bytes, last_output_at: x.last_output_at });
+    const history = await h.run('bgmon-status', ['--history', 'a', '--json']);
+    assert.is(history.code, 0, history.stderr);
+    assert.equal(lines(history.stdout).map(shown), [exact(first, kept), exact(second, second.log)]);
+    assert.is(lines(history.stdout)[0].log_bytes, 10);
+    const one = await h.run('bgmon-status', [`a@${first.id}`, '--json']);
+    assert.equal(lines(one.stdout).map(shown), [exact(first, kept)], one.stderr);
+    for (const line of history.stdout.split('\n').slice(0, -1)) assert.is(line.match(/"log_bytes"/g)?.length, 1, line);
+    unlinkSync(kept);
+    const gone = await h.run('bgmon-status', [`a@${first.id}`, '--json']);
+    assert.equal(lines(gone.stdout).map(shown), [{ name: 'a', id: first.id, log_bytes: null, last_output_at: null }]);
+  }),
+);
+
 test.run();

@@ -1,7 +1,7 @@
 // bgmon-start --again: the same argv, cwd and --env values once more; secrets never printed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { lines, until, withHome, type TestHome } from '../helpers';
 
@@ -20,8 +20,7 @@ async function ended(h: TestHome, name: string, id: string): Promise<any> {
 test(
   '--again repeats argv, cwd and --env values; the secret is never printed nor readable',
   withHome(async (h) => {
-    const dir = join(h.dir, 'work dir');
-    mkdirSync(dir);
+    const dir = h.subdir('work dir');
     const cmd = ['sh', '-c', 'echo "$TOKEN:$OTHER:$(pwd):$1"; exit 4', 'sh', 'arg with space'];
     const first = await h.start('job', cmd, ['--cwd', dir, '--env', `TOKEN=${SECRET}`, '--env', 'OTHER=x']);
     assert.equal(first.env_keys, ['TOKEN', 'OTHER']);

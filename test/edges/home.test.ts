@@ -86,8 +86,7 @@ slowTest(
       assert.not.ok(existsSync(join(parent, 'new')));
     }
     // a sticky world-writable directory owned by root (like /tmp) is fine, as is a home of your own
-    const sticky = join(h.dir, 'sticky');
-    mkdirSync(sticky);
+    const sticky = h.subdir('sticky');
     chmodSync(sticky, 0o1777);
     const ok = await h.run('bgmon-start', ['--name', 'x', '--', 'true'], { env: { BGMON_HOME: join(sticky, 'home') } });
     assert.is(ok.code, 0, ok.stderr);
@@ -355,8 +354,7 @@ slowTest(
 slowTest(
   'on a full disk bgmon-rm frees space and no command prints an internal error',
   withHome(async (h) => {
-    const mnt = join(h.dir, 'small');
-    mkdirSync(mnt);
+    const mnt = h.subdir('small');
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mnt], { stdio: 'ignore' });
     } catch {

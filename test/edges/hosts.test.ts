@@ -333,6 +333,19 @@ test(
 );
 
 test(
+  "a host's stderr and garbage reach our stderr with control characters escaped, never raw",
+  withHosts(async (h) => {
+    const r = await onHosts(h, 'bgmon-status', ['--host', 'noisy', '--json']);
+    assert.is(r.code, 1);
+    assert.is(r.stdout, '');
+    assert.equal(r.stderr.split('\n').filter(Boolean).sort(), [
+      'bgmon-status: host noisy: \\x1b]0;owned\\x07\\x1b[2Jcleared',
+      'bgmon-status: host noisy: printed something that is not bgmon-status output: \\x1b[31m{not a record',
+    ]);
+  }),
+);
+
+test(
   'every word reaches the remote command quoted: globs are not expanded by the remote shell',
   withHosts(async (h) => {
     await startOn(h, 'a', 'g1', 'exit 0');

@@ -170,4 +170,38 @@ test(
   }),
 );
 
+test(
+  "the hook gets the job's environment whoever records the end: bgmon-stop, or a reader finding it DEAD",
+  withHome(async (h) => {
+    const hook = 'env > "env.$BGMON_JOB"';
+    const envOf = (name: string) => readFileSync(join(h.dir, `env.${name}`), 'utf8').split('\n');
+    const starter = { env: { STARTER: 'was-here' } };
+    const reader = { env: { READER: 'must-not-leak' } };
+    for (const name of ['stopped', 'dead'])
+      await h.run(
+        'bgmon-start',
+        ['--name', name, '--env', 'SECRET=s3', '--on-end', hook, '--', 'sleep', '300'],
+        starter,
+      );
+    const kept = (name: string) => join(h.root, 'run', `${name}@${h.record(name).id}.on-end-env`);
+    assert.ok(existsSync(kept('stopped')), 'kept while the run lives');
+    assert.is((await h.run('bgmon-stop', ['stopped', '--grace', '5s'], reader)).code, 0);
+    const dead = h.record('dead');
+    process.kill(dead.sup_pid, 'SIGKILL');
+    process.kill(-dead.pid, 'SIGKILL');
+    await eventually(async () => (await h.run('bgmon-status', ['dead', '--json'], reader)).stdout.includes('"DEAD"'));
+    for (const name of ['stopped', 'dead']) {
+      await eventually(() => existsSync(join(h.dir, `env.${name}`)), 15_000, `the hook of ${name}`);
+      await eventually(() => envOf(name).includes(`BGMON_JOB=${name}`), 5_000, `${name}'s hook to finish`);
+      const env = envOf(name);
+      assert.ok(env.includes('SECRET=s3') && env.includes('STARTER=was-here'), `${name}: the job's environment`);
+      assert.not.ok(
+        env.some((l) => l.startsWith('READER=')),
+        `${name}: not the reader's`,
+      );
+      assert.not.ok(existsSync(kept(name)), `${name}: the kept environment is removed once the hook started`);
+    }
+  }),
+);
+
 test.run();

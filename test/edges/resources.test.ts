@@ -85,4 +85,23 @@ test(
   }),
 );
 
+test(
+  'a call that looks at other jobs keeps the samples it did not take: each job still gets its share',
+  withHome(async (h) => {
+    await h.start('a', ['sleep', '60']);
+    await h.start('b', ['sleep', '60']);
+    const share = async (name: string) => {
+      const r = await h.run('bgmon-status', [name, '--resources', '--json']);
+      assert.is(r.code, 0, r.stderr);
+      return lines(r.stdout)[0].cpu_pct;
+    };
+    assert.is(await share('a'), null, 'a: first sample');
+    assert.is(await share('b'), null, 'b: first sample');
+    for (const name of ['a', 'b']) {
+      const pct = await share(name);
+      assert.ok(typeof pct === 'number' && pct >= 0, `${name}: a share from its own earlier sample, got ${pct}`);
+    }
+  }),
+);
+
 test.run();

@@ -302,4 +302,21 @@ slowTest(
   }),
 );
 
+test(
+  '--idle: a run waiting between attempts is not silent; the next attempt is watched afresh',
+  withHome(async (h) => {
+    await h.start('r', ['sh', '-c', 'exit 3'], ['--retry', '1', '--retry-delay', '4s']);
+    await until(h, 'r', (x) => Boolean(x.next_attempt_at));
+    await sleep(1500); // silent for longer than --idle, still waiting to retry
+    const idle = await h.run('bgmon-status', ['--idle', '1s', '--json']);
+    const wait = await h.run('bgmon-wait', ['r', '--idle', '1s', '--timeout', '30s']);
+    assert.is(idle.stdout, '', 'status --idle does not list a run waiting to retry');
+    assert.is(wait.code, 3, `the last attempt's exit code, not 125 for silence: ${wait.stdout}`);
+    assert.equal(
+      lines(wait.stdout).map((x) => [x.status, x.exit_code, x.attempt]),
+      [['FAILED', 3, 2]],
+    );
+  }),
+);
+
 test.run();

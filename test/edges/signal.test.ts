@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bootId, environHas, readStat } from 'bgmon-state';
 import {
@@ -118,8 +118,7 @@ slowTest(
     one(await signal(h, ['plain', 'TSTP']), 'PAUSED');
     assert.ok(stopped(plain.pid));
     one(await signal(h, ['plain', 'cont']), 'RUNNING');
-    const cwd = join(h.dir, 'catcher');
-    mkdirSync(cwd);
+    const cwd = h.subdir('catcher');
     // no children: a shell's trap would wait for its (stopped) sleep, as after Ctrl-Z on a terminal
     const handler =
       "process.on('SIGTSTP', () => require('fs').appendFileSync('got', 'tstp\\n')); setInterval(() => {}, 1000)";
@@ -137,8 +136,7 @@ slowTest(
 slowTest(
   'HUP reaches the group and an escaped (setsid) child exactly once each; the job keeps running',
   withHome(async (h) => {
-    const cwd = join(h.dir, 'web');
-    mkdirSync(cwd);
+    const cwd = h.subdir('web');
     const child = 'trap "echo hup >> child" HUP; touch child-ready; while :; do sleep 0.05; done';
     const script = `setsid sh -c '${child}' & trap "echo hup >> leader" HUP; while :; do sleep 0.05; done`;
     const rec = await h.start('web', ['sh', '-c', script], ['--cwd', cwd]);

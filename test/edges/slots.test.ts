@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isPaused, readStat } from 'bgmon-state';
 import {
@@ -34,8 +34,7 @@ function counting(dir: string, holdS: number): string[] {
 }
 
 function counter(h: TestHome): string {
-  const dir = join(h.dir, 'count');
-  mkdirSync(dir);
+  const dir = h.subdir('count');
   writeFileSync(join(dir, 'cur'), '0\n');
   return dir;
 }
@@ -257,8 +256,7 @@ slowTest(
 test(
   'start -: an after on an earlier line, env and cwd from the line, defaults from the command line',
   withHome(async (h) => {
-    const sub = join(h.dir, 'sub');
-    mkdirSync(sub);
+    const sub = h.subdir('sub');
     const input = [
       {
         name: 'a',

@@ -327,8 +327,7 @@ test(
 test(
   'the command gets INT and QUIT back (sh ignores them in background children), whatever its name',
   withHome(async (h) => {
-    const cwd = join(h.dir, 'cmds');
-    mkdirSync(cwd);
+    const cwd = h.subdir('cmds');
     // a program named a=b: env would read that word as a variable, not as the command
     const program = '#!/bin/sh\necho "ran $*"\nexec sleep 1000\n';
     writeFileSync(join(cwd, 'a=b'), program, { mode: 0o755 });

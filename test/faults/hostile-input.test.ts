@@ -100,8 +100,7 @@ test(
     chownSync(foreign, 65534, 65534);
     const link = join(h.dir, 'link');
     symlinkSync(foreign, link);
-    const open = join(h.dir, 'open');
-    mkdirSync(open);
+    const open = h.subdir('open');
     chmodSync(open, 0o777);
     for (const home of [link, foreign, open]) {
       for (const [bin, args] of [

@@ -115,9 +115,15 @@ export function lastSignOfLife(rec: JobRecord & Partial<Activity>): number {
   return Number.isFinite(ms) ? ms : NaN;
 }
 
-/** How long a RUNNING job has been silent (ms); null for any other state or an unreadable time. */
+/**
+ * How long a RUNNING job has been silent (ms); null for any other state, for a run waiting to
+ * retry, or when a time is unreadable.
+ */
 export function silentMs(rec: JobRecord & Partial<Activity>, now = Date.now()): number | null {
   if (rec.status !== 'RUNNING') return null;
+  // waiting between --retry attempts is silence by design, not a hang; the next attempt's marker
+  // line in the log is its first sign of life
+  if (rec.next_attempt_at) return null;
   const since = lastSignOfLife(rec);
   return Number.isFinite(since) ? Math.max(0, now - since) : null;
 }

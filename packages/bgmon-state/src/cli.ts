@@ -25,6 +25,7 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Args {
   const known = new Set<string>([...(spec.strings ?? []), ...(spec.booleans ?? []), 'help', 'version', 'h']);
   for (const [k, v] of Object.entries(spec.alias ?? {})) known.add(k).add(v);
   const [options, operands] = spec.stopEarly ? splitAtCommand(spec, argv) : [argv, null];
+  refuseInheritedNames(options);
   const args = minimist(options, {
     string: ['_', ...(spec.strings ?? [])],
     boolean: [...(spec.booleans ?? []), 'help', 'version'],
@@ -41,6 +42,21 @@ export function parseArgs(spec: CommandSpec, argv: string[]): Args {
   });
   if (operands) args._ = operands;
   return args;
+}
+
+/**
+ * minimist looks option names up in plain objects: an option named like something every object
+ * inherits (--constructor, --__proto__, --toString) passes as known and then crashes it, so such
+ * a name is refused first, as the unknown option it is.
+ */
+function refuseInheritedNames(options: string[]): void {
+  for (const arg of options) {
+    if (arg === '--') return;
+    const name = /^--?(?:no-)?([^=]+)/.exec(arg)?.[1];
+    if (name !== undefined && name in Object.prototype) {
+      throw new UsageError(`unknown option ${arg.split('=')[0]} (see --help)`);
+    }
+  }
 }
 
 /**

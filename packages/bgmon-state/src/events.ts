@@ -4,9 +4,10 @@ import { constants } from 'node:os';
 import { ensureHome, type Home } from './paths';
 import { isTerminal, listNames, type JobRecord } from './record';
 import { nameMatcher } from './names';
-import { matchNames } from './select';
+import { matchTargets, oldestFirst } from './select';
 import { statusesOf } from './status';
 import { readRun } from './history';
+import { withActivity } from './activity';
 import { waitExitCode } from './wait';
 import { NotFoundError, UsageError } from './errors';
 import { out } from './stdout';
@@ -30,12 +31,18 @@ export interface FollowOptions {
 }
 
 const RECHECK_MS = 250;
+/** bgmon-wait's exit when a job was removed while waited for (NotFoundError) */
+const NOT_FOUND_EXIT = 3;
 
 /** --follow prints NDJSON lines only, and --until-done means nothing without it. */
 export function checkFollowFlags(flags: Record<string, unknown>): void {
   if (flags['until-done'] && !flags.follow) throw new UsageError('--until-done: only with --follow');
   if (flags.follow && flags.table) throw new UsageError('--follow prints NDJSON lines; --table cannot follow');
   if (flags.follow && flags.resources) throw new UsageError('--follow and --resources: use them in separate calls');
+  // filters --follow does not apply: silently ignoring them would print lines the caller excluded
+  if (flags.follow && flags.idle !== undefined) throw new UsageError('--follow and --idle: use them in separate calls');
+  if (flags.follow && flags.history)
+    throw new UsageError('--follow prints changes from now on; --history cannot follow');
 }
 const INTERRUPTS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -65,12 +72,17 @@ interface Follower {
   home: Home;
   opts: FollowOptions;
   selects: (name: string) => boolean;
+  /** names followed as NAME@ID: only those runs of them, never the runs that replace them */
+  pinned: Map<string, Set<string>>;
+  /** the last record seen, by name (or name@id for a pinned run) */
   seen: Map<string, JobRecord>;
   dirty: Set<string>;
   fullScan: boolean;
   warned: Set<string>;
   /** records removed by the last check (for --until-done when nothing is left) */
   removed: JobRecord[];
+  /** a job was removed before its end was seen: --until-done exits 3, as bgmon-wait does */
+  lostEnd: boolean;
 }
 
 function emit(f: Follower, event: JobEvent, rec: JobRecord): void {
@@ -78,15 +90,25 @@ function emit(f: Follower, event: JobEvent, rec: JobRecord): void {
   out(JSON.stringify({ event, ...rec }) + '\n');
 }
 
+/** What a record is followed as: its name, or for a pinned run, name@id. */
+const keyOf = (f: Follower, rec: JobRecord) => (f.pinned.has(rec.name) ? `${rec.name}@${rec.id}` : rec.name);
+
+/** The keys a look at these names may find. */
+const keysOf = (f: Follower, names: string[]) =>
+  names.flatMap((n) => (f.pinned.has(n) ? [...f.pinned.get(n)!].map((id) => `${n}@${id}`) : [n]));
+
 /** Prints what changed for one job since it was last seen; nothing when its id and status did not. */
 function observe(f: Follower, rec: JobRecord, initial: boolean): void {
-  const last = f.seen.get(rec.name);
-  f.seen.set(rec.name, rec);
+  const key = keyOf(f, rec);
+  const last = f.seen.get(key);
+  f.seen.set(key, rec);
   if (!last) return emit(f, initial ? 'current' : firstEvent(rec), rec);
   if (last.id !== rec.id) {
-    // rerun between two looks: the replaced run's end is in its kept record
-    const old = isTerminal(last.status) ? null : readRun(f.home, last.name, last.id);
-    if (old && isTerminal(old.status)) emit(f, 'ended', old);
+    // rerun between two looks: the replaced run's end is in its kept record; with none, the run
+    // was removed (bgmon-rm, then a new start) and that is said, not silently skipped
+    const old = readRun(f.home, last.name, last.id);
+    if (!old || !isTerminal(old.status)) emit(f, 'removed', last);
+    else if (!isTerminal(last.status) || old.status !== last.status) emit(f, 'ended', old);
     return emit(f, firstEvent(rec), rec);
   }
   if (last.status !== rec.status) emit(f, transition(last.status, rec.status), rec);
@@ -95,32 +117,58 @@ function observe(f: Follower, rec: JobRecord, initial: boolean): void {
 /** Reads the jobs due (all selected ones on a full scan) and prints their changes. */
 async function check(f: Follower, initial: boolean): Promise<void> {
   const names = f.fullScan ? listNames(f.home).filter(f.selects) : [...f.dirty].filter(f.selects);
-  const asked = f.fullScan ? new Set([...names, ...f.seen.keys()]) : new Set(names);
+  // pinned runs are looked for even once their name has no record (removed)
+  if (f.fullScan) for (const name of f.pinned.keys()) if (!names.includes(name)) names.push(name);
+  const asked = new Set(keysOf(f, names));
+  if (f.fullScan) for (const key of f.seen.keys()) asked.add(key);
   f.fullScan = false;
   f.dirty.clear();
-  const { records, corrupt, notes } = await statusesOf(f.home, names);
+  const listing = await statusesOf(f.home, names);
+  const { corrupt, notes } = listing;
+  const records = pinnedRuns(f, names, listing.records);
   const unreadable = new Set(corrupt.map((err) => basename(err.file).replace(/\.json$/, '')));
   for (const line of [...notes, ...corrupt.map((err) => err.message)]) {
     if (!f.warned.has(line)) f.opts.warn(line);
     f.warned.add(line);
   }
   for (const rec of records) observe(f, rec, initial);
-  const present = new Set(records.map((r) => r.name));
+  const present = new Set(records.map((r) => keyOf(f, r)));
   f.removed = [];
-  for (const name of asked) {
-    const last = f.seen.get(name);
-    if (!last || present.has(name) || unreadable.has(name)) continue;
-    f.seen.delete(name);
+  for (const key of asked) {
+    const last = f.seen.get(key);
+    if (!last || present.has(key) || unreadable.has(last.name)) continue;
+    f.seen.delete(key);
     f.removed.push(last);
+    if (!isTerminal(last.status)) f.lostEnd = true;
     emit(f, 'removed', last);
   }
+}
+
+/**
+ * The records of the names looked at; for a name followed as NAME@ID, each pinned run: the
+ * current record while it is that run, else (rerun meanwhile, or a past run) its kept record.
+ */
+function pinnedRuns(f: Follower, names: string[], current: JobRecord[]): JobRecord[] {
+  if (f.pinned.size === 0) return current;
+  const byName = new Map(current.map((r) => [r.name, r]));
+  const runs = current.filter((r) => !f.pinned.has(r.name));
+  for (const name of names) {
+    for (const id of f.pinned.get(name) ?? []) {
+      const cur = byName.get(name);
+      const rec = cur?.id === id ? cur : readRun(f.home, name, id);
+      if (rec) runs.push(rec === cur ? rec : withActivity(rec));
+    }
+  }
+  return runs.sort(oldestFirst);
 }
 
 /** --until-done: the exit code once every selected job has ended, else null. */
 function doneCode(f: Follower): number | null {
   const recs = [...f.seen.values()];
-  if (recs.length === 0) return f.removed.length > 0 ? waitExitCode(f.removed) : null;
-  return recs.every((r) => isTerminal(r.status)) ? waitExitCode(recs) : null;
+  let code: number | null;
+  if (recs.length === 0) code = f.removed.length > 0 ? waitExitCode(f.removed) : null;
+  else code = recs.every((r) => isTerminal(r.status)) ? waitExitCode(recs) : null;
+  return code !== null && f.lostEnd ? NOT_FOUND_EXIT : code;
 }
 
 /** Marks what the slow re-check reads: every job that is not over (its state lives in /proc). */
@@ -139,21 +187,30 @@ function onFileEvent(f: Follower, file: string | null): void {
 
 /**
  * Follows the jobs named by `patterns` (names or globs, re-matched as jobs come and go; every
- * job when empty). Resolves with the exit code: --until-done's, or 128+n on SIGINT/TERM/HUP.
+ * job when empty; NAME@ID, as a record on stdin gives it, one run). Resolves with the exit code:
+ * --until-done's, or 128+n on SIGINT/TERM/HUP.
  */
 export async function followJobs(home: Home, patterns: string[], opts: FollowOptions): Promise<number> {
   ensureHome(home);
-  if (patterns.length > 0) matchNames(home, patterns); // a name or glob that matches nothing: exit 3
-  const matchers = patterns.map(nameMatcher);
+  // a name, glob or run that matches nothing: exit 3; a malformed one: exit 2
+  const targets = patterns.length > 0 ? matchTargets(home, patterns) : [];
+  const matchers = patterns.filter((p) => !p.includes('@')).map(nameMatcher);
+  const byName = (n: string) => matchers.some((m) => m(n));
+  const pinned = new Map<string, Set<string>>();
+  for (const t of targets) {
+    if (t.id !== null && !byName(t.name)) pinned.set(t.name, (pinned.get(t.name) ?? new Set()).add(t.id));
+  }
   const f: Follower = {
     home,
     opts,
-    selects: (n) => matchers.length === 0 || matchers.some((m) => m(n)),
+    selects: (n) => patterns.length === 0 || byName(n) || pinned.has(n),
+    pinned,
     seen: new Map(),
     dirty: new Set(),
     fullScan: true,
     warned: new Set(),
     removed: [],
+    lostEnd: false,
   };
   // watch first: a change between the first read and the watch would otherwise be missed
   const events: (string | null)[] = [];

@@ -27,7 +27,7 @@ function foldLocked(home: Home, held: Lock, name: string, id: string): void {
     unlinkQuietly(endPath(home, name, id));
     unlinkQuietly(waitedPath(home, name, id));
     clearStop(home, ended);
-    if (ended.on_end_ran_at !== disk.on_end_ran_at) startHook(ended);
+    if (ended.on_end_ran_at !== disk.on_end_ran_at) startHook(home, ended);
   } catch {
     // a corrupt record or a full disk: the end file still holds the truth
   } finally {
@@ -44,7 +44,7 @@ function foldProgress(home: Home, disk: JobRecord): void {
   if (cur.status === 'DEAD' && hookDue(cur) && !isSameProcess(disk.sup_pid, disk.sup_starttime, disk.boot_id)) {
     const marked = markHook(cur);
     writeRecord(home, { ...disk, on_end_ran_at: marked.on_end_ran_at });
-    startHook(marked);
+    startHook(home, marked);
     return;
   }
   if (disk.retry && !isTerminal(cur.status) && movedOn(disk, cur)) {

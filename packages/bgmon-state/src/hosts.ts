@@ -6,7 +6,7 @@ import type { CommandDoc } from './commands/types';
 import { commandSpec } from './usage';
 import { UsageError } from './errors';
 import { isGlob, isValidName, nameMatcher } from './names';
-import { outputMode, table } from './output';
+import { oneLine, outputMode, table } from './output';
 import type { JobRecord } from './record';
 import { waitExitCode } from './wait';
 import { isTty } from './fsutil';
@@ -119,7 +119,9 @@ function runOnHost(command: HostCommand, host: string, io: HostIo): Started {
   const held: string[] = [];
   const relay = (line: string) => {
     run.relayed++;
-    warn(command, `host ${host}: ${line.startsWith(`${command}: `) ? line.slice(command.length + 2) : line}`);
+    // a host's words reach a terminal: no escape sequence of its own, no line break
+    const said = line.startsWith(`${command}: `) ? line.slice(command.length + 2) : line;
+    warn(command, `host ${host}: ${oneLine(said)}`);
   };
   const stdio = [io.input === null ? 'ignore' : 'pipe', io.raw ? 'inherit' : 'pipe', 'pipe'] as const;
   const child = spawn(ssh, [...sshArgs, host, '--', ...remote], { stdio: [...stdio] });
@@ -178,7 +180,7 @@ function runOnHost(command: HostCommand, host: string, io: HostIo): Started {
 
 function fail(run: HostRun, reason: string): void {
   if (run.failure !== null) return;
-  run.failure = reason.replace(/\s*\n\s*/g, ' ');
+  run.failure = oneLine(reason.replace(/\s*\n\s*/g, ' '));
   try {
     run.child?.kill('SIGTERM');
   } catch {}

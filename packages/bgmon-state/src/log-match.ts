@@ -2,6 +2,7 @@ import { closeSync, fstatSync, lstatSync, readSync } from 'node:fs';
 import { openLogToRead } from './fsutil';
 import { logPath, previousLogPath, type Home } from './paths';
 import { UsageError } from './errors';
+import { readRecord } from './record';
 
 /** A line that is longer is matched on its first this many bytes (the rest is read past, not kept). */
 export const MATCH_LINE_BYTES = 1024 * 1024;
@@ -64,18 +65,33 @@ function openQuietly(path: string): number | null {
 
 /**
  * Opens the run's own log. A rerun moves the replaced run's log to NAME@ID.log before it creates
- * its own: so when a kept log of this run exists after the open, that file is the run's log.
+ * its own, and writes its record last: so when a kept log of this run exists after the open, that
+ * file is the run's log; when none does, the file at the log path is the run's only while the
+ * record still names this run. A run that never started (CANCELLED, stopped or failed while
+ * QUEUED) wrote no line of its own: a file at its log path is a later run's.
  */
-export function openScan(home: Home, scan: LogScan): void {
-  if (scan.fd !== null) return;
+export function openScan(home: Home, scan: LogScan, started: boolean): void {
+  if (scan.fd !== null || !started) return;
   const kept = previousLogPath(home, scan.name, scan.id);
   let fd = openQuietly(logPath(home, scan.name));
+  const isCurrent = currentId(home, scan.name) === scan.id;
   const keptIno = lstatSync(kept, { throwIfNoEntry: false })?.ino;
   if (keptIno !== undefined && (fd === null || fstatSync(fd).ino !== keptIno)) {
     if (fd !== null) closeSync(fd);
     fd = openQuietly(kept);
+  } else if (keptIno === undefined && !isCurrent && fd !== null) {
+    closeSync(fd);
+    fd = null;
   }
   scan.fd = fd;
+}
+
+function currentId(home: Home, name: string): string | null {
+  try {
+    return readRecord(home, name)?.id ?? null;
+  } catch {
+    return null; // unreadable: nothing says the log is this run's
+  }
 }
 
 export function closeScan(scan: LogScan): void {

@@ -1,5 +1,6 @@
 import { closeSync, statSync, writeSync } from 'node:fs';
-import { openLogAtLineStart } from './fsutil';
+import { join } from 'node:path';
+import { openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { isTerminal, nowIso, writeRecord, type JobRecord } from './record';
 import type { Home } from './paths';
 
@@ -9,6 +10,10 @@ import type { Home } from './paths';
  * job, bgmon-stop of a queued job), after the record with `on_end_ran_at` is on disk, so it runs
  * at most once per run. It runs detached, its output appended to the job's log after a marker
  * line; what it does or how it ends never changes the run's record.
+ *
+ * Its environment is the job's (the caller's at bgmon-start, with --env), whoever starts it: kept
+ * 0600 in run/<name>@<id>.on-end-env from the start (for runs with a hook only) until the hook
+ * has started, then removed (it may hold secrets).
  */
 
 export const ON_END_MARKER = '--- bgmon: on-end ---\n';
@@ -24,13 +29,33 @@ export const markHook = (rec: JobRecord): JobRecord => (hookDue(rec) ? { ...rec,
 export function writeEndedRecord(home: Home, rec: JobRecord): JobRecord {
   const marked = markHook(rec);
   writeRecord(home, marked);
-  if (marked !== rec) startHook(marked);
+  if (marked !== rec) startHook(home, marked);
   return marked;
 }
 
-function hookEnv(rec: JobRecord): NodeJS.ProcessEnv {
+const hookEnvPath = (home: Home, name: string, id: string) => join(home.run, `${name}@${id}.on-end-env`);
+
+/** Keeps the job's environment for its hook (runs with --on-end only). */
+export function keepHookEnv(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): void {
+  if (typeof rec.on_end === 'string') writeFileAtomic(hookEnvPath(home, rec.name, rec.id), JSON.stringify(env));
+}
+
+/** The run's kept hook environment is no longer needed (the hook has started, or the run is removed). */
+export const dropHookEnv = (home: Home, rec: Pick<JobRecord, 'name' | 'id'>): void =>
+  unlinkQuietly(hookEnvPath(home, rec.name, rec.id));
+
+/** The job's kept environment; a run of an older version has none: then this process's. */
+function jobEnvOf(home: Home, rec: JobRecord): NodeJS.ProcessEnv {
+  try {
+    const env = JSON.parse(readOwnFile(hookEnvPath(home, rec.name, rec.id)));
+    if (typeof env === 'object' && env !== null && Object.values(env).every((v) => typeof v === 'string')) return env;
+  } catch {}
+  return process.env;
+}
+
+function hookEnv(home: Home, rec: JobRecord): NodeJS.ProcessEnv {
   return {
-    ...process.env,
+    ...jobEnvOf(home, rec),
     BGMON_JOB: rec.name,
     BGMON_JOB_ID: rec.id,
     BGMON_STATUS: rec.status,
@@ -49,7 +74,7 @@ function isDirectory(path: string): boolean {
 }
 
 /** Starts the hook of an ended run, detached; best effort, never throws. */
-export function startHook(rec: JobRecord): void {
+export function startHook(home: Home, rec: JobRecord): void {
   if (typeof rec.on_end !== 'string') return;
   let fd: number | null = null;
   try {
@@ -63,7 +88,7 @@ export function startHook(rec: JobRecord): void {
     const { spawn } = require('node:child_process') as typeof import('node:child_process');
     const child = spawn('/bin/sh', ['-c', rec.on_end], {
       cwd: isDirectory(rec.cwd) ? rec.cwd : '/',
-      env: hookEnv(rec),
+      env: hookEnv(home, rec),
       detached: true,
       stdio: fd === null ? 'ignore' : ['ignore', fd, fd],
     });
@@ -73,5 +98,6 @@ export function startHook(rec: JobRecord): void {
     // a failed fork: the run's outcome stands as recorded
   } finally {
     if (fd !== null) closeSync(fd);
+    dropHookEnv(home, rec); // marked as run: it will not be started again
   }
 }

@@ -66,25 +66,64 @@ function exitColumn(r: JobRecord): string {
 
 const SAFE_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
-/** Control characters escaped (\\n, \\t, \\xNN), so a table row stays one line. */
-const oneLine = (text: string) =>
-  text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+/**
+ * Control characters escaped (\\n, \\t, \\xNN), so a table row or a relayed line stays one line;
+ * so are line and paragraph separators and the bidirectional controls (\\uNNNN), which would let
+ * a command read as another (text shown right to left) or break the row.
+ */
+export const oneLine = (text: string) =>
+  text.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
 
 /** A command line as a shell would read it (words quoted where needed), on one line. */
 export function commandLine(cmd: readonly string[]): string {
   return oneLine(cmd.map((a) => (SAFE_WORD.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' '));
 }
 
-/** text cut to n characters, the last one an ellipsis when something was left out. */
-export function cut(text: string, n: number): string {
-  if (text.length <= n) return text;
-  if (n <= 0) return '';
-  const keep = text.slice(0, n - 1);
-  // never half a surrogate pair
-  return (/[\ud800-\udbff]$/.test(keep) ? keep.slice(0, -1) : keep) + '…';
+// Characters a terminal draws in no column (combining marks, zero-width joiners and spaces)
+const ZERO_WIDTH = /[\p{Mn}\p{Me}\u200b-\u200d\u2060\ufeff]/u;
+// ... and in two: East Asian wide and fullwidth characters, and emoji drawn as pictures
+const DOUBLE_WIDTH = new RegExp(
+  `[${[
+    '\\u1100-\\u115f\\u2e80-\\u303e\\u3041-\\u33ff\\u3400-\\u4dbf\\u4e00-\\u9fff\\ua000-\\ua4cf\\uac00-\\ud7a3',
+    '\\uf900-\\ufaff\\ufe30-\\ufe4f\\uff00-\\uff60\\uffe0-\\uffe6\\u{20000}-\\u{3fffd}\\p{Emoji_Presentation}',
+  ].join('')}]`,
+  'u',
+);
+
+/** How many terminal columns one character takes. */
+const columnsOf = (ch: string) => (ZERO_WIDTH.test(ch) ? 0 : DOUBLE_WIDTH.test(ch) ? 2 : 1);
+
+/** How many terminal columns text takes (a table cell: its characters, not its UTF-16 units). */
+export function displayWidth(text: string): number {
+  // ASCII, the usual cell, is one column a character
+  if (/^[\x20-\x7e]*$/.test(text)) return text.length;
+  let width = 0;
+  for (const ch of text) width += columnsOf(ch);
+  return width;
 }
+
+/** text cut to n terminal columns, the last one an ellipsis when something was left out; never half a character. */
+export function cut(text: string, n: number): string {
+  if (displayWidth(text) <= n) return text;
+  if (n <= 0) return '';
+  let kept = '';
+  let width = 0;
+  for (const ch of text) {
+    const w = columnsOf(ch);
+    if (width + w > n - 1) break;
+    kept += ch;
+    width += w;
+  }
+  return kept + '…';
+}
+
+/** text padded with spaces to n terminal columns. */
+const pad = (text: string, n: number) => text + ' '.repeat(Math.max(0, n - displayWidth(text)));
 
 /** The terminal's width: stdout's columns, else $COLUMNS; null (no limit) when unknown. */
 export function terminalWidth(env: NodeJS.ProcessEnv = process.env): number | null {
@@ -109,8 +148,15 @@ export interface TableOptions {
   now?: number;
 }
 
-/** The NOTE cell: how long a RUNNING job has been silent (past the mark), or why a run ended as it did. */
+/**
+ * The NOTE cell: how long a RUNNING job has been silent (past the mark), when a QUEUED run may
+ * start (--in, --at), or why a run ended as it did.
+ */
 function noteColumn(r: JobRecord & Partial<Activity>, opts: TableOptions, now: number): string {
+  if (r.status === 'QUEUED') {
+    const at = typeof r.not_before === 'string' ? Date.parse(r.not_before) : NaN;
+    return at > now ? `starts ${shortTime(r.not_before!, now)}` : '';
+  }
   if (r.status === 'RUNNING') {
     const silent = silentMs(r, now);
     return opts.idleMs !== undefined && silent !== null && silent >= opts.idleMs ? `idle ${span(silent)}` : '';
@@ -169,13 +215,13 @@ export function table(records: readonly JobRecord[], opts: TableOptions = {}): s
   let rows = [header, ...records.map((r) => tableRow(r, opts, now))];
   const hasNote = rows.some((row, i) => i > 0 && row[noteAt] !== '');
   if (!hasNote) rows = rows.map((row) => [...row.slice(0, noteAt), row[noteAt + 1]]);
-  const widthsNow = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const widthsNow = rows[0].map((_, i) => Math.max(...rows.map((row) => displayWidth(row[i]))));
   const [noteWidth, cmdWidth] = cellLimits(widthsNow, noteAt, hasNote, opts.width);
   rows = rows.map((row) => row.map((cell, i) => (i === noteAt && hasNote ? cut(cell, noteWidth) : cell)));
   const last = rows[0].length - 1;
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => displayWidth(row[i]))));
   const line = (row: string[]) =>
-    row.map((cell, i) => (i === last ? cut(cell, cmdWidth) : cell.padEnd(widths[i]))).join('  ');
+    row.map((cell, i) => (i === last ? cut(cell, cmdWidth) : pad(cell, widths[i]))).join('  ');
   return rows.map(line).join('\n') + '\n';
 }
 

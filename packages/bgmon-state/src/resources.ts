@@ -1,9 +1,9 @@
 import type { ExtraColumn } from './output';
 import { join } from 'node:path';
 import type { Home } from './paths';
-import { clockTicksPerSecond, pageSizeKb } from './proc';
+import { clockTicksPerSecond, isSameProcess, pageSizeKb } from './proc';
 import { readOwnFile, writeFileAtomic } from './fsutil';
-import { jobsProcesses, processTable } from './stop';
+import { jobsProcesses, leaderProblem, processTable } from './stop';
 import type { JobRecord } from './record';
 
 /** What `bgmon-status --resources` adds to every record (null for a job that does not run). */
@@ -22,11 +22,20 @@ export type WithResources = JobRecord & Resources;
 
 const NONE: Resources = { rss_kb: null, cpu_ms: null, procs: null, cpu_pct: null };
 
-/** The last sample of every running job, shared by all callers: one small file, one write per call. */
+/**
+ * The last sample of every running job, shared by all callers: one small file, one write per call.
+ * A call looks at the jobs it selected; the others' samples are kept (for a day) with their own
+ * times, so `--resources a` then `--resources b` then `--resources a` still gives a its share.
+ */
 interface Sample {
   at: number;
   cpu: Record<string, number>;
+  /** when each run was sampled (absent in files of earlier versions: then `at`) */
+  at_of?: Record<string, number>;
 }
+
+const KEEP_SAMPLE_MS = 86_400_000;
+const sampledAt = (s: Sample, id: string) => s.at_of?.[id] ?? s.at;
 
 const samplePath = (home: Home) => join(home.run, 'cpu-sample.json');
 
@@ -41,9 +50,30 @@ function readSample(home: Home): Sample | null {
 
 function cpuPct(prev: Sample | null, id: string, cpuMs: number, now: number): number | null {
   const before = prev?.cpu[id];
-  if (typeof before !== 'number' || now <= prev!.at) return null;
+  const at = prev ? sampledAt(prev, id) : NaN;
+  if (typeof before !== 'number' || !(now > at)) return null;
   // a child that ended takes its CPU time with it (to its parent's cutime): never below 0
-  return Math.round((Math.max(0, cpuMs - before) / (now - prev!.at)) * 1000) / 10;
+  return Math.round((Math.max(0, cpuMs - before) / (now - at)) * 1000) / 10;
+}
+
+/** The samples of runs this call does not look at, kept while they are less than a day old. */
+function keptSamples(prev: Sample | null, now: number): Sample {
+  const next: Sample = { at: now, cpu: {}, at_of: {} };
+  for (const [id, ms] of Object.entries(prev?.cpu ?? {})) {
+    const at = sampledAt(prev!, id);
+    if (typeof ms !== 'number' || typeof at !== 'number' || !(now - at < KEEP_SAMPLE_MS)) continue;
+    next.cpu[id] = ms;
+    next.at_of![id] = at;
+  }
+  return next;
+}
+
+/**
+ * A record whose leader lives as recorded but is provably not this home's run (a record copied
+ * from another home or name: bgmon-stop refuses it too): its processes are another job's.
+ */
+function isOthersJob(home: Home, rec: JobRecord): boolean {
+  return rec.pid !== null && isSameProcess(rec.pid, rec.starttime, rec.boot_id) && leaderProblem(home, rec) !== null;
 }
 
 /**
@@ -51,13 +81,13 @@ function cpuPct(prev: Sample | null, id: string, cpuMs: number, now: number): nu
  * of processes outside every job's group), then grouped by job: never once per job.
  */
 export function withResources(home: Home, records: readonly JobRecord[]): WithResources[] {
-  const live = records.filter((r) => r.status === 'RUNNING' || r.status === 'PAUSED');
+  const live = records.filter((r) => (r.status === 'RUNNING' || r.status === 'PAUSED') && !isOthersJob(home, r));
   if (live.length === 0) return records.map((r) => ({ ...r, ...NONE }));
   const table = processTable();
   const groups = jobsProcesses(live, table);
   const now = Date.now();
   const prev = readSample(home);
-  const next: Sample = { at: now, cpu: {} };
+  const next = keptSamples(prev, now);
   const msPerTick = 1000 / clockTicksPerSecond();
   const kbPerPage = pageSizeKb();
   const found = new Map<string, Resources>();
@@ -66,6 +96,7 @@ export function withResources(home: Home, records: readonly JobRecord[]): WithRe
     const cpuMs = Math.round(stats.reduce((sum, st) => sum + st.utime + st.stime, 0) * msPerTick);
     const rssKb = stats.reduce((sum, st) => sum + st.rss, 0) * kbPerPage;
     next.cpu[rec.id] = cpuMs;
+    next.at_of![rec.id] = now;
     found.set(rec.id, { rss_kb: rssKb, cpu_ms: cpuMs, procs: stats.length, cpu_pct: cpuPct(prev, rec.id, cpuMs, now) });
   }
   try {

@@ -56,10 +56,18 @@ function extraFilesByName(home: Home): Map<string, string[]> {
   }
   for (const [name, files] of historyFilesByName(home)) files.forEach((file) => add(name, file));
   for (const file of listOrNone(home.run)) {
-    // runs' kept --env values, and temp files of their killed writers
-    const own = /^\.?([^.@][^@]*)@[^@]+\.(?:env(?:\..*)?|waited)$/.exec(file);
+    // runs' kept --env values and hook environments, --after markers, temp files of killed writers
+    const own = /^\.?([^.@][^@]*)@[^@]+\.(?:(?:on-end-)?env(?:\..*)?|waited)$/.exec(file);
     if (own) add(own[1], join(home.run, file));
   }
+  return byName;
+}
+
+/** The kept past runs of the names, oldest first, by name. */
+function pastRunsByName(home: Home, names: string[]): Map<string, JobRecord[]> {
+  const byName = new Map<string, JobRecord[]>();
+  if (names.length === 0) return byName;
+  for (const rec of loadHistory(home, names)) byName.set(rec.name, [...(byName.get(rec.name) ?? []), rec]);
   return byName;
 }
 
@@ -174,7 +182,9 @@ export async function removeJobs(
   past: JobRecord[] = [],
 ): Promise<ActionResult> {
   const result = await removeCurrentRuns(home, names, opts);
-  removePastRuns(home, past, true, result);
+  // --finished --older-than holds for a past run named as NAME@ID as for a current one
+  const now = Date.now();
+  removePastRuns(home, opts.finished ? past.filter((r) => endedLongAgo(r, opts.olderThanMs, now)) : past, true, result);
   if (opts.finished) prunePastRuns(home, names, opts, result);
   return result;
 }
@@ -206,12 +216,19 @@ async function removeCurrentRuns(home: Home, names: string[], opts: RmOptions): 
   }
   const removed: JobRecord[] = [];
   const extra = targets.length + corrupt.length > 0 ? extraFilesByName(home) : new Map<string, string[]>();
+  // a name goes with its past runs: they are printed with it, as --finished prints those it prunes
+  const pastOf = pastRunsByName(
+    home,
+    targets.map((r) => r.name),
+  );
   // a queued job must still find the outcome of the run it waits for: keep that job
   const waiting = targets.length > 0 ? waitingDependents(home) : new Map<string, string[]>();
   for (const rec of targets) {
     const by = waiting.get(rec.name);
     if (by) (opts.finished ? notes : refusals).push(`job ${rec.name} is kept: ${by.join(', ')} queued after it`);
-    else if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) removed.push(rec);
+    else if (await removeJob(home, rec.name, rec.id, extra.get(rec.name) ?? [])) {
+      removed.push(...(pastOf.get(rec.name) ?? []), rec);
+    }
   }
   for (const name of corrupt) notes.push(await removeCorrupt(home, name, extra.get(name) ?? []));
   // a job queued after a removed one (queued meanwhile) is cancelled now, on disk

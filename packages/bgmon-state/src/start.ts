@@ -12,12 +12,12 @@ import { markWaited, prepareHandOff } from './handoff';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
 import { armSleepers, isDue } from './delay';
-import { planAfter } from './queue-rules';
+import { isReadyToLeaveQueue, newLook, planAfter } from './queue-rules';
 import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
 import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
-import { markHook, startHook } from './on-end';
+import { keepHookEnv, markHook, startHook } from './on-end';
 import { readTarget, parseTarget } from './select';
 import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
@@ -67,13 +67,22 @@ function resolveCwd(dir: string | undefined): string {
   return cwd;
 }
 
+/**
+ * The job's environment: base with the --env assignments. A refusal never quotes what follows
+ * '=' (values are often secrets), nor a word without '=' (it may be a secret given alone).
+ */
 export function jobEnvironment(base: NodeJS.ProcessEnv, assignments: string[]): NodeJS.ProcessEnv {
   const env = { ...base };
   for (const kv of assignments) {
     const eq = kv.indexOf('=');
-    const key = eq > 0 ? kv.slice(0, eq) : '';
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`--env ${JSON.stringify(kv)}: expected KEY=VALUE`);
-    env[key] = kv.slice(eq + 1);
+    if (eq < 0) throw new UsageError('--env: expected KEY=VALUE; a value without KEY= was given (not shown)');
+    const key = kv.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
+      throw new UsageError(
+        `--env ${JSON.stringify(key)}=...: not a variable name (letters, digits, _; no digit first)`,
+      );
+    // defined, not assigned: env.__proto__ = v would set the object's prototype, not a variable
+    Object.defineProperty(env, key, { value: kv.slice(eq + 1), enumerable: true, writable: true, configurable: true });
   }
   return env;
 }
@@ -161,6 +170,7 @@ export async function submitJob(
       ...checked.extras,
     };
     keepEnvOf(home, rec, opts.env);
+    keepHookEnv(home, rec, env);
     if (old) {
       // the replaced run's end is in its history record now
       unlinkQuietly(endPath(home, name, old.id));
@@ -202,6 +212,12 @@ const waitsForSlotOrTime = (rec: JobRecord) => rec.queue != null || !isDue(rec.n
  * After submitting: advances the queues the new runs joined (so one with a free slot starts now,
  * and the record printed says RUNNING) and arms a sleeper for each start time still ahead.
  * Runs outside every job's lock: the queue's lock comes first.
+ *
+ * A run queued --after a predecessor is looked at again once its queue file is written: the
+ * predecessor may have ended between the plan and that file, and its supervisor then found nothing
+ * queued behind it. A supervisor writes the end and then lists the queue; a start writes the queue
+ * file and then reads the end: whichever comes second sees the other, so the run is never left
+ * waiting for a reader.
  */
 export async function settleSubmitted(home: Home, recs: JobRecord[]): Promise<JobRecord[]> {
   const queued = recs.filter((r) => r.status === 'QUEUED');
@@ -209,7 +225,8 @@ export async function settleSubmitted(home: Home, recs: JobRecord[]): Promise<Jo
     home,
     queued.map((r) => r.not_before),
   );
-  if (!queued.some((r) => r.queue != null)) return recs;
+  newLook(); // the plan's look of the predecessors is what may be out of date
+  if (!queued.some((r) => r.queue != null || (r.after.length > 0 && isReadyToLeaveQueue(home, r)))) return recs;
   const { launched } = await advanceQueueFully(home);
   return recs.map((r) => (launched.get(r.name)?.id === r.id ? launched.get(r.name)! : r));
 }
@@ -240,7 +257,7 @@ function keepLog(home: Home, old: JobRecord): string | null {
   archiveRun(home, archived);
   // only a plain file of ours is kept; a link planted at the log is dropped, never followed
   const moved = renameOwnFile(logPath(home, old.name), kept);
-  if (archived.on_end_ran_at !== old.on_end_ran_at) startHook(archived);
+  if (archived.on_end_ran_at !== old.on_end_ran_at) startHook(home, archived);
   return moved ? kept : null;
 }
 

@@ -99,5 +99,6 @@ function withPastRuns(
     const key = `${r.name}@${r.id}`;
     return !seen.has(key) && Boolean(seen.add(key));
   });
-  return [...current, ...extra].sort(oldestFirst);
+  // a past run's log is its kept log: its size and last write are read from that file as well
+  return [...current, ...withActivities(extra, home.logs)].sort(oldestFirst);
 }

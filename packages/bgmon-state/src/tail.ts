@@ -80,6 +80,8 @@ interface RunLog {
   fd: number | null;
   ino: number;
   id: string;
+  /** the run had ended when its log was opened: everything it wrote is in the file */
+  ended?: boolean;
 }
 
 /** The log at path opened as a run's (see openLogToRead); throws when there is none to read. */
@@ -125,7 +127,9 @@ function openRunLog(home: Home, name: string): RunLog {
       fd = null;
     }
     const rec = readRecord(home, name);
-    if (!rec || fd === null || isLogOf(home, rec, ino) || attempt === 50) return { fd, ino, id: rec?.id ?? '' };
+    if (!rec || fd === null || isLogOf(home, rec, ino) || attempt === 50) {
+      return { fd, ino, id: rec?.id ?? '', ended: rec !== null && isTerminal(currentState(home, rec).status) };
+    }
     closeSync(fd);
     sleepSync(2);
   }
@@ -169,7 +173,8 @@ function orKeptLog(home: Home, name: string, log: RunLog, opts: TailOptions): Ru
   const rec = log.fd === null ? readRecord(home, name) : null;
   if (!rec) return log;
   try {
-    return openLogOf(previousLogPath(home, name, rec.id), rec.id);
+    const kept = openLogOf(previousLogPath(home, name, rec.id), rec.id);
+    return { ...kept, ended: isTerminal(currentState(home, rec).status) };
   } catch {
     sayUnreadable(rec, logPath(home, name), opts);
     return log;
@@ -251,12 +256,13 @@ export function lastLines(path: string, n: number): { lines: Buffer[]; size: num
 /**
  * Where tail's output goes: seek says which run's log, at which offset, the next bytes of a job
  * come from; then its log bytes in order (split anywhere, mid-line included), then endLine when
- * that output is complete, which ends a last line that has no newline.
+ * that output is complete, which ends a last line that has no newline. `final`: nothing will be
+ * added to that log (its run has ended, or it was left), so a character cut at its end is whole.
  */
 export interface TailSink {
   seek(name: string, id: string, offset: number): void;
   write(name: string, bytes: Buffer): void;
-  endLine(name: string): void;
+  endLine(name: string, final?: boolean): void;
 }
 
 /** Copies [from, to) of an open file to the sink in chunks; returns where it stopped (EOF). */
@@ -306,7 +312,7 @@ export function printTail(home: Home, names: string[], opts: TailOptions, sink: 
     const log = orKeptLog(home, name, openLog(home, name, opts.identify), opts);
     try {
       const { start, end } = printWindow(name, log, opts, shareOf(left, names.length - i), sink);
-      sink.endLine(name);
+      sink.endLine(name, log.ended === true);
       left -= end - start;
     } finally {
       if (log.fd !== null) closeSync(log.fd);
@@ -337,7 +343,7 @@ export function printKeptLogs(
     }
     try {
       const { start, end } = printWindow(rec.name, log, opts, shareOf(opts.maxBytes - used, jobs - i), sink);
-      sink.endLine(rec.name);
+      sink.endLine(rec.name, true);
       used += end - start;
     } finally {
       if (log.fd !== null) closeSync(log.fd);
@@ -408,13 +414,13 @@ function framedOutput(json: boolean): TailSink {
     if (!h) held.set(name, (h = { buf: Buffer.allocUnsafe(Math.min(CHUNK, MAX_LINE_BYTES)), len: 0, start: at }));
     holdBytes(h, bytes, (piece, end) => emit(name, piece, end, true));
   };
-  const release = (name: string, newline: boolean) => {
+  const release = (name: string, newline: boolean, final = true) => {
     const h = held.get(name);
     if (!h) return;
     held.delete(name);
-    // a record is text: an unfinished line stops before a character still being written, and
-    // its offset with it, so the next call prints that character whole
-    const len = json && !newline ? wholeUtf8Length(h.buf, h.len) : h.len;
+    // a record is text: an unfinished line of a log that may grow stops before a character still
+    // being written, and its offset with it, so the next call prints that character whole
+    const len = json && !newline && !final ? wholeUtf8Length(h.buf, h.len) : h.len;
     if (len > 0 || newline) emit(name, h.buf.subarray(0, len), h.start + len + (newline ? 1 : 0), !newline);
   };
   return {
@@ -439,8 +445,8 @@ function framedOutput(json: boolean): TailSink {
       pos.next = base + bytes.length;
       flush();
     },
-    endLine(name) {
-      release(name, false);
+    endLine(name, final) {
+      release(name, false, final);
       flush();
     },
   };
@@ -495,12 +501,17 @@ function holdBytes(h: Held, bytes: Buffer, emitPiece: (piece: Buffer, end: numbe
   }
 }
 
-/** How many of the first len bytes remain without an incomplete UTF-8 character at their end. */
+/**
+ * How many of the first len bytes remain without the start of a UTF-8 character that more bytes
+ * may still complete. A byte that can begin no character (0xC0, 0xC1, 0xF5-0xFF, a stray
+ * continuation) is kept: no later write makes it whole, and holding it back would hold the
+ * cursor there for ever.
+ */
 function wholeUtf8Length(buf: Buffer, len: number): number {
   for (let i = len - 1; i >= 0 && i >= len - 3; i--) {
     const b = buf[i];
     if ((b & 0xc0) === 0x80) continue; // a continuation byte: look further back for its lead
-    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    const need = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 1;
     return i + need > len ? i : len;
   }
   return len;
@@ -564,7 +575,7 @@ function drain(job: Followed, limit: number, sink: TailSink, note: (message: str
   const size = fstatSync(job.fd).size;
   if (size < job.offset) {
     note(`${job.name}: log truncated (${size} bytes now, was ${job.offset}): printing from its start`);
-    sink.endLine(job.name);
+    sink.endLine(job.name, true);
     job.offset = 0;
     sink.seek(job.name, job.run, 0);
   }
@@ -597,7 +608,7 @@ function followPath(
   if (job.fd !== null && !isFile(job.path)) return;
   if (job.fd !== null) {
     drain(job, Infinity, sink, note);
-    sink.endLine(job.name);
+    sink.endLine(job.name, true);
     closeSync(job.fd);
     job.fd = null;
   }
@@ -645,7 +656,7 @@ function readRound(job: Followed, sink: TailSink, note: (m: string) => void): bo
 }
 
 function finishRun(job: Followed, id: string, sink: TailSink): false {
-  sink.endLine(job.name);
+  sink.endLine(job.name, true);
   job.id = id;
   job.ended = true;
   return false;

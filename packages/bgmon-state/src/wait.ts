@@ -100,7 +100,7 @@ function snapshot(home: Home, w: Waiting): JobRecord[] {
 /** --until: the run's log read on from where the last round stopped (to its end once the run has ended). */
 function matchRound(home: Home, scan: LogScan, rec: JobRecord): WaitResult | null {
   if (rec.status === 'QUEUED') return null; // its log appears when it starts
-  openScan(home, scan);
+  openScan(home, scan, rec.started_at !== null);
   // the state was read first: once it says ended, everything the run wrote is in the file
   const match = isTerminal(rec.status) ? scanLast(scan) : scanNew(scan);
   return match ? { records: [], code: 0, match } : null;

@@ -41,7 +41,7 @@ runHostedCommand(commands.tail, version, async (args) => {
   const { patterns } = await requestedPatterns(args._, true);
   const { names, past } = splitTargets(home, matchTargets(home, patterns));
   if (since && names.length + past.length > 1)
-    throw new UsageError(`--since: a cursor belongs to one job, got ${names.length}`);
+    throw new UsageError(`--since: a cursor belongs to one job, got ${names.length + past.length}`);
   let failed = false;
   const opts: TailOptions = {
     lines: since ? lines : (lines ?? 10),

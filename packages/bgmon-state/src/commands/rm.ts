@@ -18,7 +18,7 @@ export const rm: CommandDoc = {
       'outcome. A corrupt record named (or matched by a glob) is removed with its logs (said on ' +
       'stderr); --finished skips corrupt records with a note.',
     'A name is removed with every past run kept for it (history/<name>@<id>.json, its log and its ' +
-      '--env values). NAME@ID of a past run removes only that run; of the current run, the name. ' +
+      '--env values), and their records are printed before its own. NAME@ID of a past run removes only that run; of the current run, the name. ' +
       '--finished also prunes past runs that ended at least --older-than ago (all without it), even ' +
       'of names whose current run is live; a past run a QUEUED job waits for is kept.',
     READS_STDIN.replace('Without names,', 'Without names and without --finished,'),

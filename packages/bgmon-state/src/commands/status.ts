@@ -7,7 +7,7 @@ export const status: CommandDoc = {
   synopsis: [
     'bgmon-status [NAME|GLOB|NAME@ID...] [--history] [--status S1,S2] [--idle DUR] [--json|--table] [--resources] ' +
       '[--host H1,H2]',
-    'bgmon-status --follow [--until-done] [NAME|GLOB...] [--status S1,S2]',
+    'bgmon-status --follow [--until-done] [NAME|GLOB|NAME@ID...] [--status S1,S2]',
   ],
   description: [
     'Prints every job (or the named ones), oldest first, with its state computed on every call from ' +
@@ -15,7 +15,8 @@ export const status: CommandDoc = {
       'is not a terminal, a table on one: NAME STATUS PID START AGE EXIT [NOTE] CMD. START is the local ' +
       'start time (HH:MM today, else MM-DD HH:MM); AGE is how long the job has run or ran (45s, 2h59m, ' +
       '3d4h); EXIT is the exit code, the signal\'s name, or "-"; NOTE (shown when a row has one) says ' +
-      '"idle 5m" for a RUNNING job silent for over a minute (or --idle DUR), or why a job is CANCELLED, ' +
+      '"idle 5m" for a RUNNING job silent for over a minute (or --idle DUR), "starts 02:30" for a QUEUED ' +
+      'job started with --in or --at, or why a job is CANCELLED, ' +
       'DEAD or FAILED before it ran (the record\'s "reason"); CMD is cut to the terminal\'s width ' +
       '($COLUMNS when stdout is not a terminal; no limit when unknown). No colour.',
     'Every record carries "log_bytes" and "last_output_at": the size and last write (mtime) of its log, ' +
@@ -36,7 +37,8 @@ export const status: CommandDoc = {
       'appears running; a rerun of a name is a new run), queued, running (left the queue), paused, ' +
       'resumed, ended (any end: the record carries the outcome; a corrected outcome, e.g. DEAD then ' +
       'SUCCEEDED, is printed again), removed (the last record seen). A line per run and state, never ' +
-      'twice. Globs are matched again as jobs come and go. Reacts to file events in jobs/ at once, and ' +
+      'twice. Globs are matched again as jobs come and go; NAME@ID (or a record on stdin) follows that ' +
+      'one run until it ends, never the runs that replace it. Reacts to file events in jobs/ at once, and ' +
       'looks at /proc every 250 ms for what no file announces (DEAD, paused or resumed by a signal). ' +
       'It runs until SIGINT, SIGTERM or SIGHUP (exit 130, 143, 129, quietly), or with --until-done ' +
       'until every selected job has ended (exit as bgmon-wait would). --status filters the lines.',
@@ -45,7 +47,8 @@ export const status: CommandDoc = {
       'cpu_ms (their user + system CPU time, from clock ticks: sysconf CLK_TCK, 100 on Linux), procs, ' +
       'and cpu_pct (% of one CPU since the previous --resources call by anyone, from ' +
       '$BGMON_HOME/run/cpu-sample.json; null on the first). The table gains RSS CPU %CPU PROCS. ' +
-      'CPU time of processes that already ended is not counted.',
+      'CPU time of processes that already ended is not counted. A record whose live process is provably ' +
+      "another home's or name's job (a copied record, which bgmon-stop refuses too) gets null.",
   ],
   operands: 'jobs',
   options: [
@@ -63,11 +66,17 @@ export const status: CommandDoc = {
     { code: '0', meaning: 'listed (also when there are no jobs)' },
     {
       code: '0-255',
-      meaning: '--follow --until-done: as bgmon-wait: one job, its own code; several, 0 if all SUCCEEDED else 1',
+      meaning:
+        '--follow --until-done: as bgmon-wait: one job, its own code; several, 0 if all SUCCEEDED else 1; 3 when a ' +
+        'job was removed before it ended',
     },
     { code: '129, 130, 143', meaning: '--follow ended by SIGHUP, SIGINT or SIGTERM' },
     { code: '1', meaning: 'a record file is corrupt: named on stderr, every other job is still listed' },
-    { code: '2', meaning: 'usage error (also --follow with --table or --resources, --until-done without --follow)' },
+    {
+      code: '2',
+      meaning:
+        'usage error (also --follow with --table, --resources, --idle or --history; --until-done without --follow)',
+    },
     { code: '3', meaning: 'a named job (or glob, or NAME@ID) matches nothing; --until-done with no job selected' },
     HOST_EXIT,
   ],
