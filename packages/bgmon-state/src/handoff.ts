@@ -7,7 +7,7 @@ import { recordPath, type Home } from './paths';
 import { isSameProcess } from './proc';
 import { isTerminal, readRecord, readRecordFile, type JobRecord } from './record';
 import { sleepSync } from './sleep';
-import { readStart, runDir, runsDir } from './start-file';
+import { isRunDirOf, readStart, runDir, runsDir } from './start-file';
 
 /*
  * The queue's hand-off (supervisor.sh): a plain run of a queue (no --after, --in/--at, --retry,
@@ -191,6 +191,9 @@ const PARTIAL_WAIT_MS = 2000;
 export function preempt(home: Home, rec: JobRecord): 'never' | 'started' {
   if (!canHandOff(rec)) return 'never';
   const dir = runDir(home.root, rec.queue!, rec.queue_seq!);
+  // not prepared for this run (an earlier run's at a reused SEQ, or dropped): no job starts it
+  // there (the job's shell checks the same id file, which only goes once Node has decided)
+  if (!isRunDirOf(dir, rec.id)) return 'never';
   if (createExclusive(join(dir, 'claim'), 'node\n') || readClaim(dir) === 'node') return 'never';
   const deadline = Date.now() + PARTIAL_WAIT_MS;
   for (;;) {
@@ -340,5 +343,7 @@ function isFolded(home: Home, run: { name: string; id: string }): boolean {
 export function dropPrepared(home: Home, rec: JobRecord): void {
   if (!canHandOff(rec)) return;
   const dir = runDir(home.root, rec.queue!, rec.queue_seq!);
+  // an earlier run's directory at a reused SEQ keeps its files (its script names its run)
+  if (!isRunDirOf(dir, rec.id)) return;
   for (const f of ['log', 'end', 'script', `id.${rec.id}`]) unlinkQuietly(join(dir, f));
 }

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { uptimeClock } from './end';
 import type { JobRecord } from './record';
@@ -57,11 +57,26 @@ export function readStart(dir: string): Start | 'none' | 'partial' | null {
   };
 }
 
+/**
+ * Whether a run directory was prepared for this run (it holds id.<ID>): a SEQ is reused when a
+ * lost queue file is rebuilt, so the directory at a record's SEQ may be an earlier run's.
+ */
+export function isRunDirOf(dir: string, id: string): boolean {
+  if (id.includes('/')) return false;
+  try {
+    return lstatSync(join(dir, `id.${id}`)).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** A QUEUED record whose run the hand-off started, as the RUNNING record Node would have written. */
 export function withStart(recordFile: string, rec: JobRecord): JobRecord {
   if (rec.status !== 'QUEUED' || rec.queue == null || !Number.isSafeInteger(rec.queue_seq)) return rec;
-  const s = readStart(runDir(dirname(dirname(recordFile)), rec.queue, rec.queue_seq!));
-  if (s === null || typeof s === 'string') return rec;
+  const dir = runDir(dirname(dirname(recordFile)), rec.queue, rec.queue_seq!);
+  const s = readStart(dir);
+  // another run's start (its directory still in place at a reused SEQ) says nothing of this one
+  if (s === null || typeof s === 'string' || !isRunDirOf(dir, rec.id)) return rec;
   return {
     ...rec,
     status: 'RUNNING',
