@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { lines, until, withHome, type TestHome } from '../helpers';
+import { eventually, lines, tmpfsUnavailable, until, withHome, withSmallDisk, type TestHome } from '../helpers';
 
 // Adversarial review of the queue's hand-off (handoff.ts, start-file.ts, supervisor.sh).
 
@@ -38,6 +38,48 @@ test(
     const done = await until(h, 'D', 'SUCCEEDED');
     assert.is(done.exit_code, 0);
     assert.is(readFileSync(join(h.root, 'logs', 'D.log'), 'utf8'), 'D ran\n');
+  }),
+);
+
+/** Fills the file system of `file` to the last byte, then frees `bytes` of it again; its size. */
+function fillAllBut(file: string, bytes: number): number {
+  const fd = openSync(file, 'w');
+  const chunk = Buffer.alloc(4096);
+  let size = 0;
+  try {
+    for (;;) size += writeSync(fd, chunk);
+  } catch {}
+  ftruncateSync(fd, size - bytes);
+  closeSync(fd);
+  return size;
+}
+
+const noTmpfs = tmpfsUnavailable();
+(noTmpfs ? test.skip : test)(
+  'a start file left empty by a full disk does not hold a slot and its run for good once space is back',
+  withHome(async (h) => {
+    await withSmallDisk(h, '2m', async (mnt, env) => {
+      const gate = join(h.dir, 'gate');
+      const start = async (name: string, cmd: string[]) => {
+        const r = await h.run('bgmon-start', ['--name', name, '--queue', 'q', '--', ...cmd], { env });
+        assert.is(r.code, 0, r.stderr);
+      };
+      await start('A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
+      await start('B', ['sh', '-c', 'echo B ran']);
+      await start('C', ['sh', '-c', 'echo C ran']);
+      // one page left: A's supervisor claims B with it, B's job shell then cannot write its start
+      const fill = join(mnt, 'fill');
+      fillAllBut(fill, 4096);
+      writeFileSync(gate, '');
+      const dirB = join(env.BGMON_HOME, 'run', 'queues', 'q.runs', '1');
+      await eventually(() => existsSync(join(dirB, 'start')), 10_000, "B's start file");
+      rmSync(fill);
+      const w = await h.run('bgmon-wait', ['B', 'C', '--timeout', '20s'], { env, timeoutMs: 30_000 });
+      assert.is(w.code, 0, `B and C ran once space was back: ${w.stdout}${w.stderr}`);
+      assert.is(readFileSync(join(env.BGMON_HOME, 'logs', 'B.log'), 'utf8'), 'B ran\n');
+      const stop = await h.run('bgmon-stop', ['B'], { env, timeoutMs: 10_000 });
+      assert.is(stop.code, 0, stop.stderr);
+    });
   }),
 );
 

@@ -4,7 +4,7 @@ import { createFreshFile, readEnd } from './end';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { recordPath, type Home } from './paths';
-import { isSameProcess } from './proc';
+import { environHas, isSameProcess, listPids } from './proc';
 import { isTerminal, readRecord, readRecordFile, type JobRecord } from './record';
 import { sleepSync } from './sleep';
 import { isRunDirOf, readStart, runDir, runsDir } from './start-file';
@@ -184,6 +184,21 @@ export function readClaim(dir: string): Claim {
 const PARTIAL_WAIT_MS = 2000;
 
 /**
+ * The run's start, with a partial one settled: only the job's shell (carrying the run's marker),
+ * a supervisor or Node writing "none" ever write it, so a partial start with no process of the
+ * run alive (its writer died, or its write failed: a full disk) never completes and the run never
+ * ran: 'none'. Read again after the look at /proc: the writer may have just finished and exited.
+ */
+function settledStart(dir: string, idOf: () => string | null | undefined): ReturnType<typeof readStart> {
+  const s = readStart(dir);
+  if (s !== 'partial') return s;
+  const id = idOf();
+  if (!id || listPids().some((pid) => environHas(pid, `BGMON_JOB_ID=${id}`))) return s;
+  const again = readStart(dir);
+  return again === 'partial' ? 'none' : again;
+}
+
+/**
  * Makes sure the hand-off never starts this QUEUED run (the caller holds its name's lock and is
  * about to start or stop it itself): Node claims it first, or, when a supervisor took it,
  * creates its start file as "none" first. 'started' when the job got there first: it runs.
@@ -198,7 +213,7 @@ export function preempt(home: Home, rec: JobRecord): 'never' | 'started' {
   const deadline = Date.now() + PARTIAL_WAIT_MS;
   for (;;) {
     if (createExclusive(join(dir, 'start'), 'none\n')) return 'never';
-    const s = readStart(dir);
+    const s = settledStart(dir, () => rec.id);
     if (s === 'none' || s === null) return 'never';
     if (s !== 'partial' || Date.now() > deadline) return 'started';
     sleepSync(5); // the job is writing its line
@@ -235,7 +250,7 @@ function endWritten(home: Home, run: { name: string; id: string }): boolean {
 function claimHolds(home: Home, dir: string, c: { pid: number; starttime: number; boot: string }): boolean {
   const claimerAlive = () => isSameProcess(c.pid, c.starttime, c.boot);
   for (;;) {
-    const s = readStart(dir);
+    const s = settledStart(dir, () => runOf(dir)?.id);
     if (s === 'none') return false;
     if (s === 'partial') return true;
     if (s !== null) {
@@ -323,7 +338,7 @@ export function pruneRuns(home: Home, queue: string, frontier: number): void {
 function isDecided(home: Home, run: HandedOff): boolean {
   if (run.claim === 'node') return true;
   if (run.claim === null) return false;
-  const started = readStart(run.dir);
+  const started = settledStart(run.dir, () => runOf(run.dir)?.id);
   if (started === 'none') return true;
   const who = runOf(run.dir);
   return typeof started === 'object' && started !== null && who !== null && isFolded(home, who);
