@@ -1,6 +1,19 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { eventually, lines, tmpfsUnavailable, until, withHome, withSmallDisk, type TestHome } from '../helpers';
 
@@ -82,5 +95,36 @@ const noTmpfs = tmpfsUnavailable();
     });
   }),
 );
+
+for (const sub of ['logs', 'jobs']) {
+  test(
+    `the hand-off writes nothing through a symlink planted in place of the home's ${sub}/ directory`,
+    withHome(async (h) => {
+      const gate = join(h.dir, 'gate');
+      await startIn(h, 'A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
+      await startIn(h, 'B', ['sh', '-c', 'echo B ran']);
+      const victim = h.subdir('victim');
+      renameSync(join(h.root, sub), join(h.root, `${sub}.real`));
+      symlinkSync(victim, join(h.root, sub));
+      writeFileSync(gate, '');
+      // A's supervisor claims B; B's job shell must refuse to put its files through the link
+      const dirB = runDir(h, 'q', 1);
+      await eventually(() => existsSync(join(dirB, 'start')), 10_000, "B's run decided");
+      await eventually(
+        () =>
+          !existsSync(`/proc/${readFileSync(join(dirB, 'claim'), 'utf8').split(' ')[1]}`) ||
+          readdirSync(victim).length > 0,
+        10_000,
+        "A's supervisor to finish",
+      );
+      assert.equal(readdirSync(victim), [], 'nothing written into the link’s target');
+      unlinkSync(join(h.root, sub));
+      renameSync(join(h.root, `${sub}.real`), join(h.root, sub));
+      const done = await until(h, 'B', 'SUCCEEDED');
+      assert.is(done.exit_code, 0);
+      assert.is(readFileSync(join(h.root, 'logs', 'B.log'), 'utf8'), 'B ran\n');
+    }),
+  );
+}
 
 test.run();

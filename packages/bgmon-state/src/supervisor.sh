@@ -133,6 +133,11 @@ hand_sh='
   field22() { shift 19; t=$1; }
   field22 ${st##*) }
   [ -f "$1/id.$BGMON_JOB_ID" ] || exit 125
+  # where its log and end go: directories of the home, never a link planted in their place (as
+  # Node refuses such a home); checked before the start, so that Node decides the run then
+  for d in "${4%/*}" "${5%/*}"; do
+    [ -d "$d" ] && [ ! -L "$d" ] || exit 125
+  done
   { [ -e "$1/start" ] || [ -L "$1/start" ]; } && exit 125
   set -C
   { printf "%s %s %s %s %s\n" "$$" "$t" "$boot" "${up%.*}${up#*.}" "$2" >"$1/start"; } 2>/dev/null || exit 125
