@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './errors';
 import { readOwnFile, writeFileAtomic } from './fsutil';
@@ -140,11 +140,26 @@ export function queueNow(home: Home, queue: string): QueueNow {
       const rec = holdingRun(home, member[0], member[1]);
       if (!rec) continue;
       running.push(member);
-      launched.set(`${rec.sup_pid} ${rec.sup_starttime}`, { slot: member[2] ?? 0, seq: rec.queue_seq ?? 0 });
+      const slot = member[2] ?? supervisorSlot(rec, queue);
+      launched.set(`${rec.sup_pid} ${rec.sup_starttime}`, { slot, seq: rec.queue_seq ?? 0 });
     }
   });
   for (const [key, holder] of launched) if (!holders.has(key)) holders.set(key, holder);
   return { ...file, running, holders };
+}
+
+/**
+ * The slot a run's live supervisor hands off in, from its argv (see supervisor.sh: SLOT follows
+ * QUEUE), for a run listed without one (a queue file rebuilt from the records): a slot number
+ * given twice would let two supervisors hand off under a limit of one. 0 when it hands off in none.
+ */
+function supervisorSlot(rec: JobRecord, queue: string): number {
+  let argv: string[] = [];
+  try {
+    argv = readFileSync(`/proc/${rec.sup_pid}/cmdline`, 'latin1').split('\0');
+  } catch {}
+  const slot = Number(argv[13]);
+  return argv[3] === 'bgmon-supervisor' && argv[12] === queue && Number.isSafeInteger(slot) ? slot : 0;
 }
 
 /** The lowest slot number no holder has: the slot of a run Node launches now. */
