@@ -15,7 +15,17 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, lines, tmpfsUnavailable, until, withHome, withSmallDisk, type TestHome } from '../helpers';
+import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
+import {
+  eventually,
+  lines,
+  slowTest,
+  tmpfsUnavailable,
+  until,
+  withHome,
+  withSmallDisk,
+  type TestHome,
+} from '../helpers';
 
 // Adversarial review of the queue's hand-off (handoff.ts, start-file.ts, supervisor.sh).
 
@@ -159,6 +169,31 @@ test(
     const seen = readFileSync(join(dir, 'seen'), 'utf8').split('\n').filter(Boolean).map(Number);
     assert.is(seen.length, names.length);
     assert.is(Math.max(...seen), 1, `never more than 1 at once under --slots 1 (saw ${seen})`);
+  }),
+);
+
+// While a run's start file is partial and a process of the run (its job's shell, paused between
+// creating the file and writing its line) is alive, preempt() answers 'started' after 2 s but the
+// record still reads QUEUED, so stopOne() -> stopQueued() -> null -> stopOne() looped for as long
+// as the shell stayed paused (CPU-bound, seen for 10 minutes).
+slowTest(
+  'bgmon-stop of a run whose job shell is paused mid-way through writing its start returns',
+  withHome(async (h) => {
+    const gate = join(h.dir, 'gate');
+    await startIn(h, 'A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
+    const b = await startIn(h, 'B', ['true']);
+    const dir = runDir(h, 'q', b.queue_seq);
+    // stand-ins: the claiming supervisor, and B's job shell (it carries B's marker) paused
+    const claimer = h.spawnOutside('sleep', ['1000']);
+    const st = readStat(claimer.pid!)!;
+    writeFileSync(join(dir, 'claim'), `1 ${claimer.pid} ${st.starttime} ${bootId()}\n`, { flag: 'wx', mode: 0o600 });
+    h.spawnOutside('env', [`BGMON_JOB_ID=${b.id}`, 'sleep', '1000']);
+    writeFileSync(join(dir, 'start'), '', { flag: 'wx', mode: 0o600 });
+    const stop = await h.run('bgmon-stop', ['B'], { timeoutMs: 20_000 });
+    assert.is(stop.signal, null, 'bgmon-stop returned by itself');
+    assert.is(stop.code, 1);
+    assert.is(stop.stderr, 'bgmon-stop: job B is being started by its queue; try again\n');
+    writeFileSync(gate, '');
   }),
 );
 

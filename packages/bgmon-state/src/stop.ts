@@ -428,6 +428,7 @@ async function stopOne(
   name: string,
   opts: StopOptions,
   active: Set<Active>,
+  queuedLooks = 0,
 ): Promise<[JobRecord | null, string | null]> {
   const rec = readRecord(home, name);
   if (!rec) return [null, null];
@@ -441,9 +442,12 @@ async function stopOne(
   }
   try {
     if (cur.status === 'QUEUED') {
+      // its queue's hand-off is starting it but its job's shell has not said so for a while
+      // (paused mid-way): neither stoppable as queued nor yet as running; said, not looped on
+      if (queuedLooks >= MAX_QUEUED_LOOKS) return [cur, `job ${name} is being started by its queue; try again`];
       const stopped = await stopQueued(home, name);
       // it left the queue meanwhile (started, or cancelled): stop it as it is now
-      return stopped ? [stopped, null] : await stopOne(home, name, opts, active);
+      return stopped ? [stopped, null] : await stopOne(home, name, opts, active, queuedLooks + 1);
     }
     if (isTerminal(cur.status)) return [cur, null];
     return await stopRunning(home, cur, opts, active);
@@ -453,6 +457,8 @@ async function stopOne(
     return [currentState(home, readRecordQuietly(home, name) ?? cur), `job ${name}: ${err.message}`];
   }
 }
+
+const MAX_QUEUED_LOOKS = 2;
 
 export async function stopJobs(home: Home, names: string[], opts: StopOptions): Promise<ActionResult> {
   const active = new Set<Active>();
