@@ -45,9 +45,12 @@ test(
     // A holds slot 1 (and the queue's frontier) until the gate opens; B then C run in slot 2,
     // C by hand-off: C's run directory (with its start) stays in place behind A
     await startIn(h, 'A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`], ['--slots', '2']);
-    await startIn(h, 'B', ['sleep', '0.3']);
+    const gateB = join(h.dir, 'gateB');
+    await startIn(h, 'B', ['sh', '-c', `while [ ! -e ${gateB} ]; do sleep 0.02; done`]);
     const c = await startIn(h, 'C', ['true']);
     assert.is(c.queue_seq, 2);
+    assert.is(c.status, 'QUEUED');
+    writeFileSync(gateB, '');
     await until(h, 'C', 'SUCCEEDED');
     assert.ok(existsSync(join(runDir(h, 'q', 2), 'start')), 'C was handed off');
     assert.is((await h.run('bgmon-rm', ['C'])).code, 0);
