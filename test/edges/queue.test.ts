@@ -361,7 +361,8 @@ test(
   withHome(async (h) => {
     const release = join(h.dir, 'release');
     const a = await h.start('a', ['sh', '-c', `until [ -e ${release} ]; do sleep 0.05; done`], ['--queue', 'q']);
-    const b = await h.start('b', ['true'], ['--queue', 'q']);
+    // --retry: a run the queue's hand-off never starts (its end needs Node), so a's end goes through Node
+    const b = await h.start('b', ['true'], ['--queue', 'q', '--retry', '1']);
     assert.equal([a.status, b.status], ['RUNNING', 'QUEUED']);
     // the queue's lock, held by a live process that is no bgmon command (as a slow advancer would)
     const holder = h.spawnOutside('sleep', ['1000']);

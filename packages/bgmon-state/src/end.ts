@@ -39,7 +39,7 @@ const EXCLUSIVE = constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
  * same run that was interrupted before the job ran (a queued run is launched again under the same
  * id): it is removed, not reused, and a new file made.
  */
-function createFresh(path: string, flags: number): number {
+export function createFreshFile(path: string, flags: number): number {
   try {
     return openSync(path, flags | EXCLUSIVE, 0o600);
   } catch (err) {
@@ -50,7 +50,7 @@ function createFresh(path: string, flags: number): number {
 }
 
 export function reserveSpare(home: Home, name: string, id: string, bytes: number): void {
-  const fd = createFresh(sparePath(home, name, id), constants.O_WRONLY);
+  const fd = createFreshFile(sparePath(home, name, id), constants.O_WRONLY);
   try {
     writeSync(fd, Buffer.alloc(bytes + 4096, 32));
   } finally {
@@ -89,7 +89,7 @@ export function writeThroughSpare(home: Home, rec: JobRecord, recordFile: string
 
 /** Creates the run's end file (never through a link), room for every attempt; its descriptor, offset 0. */
 export function reserveEnd(home: Home, name: string, id: string, attempts = 1): number {
-  const fd = createFresh(endPath(home, name, id), constants.O_RDWR);
+  const fd = createFreshFile(endPath(home, name, id), constants.O_RDWR);
   const size = attempts > 1 ? RESERVED + attempts * PER_ATTEMPT : RESERVED;
   try {
     // positional: the descriptor's offset stays 0 for the supervisor's write
@@ -182,7 +182,7 @@ function parseAttempts(text: string, mtime: string): EndFile {
 }
 
 /** Turns the uptime the supervisor read (1/100 s, /proc/uptime) into an ISO time. */
-function uptimeClock(): (centiseconds: number) => string {
+export function uptimeClock(): (centiseconds: number) => string {
   let upNow = 0;
   try {
     upNow = Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * 1000;

@@ -1,6 +1,7 @@
 import { currentState } from './classify';
 import { endPath, readEnd, writeThroughSpare } from './end';
 import { unlinkQuietly } from './fsutil';
+import { waitedPath } from './handoff';
 import { clearStop } from './stop-marker';
 import { lock, tryLock, unlock, type Lock } from './lock';
 import { recordPath, type Home } from './paths';
@@ -24,6 +25,7 @@ function foldLocked(home: Home, held: Lock, name: string, id: string): void {
     if (!isTerminal(ended.status)) return;
     if (!writeThroughSpare(home, ended, recordPath(home, name))) writeRecord(home, ended);
     unlinkQuietly(endPath(home, name, id));
+    unlinkQuietly(waitedPath(home, name, id));
     clearStop(home, ended);
     if (ended.on_end_ran_at !== disk.on_end_ran_at) startHook(home, ended);
   } catch {

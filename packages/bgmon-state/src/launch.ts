@@ -83,10 +83,22 @@ function openRunDir(home: Home, rec: JobRecord): number | null {
   return openSync(home.run, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
 }
 
-type Launchable = Pick<JobRecord, 'name' | 'id' | 'cmd' | 'retry' | 'cwd'>;
+type Launchable = Pick<JobRecord, 'name' | 'id' | 'cmd' | 'retry' | 'cwd'> &
+  Partial<Pick<JobRecord, 'queue' | 'queue_seq' | 'on_end'>>;
+
+/**
+ * The supervisor's hand-off words (see supervisor.sh): QUEUE (empty when its run's end needs Node:
+ * a hook, retries), SLOT, SEQ. The home is the job's BGMON_HOME, which bgmon-start always sets.
+ */
+function handOffArgs(rec: Launchable, slot: number): string[] {
+  const hands = rec.queue != null && !rec.retry && rec.on_end == null && slot > 0;
+  return hands ? [rec.queue!, String(slot), String(rec.queue_seq ?? 0)] : ['', '0', '0'];
+}
+/** What the hand-off words may add to an exec: a queue name, a slot and a SEQ, with NULs and pointers. */
+const HANDOFF_SLACK = 128 + 6 + 16 + 3 * 9;
 
 /** The supervisor's argv after /bin/sh, and its environment (the job's, without the marker). */
-function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv): { args: string[]; env: NodeJS.ProcessEnv } {
+function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv, slot = 0): { args: string[]; env: NodeJS.ProcessEnv } {
   // the marker is the job's alone: nothing of bgmon's may be mistaken for the job by bgmon-stop
   const { BGMON_JOB_ID: _marker, ...supervisorEnv } = env;
   const args = [
@@ -98,6 +110,7 @@ function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv): { args: string
     process.execPath,
     entryScript(),
     ...supervisorRetryArgs(rec),
+    ...handOffArgs(rec, slot),
     ...rec.cmd,
   ];
   return { args, env: supervisorEnv };
@@ -128,7 +141,7 @@ function execLimit(): number {
  * tools, PWD, the command's file). Nearly every start is decided here; the rest are counted exactly.
  */
 function surelyFits(rec: Launchable, env: NodeJS.ProcessEnv): boolean {
-  let bound = supervisorText().length * 3 + 6 * 4096 + 1024;
+  let bound = supervisorText().length * 3 + 6 * 4096 + 1024 + HANDOFF_SLACK;
   const add = (s: string) => {
     const bytes = s.length * 3 + 9;
     bound += bytes;
@@ -193,7 +206,7 @@ function launchExecs(rec: Launchable, env: NodeJS.ProcessEnv): Exec[] {
 function execSize(exec: Exec): { total: number; longest: number } {
   const envStrings = Object.entries(exec.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   const sizes = [exec.file, ...exec.argv, ...envStrings].map((s) => Buffer.byteLength(s) + 1);
-  const total = sizes.reduce((a, b) => a + b, 0) + (sizes.length - 1) * 8 + ENTRY_SLACK;
+  const total = sizes.reduce((a, b) => a + b, 0) + (sizes.length - 1) * 8 + ENTRY_SLACK + HANDOFF_SLACK;
   return { total, longest: Math.max(...sizes) };
 }
 
@@ -223,9 +236,9 @@ export function assertExecFits(rec: Launchable, env: NodeJS.ProcessEnv): void {
   }
 }
 
-function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]): ChildProcess {
+function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[], slot: number): ChildProcess {
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
-  const { args, env: supervisorEnv } = supervisorExec(rec, env);
+  const { args, env: supervisorEnv } = supervisorExec(rec, env, slot);
   try {
     return spawn('/bin/sh', args, {
       cwd: rec.cwd,
@@ -241,10 +254,10 @@ function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[]):
 
 /**
  * Spawns the supervisor and the job, writes the RUNNING record, then lets the job run.
- * The caller holds the name's lock. Throws a StateError when the job cannot start (the command
+ * The caller holds the name's lock (and, with a slot, its queue's). Throws a StateError when the job cannot start (the command
  * then never runs).
  */
-export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): Promise<JobRecord> {
+export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, slot = 0): Promise<JobRecord> {
   assertDirectory(rec.cwd);
   const logFd = createLog(rec.log);
   let endFd: number | null = null;
@@ -255,7 +268,7 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv)
   try {
     endFd = reserveEnd(home, rec.name, rec.id, attemptsOf(rec));
     runFd = openRunDir(home, rec);
-    child = spawnSupervisor(rec, env, runFd === null ? [logFd, endFd] : [logFd, endFd, runFd]);
+    child = spawnSupervisor(rec, env, runFd === null ? [logFd, endFd] : [logFd, endFd, runFd], slot);
     const pid = await readPidLine(child);
     const job = readStat(pid);
     const sup = readStat(child.pid!);

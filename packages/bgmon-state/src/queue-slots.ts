@@ -1,12 +1,14 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './errors';
 import { readOwnFile, writeFileAtomic } from './fsutil';
 import { lock, unlock, type Lock } from './lock';
 import { isValidName } from './names';
 import type { Home } from './paths';
-import { listNames, readRecord, type JobRecord } from './record';
-import { runState } from './run-state';
+import { isTerminal, listNames, readRecord, type JobRecord } from './record';
+import { readEnd } from './end';
+import { isSameProcess } from './proc';
+import { handOffHolders, writeSlotsFile, type Holder } from './handoff';
 
 /*
  * Named queues with slots (--queue Q --slots N). Each queue is one small file,
@@ -22,7 +24,14 @@ import { runState } from './run-state';
 export interface QueueFile {
   slots: number;
   next: number;
-  running: [string, string][];
+  /** the runs Node launched: name, id and, since the hand-off, the slot it gave them */
+  running: Member[];
+}
+type Member = [string, string] | [string, string, number];
+
+/** A queue as it stands: its file, and every supervisor holding a slot, with its slot and run's SEQ. */
+export interface QueueNow extends QueueFile {
+  holders: Map<string, Holder>;
 }
 
 export const MAX_SLOTS = 100_000;
@@ -46,7 +55,11 @@ export function parseSlots(value: unknown, flag = '--slots'): number {
   throw new UsageError(`${flag} ${JSON.stringify(value)}: expected a whole number from 1 to ${MAX_SLOTS}`);
 }
 
-const isMember = (x: unknown) => Array.isArray(x) && x.length === 2 && isValidName(x[0]) && typeof x[1] === 'string';
+const isMember = (x: unknown) =>
+  Array.isArray(x) &&
+  (x.length === 2 || (x.length === 3 && Number.isSafeInteger(x[2]))) &&
+  isValidName(x[0]) &&
+  typeof x[1] === 'string';
 
 export function readQueueFile(home: Home, queue: string): QueueFile | null {
   try {
@@ -70,23 +83,30 @@ export function writeQueueFile(home: Home, queue: string, file: QueueFile): void
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  writeFileAtomic(queueFilePath(home, queue), JSON.stringify(file) + '\n');
+  const { slots, next, running } = file;
+  writeFileAtomic(queueFilePath(home, queue), JSON.stringify({ slots, next, running }) + '\n');
 }
 
 export const lockQueue = (home: Home, queue: string): Promise<Lock> => lock(home, queueLockName(queue));
 
-/** Whether the run still holds a slot: RUNNING or PAUSED now (a run not yet launched holds none). */
-function holdsSlot(home: Home, name: string, id: string): boolean {
+/**
+ * The run if it still holds a slot: RUNNING or PAUSED now, or ended while its supervisor lives and
+ * has not written its end (it may be claiming its next run: see handoff.ts). Null otherwise (a
+ * run not yet launched holds none).
+ */
+function holdingRun(home: Home, name: string, id: string): JobRecord | null {
   let rec: JobRecord | null = null;
   try {
     rec = readRecord(home, name);
   } catch {
-    return false;
+    return null;
   }
-  if (!rec || rec.id !== id || rec.status === 'QUEUED') return false;
-  const now = runState(home, rec).status;
-  return now === 'RUNNING' || now === 'PAUSED';
+  if (!rec || rec.id !== id || rec.status === 'QUEUED') return null;
+  if (isSameProcess(rec.pid, rec.starttime, rec.boot_id)) return rec;
+  if (isTerminal(rec.status) || !isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)) return null;
+  return readEnd(home, name, id) ? null : rec;
 }
+const holdsSlot = (home: Home, name: string, id: string) => holdingRun(home, name, id) !== null;
 
 /**
  * A lost queue file rebuilt from the records themselves: every run of the queue that is RUNNING
@@ -107,11 +127,47 @@ function scanQueue(home: Home, queue: string): QueueFile {
   return file;
 }
 
-/** The queue's file with `running` pruned to the runs that still hold a slot. */
-export function queueNow(home: Home, queue: string): QueueFile {
-  const file = readQueueFile(home, queue);
-  if (!file) return scanQueue(home, queue);
-  return { ...file, running: file.running.filter(([name, id]) => holdsSlot(home, name, id)) };
+/**
+ * The queue's file with `running` pruned to the runs that still hold a slot, and every supervisor
+ * that holds one (those of `running`, and those the hand-off moved on to a later run).
+ */
+export function queueNow(home: Home, queue: string): QueueNow {
+  const file = readQueueFile(home, queue) ?? scanQueue(home, queue);
+  const launched = new Map<string, Holder>();
+  const running: Member[] = [];
+  const holders = handOffHolders(home, queue, () => {
+    for (const member of file.running) {
+      const rec = holdingRun(home, member[0], member[1]);
+      if (!rec) continue;
+      running.push(member);
+      const slot = member[2] ?? supervisorSlot(rec, queue);
+      launched.set(`${rec.sup_pid} ${rec.sup_starttime}`, { slot, seq: rec.queue_seq ?? 0 });
+    }
+  });
+  for (const [key, holder] of launched) if (!holders.has(key)) holders.set(key, holder);
+  return { ...file, running, holders };
+}
+
+/**
+ * The slot a run's live supervisor hands off in, from its argv (see supervisor.sh: SLOT follows
+ * QUEUE), for a run listed without one (a queue file rebuilt from the records): a slot number
+ * given twice would let two supervisors hand off under a limit of one. 0 when it hands off in none.
+ */
+function supervisorSlot(rec: JobRecord, queue: string): number {
+  let argv: string[] = [];
+  try {
+    argv = readFileSync(`/proc/${rec.sup_pid}/cmdline`, 'latin1').split('\0');
+  } catch {}
+  const slot = Number(argv[13]);
+  return argv[3] === 'bgmon-supervisor' && argv[12] === queue && Number.isSafeInteger(slot) ? slot : 0;
+}
+
+/** The lowest slot number no holder has: the slot of a run Node launches now. */
+export function freeSlot(now: QueueNow): number {
+  const used = new Set([...now.holders.values()].map((h) => h.slot));
+  let slot = 1;
+  while (used.has(slot)) slot++;
+  return slot;
 }
 
 /**
@@ -127,8 +183,9 @@ export async function reserveQueueSeq(
 ): Promise<number> {
   const held = await lockQueue(home, queue);
   try {
-    const file = queueNow(home, queue);
+    const file = readQueueFile(home, queue) ?? scanQueue(home, queue);
     writeQueueFile(home, queue, { ...file, slots: slots ?? file.slots, next: file.next + count });
+    writeSlotsFile(home, queue, slots ?? file.slots);
     return file.next;
   } finally {
     unlock(held);

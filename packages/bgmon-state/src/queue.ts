@@ -5,7 +5,8 @@ import { queuePath, type Home } from './paths';
 import { nowIso, writeRecord, type JobRecord } from './record';
 import { lock, lockHeldByLive, LockBusyError, unlock } from './lock';
 import { isDue } from './delay';
-import { queueLockName, queueNow, writeQueueFile } from './queue-slots';
+import { freeSlot, queueLockName, queueNow, writeQueueFile, type QueueNow } from './queue-slots';
+import { dropPrepared, preempt, pruneRuns } from './handoff';
 import { launch } from './launch';
 import { createEmpty, existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
@@ -164,13 +165,17 @@ async function advanceSlots(
   const run = async (): Promise<boolean> => {
     const file = queueNow(home, queue);
     let changed = false;
-    const joined = (rec: JobRecord) => {
-      file.running.push([rec.name, rec.id]);
+    const joined = (rec: JobRecord): number => {
+      const slot = freeSlot(file);
+      file.running.push([rec.name, rec.id, slot]);
+      file.holders.set(`launch ${rec.name}@${rec.id}`, { slot, seq: rec.queue_seq ?? 0 });
       writeQueueFile(home, queue, file);
+      return slot;
     };
     recs.sort(bySubmission);
+    pruneRuns(home, queue, frontierOf(file, recs));
     for (const rec of recs) {
-      const full = file.running.length >= file.slots;
+      const full = file.holders.size >= file.slots;
       // a full queue has nothing to decide for a job that waits for nothing else (a thousand
       // queued jobs must not cost a thousand state walks at every job's end)
       if (full && rec.after.length === 0) continue;
@@ -194,6 +199,12 @@ async function advanceSlots(
   return changed;
 }
 
+/** The smallest SEQ of a run of the queue that waits or holds a slot: run directories below it are done. */
+function frontierOf(file: QueueNow, queued: JobRecord[]): number {
+  const seqs = [...queued.map((r) => r.queue_seq ?? Infinity), ...[...file.holders.values()].map((h) => h.seq)];
+  return Math.min(file.next, ...seqs);
+}
+
 const dirtyPath = (home: Home, queue: string) => join(home.run, 'queues', `${queue}.dirty`);
 
 const bySubmission = (a: JobRecord, b: JobRecord) =>
@@ -212,7 +223,7 @@ function readQueueEntry(home: Home, name: string): { id: string; env: NodeJS.Pro
  * queue's lock when it has one: `joining` then records the run in the queue before it launches).
  * Returns the new record, or null when nothing changed.
  */
-async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) => void): Promise<JobRecord | null> {
+async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) => number): Promise<JobRecord | null> {
   const rec = readOrNull(home, name);
   const entry = readQueueEntry(home, name);
   if (rec?.status !== 'QUEUED' || !entry || entry.id !== rec.id) {
@@ -222,10 +233,13 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
   const states = predecessorStates(home, rec);
   const action = decide(states);
   if (action === 'queue' || (action === 'run' && !isDue(rec.not_before))) return null;
+  // the queue's hand-off must never start it too: it started it first, or never will
+  if (preempt(home, rec) === 'started') return null;
+  dropPrepared(home, rec);
   let now: JobRecord;
   if (action === 'run') {
-    joining?.(rec);
-    now = await launchOrFail(home, rec, entry.env);
+    const slot = joining?.(rec) ?? 0;
+    now = await launchOrFail(home, rec, entry.env, slot);
   } else {
     now = { ...rec, status: 'CANCELLED', ended_at: nowIso(), reason: cancelReason(home, boundRuns(rec), states) };
     now = writeEndedRecord(home, now);
@@ -250,10 +264,10 @@ function assertStartable(rec: JobRecord, env: NodeJS.ProcessEnv): void {
  * its log (exit code 127 when the command cannot be found or executed, as bgmon-start
  * reports it), so the rest of the queue and every listing go on.
  */
-async function launchOrFail(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): Promise<JobRecord> {
+async function launchOrFail(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, slot: number): Promise<JobRecord> {
   try {
     assertStartable(rec, env);
-    return await launch(home, rec, env);
+    return await launch(home, rec, env, slot);
   } catch (err) {
     const reason = `could not start: ${(err as Error).message}`;
     appendToLog(rec.log, `bgmon: ${reason}\n`);

@@ -1,3 +1,4 @@
+import { withStart } from './start-file';
 import { StateError } from './errors';
 import { closeSync, fstatSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
@@ -163,7 +164,7 @@ function shapeError(r: any, name: string): string | null {
 }
 
 /** Reads and validates one record; null when the file does not exist. */
-export function readRecordFile(file: string, name: string): JobRecord | null {
+export function readRecordFile(file: string, name: string, overlay = true): JobRecord | null {
   let text: string;
   try {
     text = readCapped(file);
@@ -181,7 +182,8 @@ export function readRecordFile(file: string, name: string): JobRecord | null {
   const problem = shapeError(parsed, name);
   if (problem) throw new CorruptRecordError(file, problem);
   if (text.indexOf('\n') === text.length - 1) rawLines.set(parsed as object, text);
-  return parsed as JobRecord;
+  // a queued run the queue's hand-off started reads RUNNING from its start file on (handoff.ts)
+  return overlay ? withStart(file, parsed as JobRecord) : (parsed as JobRecord);
 }
 
 export const readRecord = (home: Home, name: string) => readRecordFile(recordPath(home, name), name);

@@ -56,8 +56,8 @@ function extraFilesByName(home: Home): Map<string, string[]> {
   }
   for (const [name, files] of historyFilesByName(home)) files.forEach((file) => add(name, file));
   for (const file of listOrNone(home.run)) {
-    // runs' kept --env values and hook environments, and temp files of their killed writers
-    const own = /^\.?([^.@][^@]*)@[^@]+\.(?:on-end-)?env(?:\..*)?$/.exec(file);
+    // runs' kept --env values and hook environments, --after markers, temp files of killed writers
+    const own = /^\.?([^.@][^@]*)@[^@]+\.(?:(?:on-end-)?env(?:\..*)?|waited)$/.exec(file);
     if (own) add(own[1], join(home.run, file));
   }
   return byName;

@@ -8,6 +8,7 @@ import { isTerminal, newRunId, nowIso, readRecord, type JobRecord, type RetrySet
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
 import { assertExecFits, launch } from './launch';
+import { markWaited, prepareHandOff } from './handoff';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
 import { armSleepers, isDue } from './delay';
@@ -185,6 +186,10 @@ export async function submitJob(
     }
     if (plan.action === 'queue' || waitsForSlotOrTime(rec)) {
       enqueue(home, rec, env);
+      // the runs it waits for end through Node (which starts it); a plain run of a queue is
+      // prepared for its queue's hand-off
+      for (const [dep, depId] of Object.entries(rec.after_ids ?? {})) markWaited(home, dep, depId);
+      prepareHandOff(home, rec, env);
       return rec;
     }
     return await launch(home, rec, env);

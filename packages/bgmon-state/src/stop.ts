@@ -8,6 +8,7 @@ import { currentState } from './classify';
 import { STOP_SIGNALS } from './run-state';
 import { withLock } from './lock';
 import { removeQueueEntry } from './queue';
+import { dropPrepared, preempt } from './handoff';
 import { sleep } from './sleep';
 import { foldEnd } from './fold';
 import { endRetryWait, isBetweenAttempts } from './retry';
@@ -242,6 +243,9 @@ function stopQueued(home: Home, name: string): Promise<JobRecord | null> {
   return withLock(home, name, () => {
     const rec = readRecord(home, name);
     if (rec?.status !== 'QUEUED') return null;
+    // its queue's hand-off started it first: it is stopped as a running job
+    if (preempt(home, rec) === 'started') return null;
+    dropPrepared(home, rec);
     const stopped = writeEndedRecord(home, { ...rec, status: 'STOPPED', ended_at: nowIso() });
     removeQueueEntry(home, name);
     return stopped;
@@ -376,6 +380,8 @@ async function stopRunning(
 ): Promise<[JobRecord, string | null]> {
   if (isBetweenAttempts(rec)) return stopBetweenAttempts(home, rec, opts, active);
   const problem = leaderProblem(home, rec);
+  // ended since it was found running (a queue's job may end any moment): that changes nothing
+  if (problem && isTerminal(currentState(home, rec).status)) return [await finalRecord(home, rec, false), null];
   if (problem) return [rec, `job ${rec.name}: ${problem}; nothing signalled`];
   const entry: Active = { rec, claim: claimStop(home, rec) };
   active.add(entry);
@@ -422,6 +428,7 @@ async function stopOne(
   name: string,
   opts: StopOptions,
   active: Set<Active>,
+  queuedLooks = 0,
 ): Promise<[JobRecord | null, string | null]> {
   const rec = readRecord(home, name);
   if (!rec) return [null, null];
@@ -435,9 +442,12 @@ async function stopOne(
   }
   try {
     if (cur.status === 'QUEUED') {
+      // its queue's hand-off is starting it but its job's shell has not said so for a while
+      // (paused mid-way): neither stoppable as queued nor yet as running; said, not looped on
+      if (queuedLooks >= MAX_QUEUED_LOOKS) return [cur, `job ${name} is being started by its queue; try again`];
       const stopped = await stopQueued(home, name);
       // it left the queue meanwhile (started, or cancelled): stop it as it is now
-      return stopped ? [stopped, null] : await stopOne(home, name, opts, active);
+      return stopped ? [stopped, null] : await stopOne(home, name, opts, active, queuedLooks + 1);
     }
     if (isTerminal(cur.status)) return [cur, null];
     return await stopRunning(home, cur, opts, active);
@@ -447,6 +457,8 @@ async function stopOne(
     return [currentState(home, readRecordQuietly(home, name) ?? cur), `job ${name}: ${err.message}`];
   }
 }
+
+const MAX_QUEUED_LOOKS = 2;
 
 export async function stopJobs(home: Home, names: string[], opts: StopOptions): Promise<ActionResult> {
   const active = new Set<Active>();

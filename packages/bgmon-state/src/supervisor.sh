@@ -1,12 +1,14 @@
 # bgmon supervisor: one per running job, about 1.5 MB resident under dash, and the job's parent.
 # It waits for the job, writes its exit status into the job's end file, then becomes a Node
-# process that folds the end into the record. It reads no record, parses no JSON, writes nothing
-# by path and forks nothing but the job (and, between retried attempts, `sleep`, `tail`, `wc`),
+# process that folds the end into the record (or, in a queue, starts the next job: the hand-off
+# below). It reads no record, parses no JSON, writes by path only into a run directory that
+# bgmon-start made private, and forks nothing but the job (and, between retried attempts, `sleep`, `tail`, `wc`),
 # so a record of any size costs it nothing and bgmon-stop finds nothing of ours to confuse with
 # the job.
 #
 # Run by launch.ts as:
-#   sh -c "$SCRIPT" bgmon-supervisor NAME ID NODE ENTRY TRIES DELAY_MS MAX_DELAY_MS RETRY_ON CMD [ARG...]
+#   sh -c "$SCRIPT" bgmon-supervisor NAME ID NODE ENTRY TRIES DELAY_MS MAX_DELAY_MS RETRY_ON \
+#     QUEUE SLOT SEQ CMD [ARG...]
 # (ENTRY: the bgmon binary that started it, run with --job-ended NAME ID once the job has ended;
 # TRIES: attempts in all, 1 without --retry; RETRY_ON: the wait statuses that are retried, as
 # " 1 2 137 ", or "any" for every non-zero one; delays in milliseconds, doubling up to the cap)
@@ -22,9 +24,23 @@
 #   6  (TRIES>1) the home's run/ directory: a stop marker of this run (stop-marker.ts) there means
 #      bgmon-stop ended the attempt, which is never retried. Only its entries are listed.
 # The job gets BGMON_JOB_ID in its environment; the supervisor itself does not carry it.
+#
+# Hand-off (QUEUE not empty: a plain run of a queue, no retry, no hook, in slot SLOT from 1, its
+# queue_seq SEQ; see handoff.ts): once the job has ended, the supervisor takes the next prepared
+# run of the queue itself, by creating its claim exclusively, and supervises it in the same slot;
+# no Node process runs per job. Only then does it write the end of the job before (so a slot is
+# never seen free in between). A prepared run lives in its own directory, made 0700 by Node:
+# run/queues/QUEUE.runs/SEQ/ holds its script (quoted data), log, end, claim and start. The job
+# creates `start` exclusively before its command runs and only then renames its log and end file
+# into place (rename never writes through a link planted there); whoever created `start` first
+# (the job, or Node writing "none") decided whether it runs. No hand-off when the queue's limit
+# (QUEUE.slots) is below SLOT, when a queued job waits for this run (run/NAME@ID.waited), or at a
+# missing directory (a run only Node starts, or one long gone): then it becomes Node, as above.
 
-name=$1 id=$2 node=$3 entry=$4 tries=$5 delay=$6 max_delay=$7 retry_on=$8
-shift 8
+name=$1 id=$2 node=$3 entry=$4 tries=$5 delay=$6 max_delay=$7 retry_on=$8 queue=$9 slot=${10} seq=${11}
+shift 11
+# the home, as bgmon-start resolved it (it sets BGMON_HOME for every job)
+home=${BGMON_HOME-}
 
 # A claim counts while its stopper lives (its pid is in the claim's name), a confirmation always.
 stop_claimed() {
@@ -104,7 +120,111 @@ while :; do
   delay=$((delay * 2))
   [ "$delay" -gt "$max_delay" ] && delay=$max_delay
 done
-[ "$tries" = 1 ] && printf '%s\n' "$status" >&5
+# The job's shell of a handed-off run, already in the job's environment (env -i, in the run's
+# script): $1 its run directory, $2 this supervisor's "PID STARTTIME", $3 its umask, $4 and $5
+# where its log and end file go, $6 mv; then its command. Its start line is created exclusively
+# (umask 077: 0600) before anything else.
+# shellcheck disable=SC2016 # the job's shell expands its own parameters
+hand_sh='
+  umask 077
+  read -r st </proc/self/stat
+  read -r boot </proc/sys/kernel/random/boot_id
+  read -r up _ </proc/uptime
+  field22() { shift 19; t=$1; }
+  field22 ${st##*) }
+  [ -f "$1/id.$BGMON_JOB_ID" ] || exit 125
+  # where its log and end go: directories of the home, never a link planted in their place (as
+  # Node refuses such a home); checked before the start, so that Node decides the run then
+  for d in "${4%/*}" "${5%/*}"; do
+    [ -d "$d" ] && [ ! -L "$d" ] || exit 125
+  done
+  { [ -e "$1/start" ] || [ -L "$1/start" ]; } && exit 125
+  set -C
+  { printf "%s %s %s %s %s\n" "$$" "$t" "$boot" "${up%.*}${up#*.}" "$2" >"$1/start"; } 2>/dev/null || exit 125
+  set +C
+  # the end file first: then a log that cannot be put in place is at least a recorded failure
+  if ! "$6" -fT -- "$1/end" "$5" || ! "$6" -fT -- "$1/log" "$4"; then
+    echo "bgmon: could not put the log and end file in place" >&4
+    exit 125
+  fi
+  umask "$3"
+  shift 6
+  exec 5>&-
+  exec "$@" </dev/null >&4 2>&4 4>&-
+'
+
+field22() { shift 19; t=$1; }
+
+# The next prepared run after the last one this supervisor ran, claimed by creating its claim
+# file exclusively (noclobber: no process forked); its directory is then $p.
+take_next() {
+  [ -n "$queue" ] && [ -n "$home" ] && [ ! -e "$home/run/$name@$id.waited" ] || return 1
+  qd=$home/run/queues/$queue
+  [ -f "$qd.slots" ] && [ ! -L "$qd.slots" ] && read -r limit <"$qd.slots" || return 1
+  [ "$slot" -ge 1 ] && [ "$slot" -le "$limit" ] || return 1
+  if [ -z "$me" ]; then
+    read -r st </proc/$$/stat
+    # shellcheck disable=SC2086 # the fields of /proc/PID/stat after the command name
+    field22 ${st##*) }
+    read -r boot </proc/sys/kernel/random/boot_id
+    me="$$ $t"
+  fi
+  while :; do
+    seq=$((seq + 1))
+    p=$qd.runs/$seq
+    [ -d "$p" ] && [ ! -L "$p" ] || return 1
+    { [ -e "$p/claim" ] || [ -L "$p/claim" ]; } && continue
+    set -C
+    if { printf '%s %s %s\n' "$slot" "$me" "$boot" >"$p/claim"; } 2>/dev/null; then
+      set +C
+      return 0
+    fi
+    set +C
+  done
+}
+
+# Runs the claimed run $p: true when it was ours (its start names our job), false when it never
+# ran by us (voided meanwhile, or its files are not plain files of Node's).
+# shellcheck disable=SC2154 # the run's script sets n_cwd, n_mask, n_log, n_end, n_mv and defines job
+run_taken() {
+  for f in script log end; do
+    [ -f "$p/$f" ] && [ ! -L "$p/$f" ] || return 1
+  done
+  # shellcheck disable=SC1090,SC1091 # prepared by bgmon-start for this run
+  command . "$p/script" || return 1
+  command exec 4>>"$p/log" 5<>"$p/end" || return 1
+  (
+    cd -P -- "$n_cwd" || exit 125
+    job "$hand_sh" bgmon-job "$p" "$me" "$n_mask" "$n_log" "$n_end" "$n_mv"
+  ) &
+  pid=$!
+  exec 4>&-
+  wait "$pid"
+  status=$?
+  spid=
+  [ -f "$p/start" ] && [ ! -L "$p/start" ] && { read -r spid _ <"$p/start"; } 2>/dev/null
+  [ "$spid" = "$pid" ]
+}
+
+if [ "$tries" = 1 ]; then
+  me=''
+  umask 077
+  while take_next; do
+    printf '%s\n' "$status" >&5
+    exec 5>&-
+    if ! run_taken; then
+      # not ours: make sure it never starts by hand-off; Node starts it, in order
+      set -C
+      { printf 'none\n' >"$p/start"; } 2>/dev/null
+      set +C
+      status=none
+      break
+    fi
+    # shellcheck disable=SC2154 # set by the run's script
+    name=$n_name id=$n_id
+  done
+  [ "$status" = none ] || printf '%s\n' "$status" >&5
+fi
 exec 4>&- 5>&- 6>&-
 
 # Node folds the end into the record and starts what was queued behind it. If it cannot
