@@ -445,6 +445,43 @@ export async function withSmallDisk(
   }
 }
 
+/**
+ * A directory for countingJob: `cur` (how many of its jobs run now), and what they append:
+ * `seen` (the count each saw on arrival), `ran` (names, in start order), `ids` (name, pid, and the
+ * fields of /proc/PID/stat after the command: state, ppid, pgrp, session...).
+ */
+export function countingDir(h: TestHome): string {
+  const dir = h.subdir('count');
+  for (const [file, text] of [
+    ['cur', '0\n'],
+    ['seen', ''],
+    ['ran', ''],
+    ['ids', ''],
+  ])
+    writeFileSync(join(dir, file), text);
+  return dir;
+}
+
+/**
+ * A job that counts how many jobs of the test run at once (under a mkdir lock), notes it in
+ * countingDir's files, holds for `holdS`, then counts down.
+ */
+export function countingJob(dir: string, holdS: number): string[] {
+  const take = `while ! mkdir ${dir}/lk 2>/dev/null; do sleep 0.01; done`;
+  const add = (d: number) => `${take}; n=$(( $(cat ${dir}/cur) + ${d} )); echo $n > ${dir}/cur`;
+  return [
+    'sh',
+    '-c',
+    `${add(1)}; echo $n >> ${dir}/seen; echo "$BGMON_JOB" >> ${dir}/ran; rmdir ${dir}/lk; ` +
+      `read -r st < /proc/$$/stat; echo "$BGMON_JOB $$ \${st#*) }" >> ${dir}/ids; ` +
+      `sleep ${holdS}; ${add(-1)}; rmdir ${dir}/lk`,
+  ];
+}
+
+/** NDJSON job specs j0..j(n-1) for `bgmon-start -`, in queue q unless `extra` says otherwise. */
+export const queueSpecs = (n: number, cmd: string[], extra: object = {}) =>
+  Array.from({ length: n }, (_, i) => JSON.stringify({ name: `j${i}`, cmd, queue: 'q', ...extra })).join('\n') + '\n';
+
 /** Runs fn with a fresh TestHome that is cleaned up whatever happens. */
 export function withHome(fn: (h: TestHome) => Promise<void>): () => Promise<void> {
   return async () => {

@@ -16,10 +16,13 @@ import {
 import { join } from 'node:path';
 import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
 import {
+  countingDir,
+  countingJob,
   eventually,
   isAlive,
   lines,
   NO_SUCH_PID,
+  queueSpecs,
   ROOT,
   sleep,
   slowTest,
@@ -30,34 +33,6 @@ import {
 
 // Issue 11, Performance: the queue's hand-off. A plain queued job is started by the supervisor of
 // the job that ended before it, with no Node process per job (supervisor.sh, handoff.ts).
-
-/**
- * A job that counts how many jobs of the test run at once (under a mkdir lock), appends its name
- * to `ran` and its pid, process group and session to `ids`, holds for `holdS`, then counts down.
- */
-function counting(dir: string, holdS: number): string[] {
-  const take = `while ! mkdir ${dir}/lk 2>/dev/null; do sleep 0.01; done`;
-  const add = (d: number) => `${take}; n=$(( $(cat ${dir}/cur) + ${d} )); echo $n > ${dir}/cur`;
-  return [
-    'sh',
-    '-c',
-    `${add(1)}; echo $n >> ${dir}/seen; echo "$BGMON_JOB" >> ${dir}/ran; rmdir ${dir}/lk; ` +
-      `read -r st < /proc/$$/stat; echo "$BGMON_JOB $$ \${st#*) }" >> ${dir}/ids; ` +
-      `sleep ${holdS}; ${add(-1)}; rmdir ${dir}/lk`,
-  ];
-}
-
-function counter(h: TestHome): string {
-  const dir = join(h.dir, 'count');
-  mkdirSync(dir);
-  writeFileSync(join(dir, 'cur'), '0\n');
-  writeFileSync(join(dir, 'seen'), '');
-  writeFileSync(join(dir, 'ran'), '');
-  return dir;
-}
-
-const specs = (n: number, cmd: string[], queue = 'q') =>
-  Array.from({ length: n }, (_, i) => JSON.stringify({ name: `j${i}`, cmd, queue })).join('\n') + '\n';
 
 const readLines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 const diskRecord = (h: TestHome, name: string) =>
@@ -86,9 +61,11 @@ function assertCounted(dir: string, names: string[], slots: number): void {
 
 /** n counting jobs through a queue of `slots`, drained with nobody calling bgmon: no Node process per job. */
 async function drainUnwatched(h: TestHome, n: number, slots: number, holdS: number): Promise<void> {
-  const dir = counter(h);
+  const dir = countingDir(h);
   const names = Array.from({ length: n }, (_, i) => `j${i}`);
-  const sub = await h.run('bgmon-start', ['--slots', String(slots), '-'], { input: specs(n, counting(dir, holdS)) });
+  const sub = await h.run('bgmon-start', ['--slots', String(slots), '-'], {
+    input: queueSpecs(n, countingJob(dir, holdS)),
+  });
   assert.is(sub.code, 0, sub.stderr);
   await eventually(() => names.every((name) => endedOnDisk(h, name)), 120_000, 'every job to end');
   assertCounted(dir, names, slots);
@@ -277,11 +254,11 @@ test(
 test(
   'hand-off: a dead supervisor’s claim is voided before Node starts the run itself: it runs once, never twice',
   withHome(async (h) => {
-    const dir = counter(h);
+    const dir = countingDir(h);
     const gate = join(h.dir, 'gate');
     const first = await h.start('first', gated(gate), ['--queue', 'k']);
     assert.is(first.status, 'RUNNING');
-    const next = await h.start('next', counting(dir, 0), ['--queue', 'k']);
+    const next = await h.start('next', countingJob(dir, 0), ['--queue', 'k']);
     const rdir = runDir(h, 'k', next.queue_seq);
     // what a supervisor leaves when killed right after claiming `next`: its claim, no start
     writeFileSync(join(rdir, 'claim'), `1 ${NO_SUCH_PID} 1 ${bootId()}\n`, { flag: 'wx', mode: 0o600 });
@@ -302,11 +279,11 @@ test(
 test(
   'hand-off: a run voided before its job could start gets no end from its taker; Node starts it, in FIFO order',
   withHome(async (h) => {
-    const dir = counter(h);
+    const dir = countingDir(h);
     const gate = join(h.dir, 'gate');
     await h.start('first', gated(gate), ['--queue', 'v']);
-    const next = await h.start('next', counting(dir, 0), ['--queue', 'v']);
-    await h.start('third', counting(dir, 0), ['--queue', 'v']);
+    const next = await h.start('next', countingJob(dir, 0), ['--queue', 'v']);
+    await h.start('third', countingJob(dir, 0), ['--queue', 'v']);
     // what a stopper (or Node starting the run itself) leaves when a supervisor claimed it first
     writeFileSync(join(runDir(h, 'v', next.queue_seq), 'start'), 'none\n', { mode: 0o600 });
     writeFileSync(gate, '');
@@ -489,10 +466,10 @@ test(
 test(
   'hand-off: bgmon-stop of a handed-off running job stops it (STOPPED), and nothing of the queue runs it again',
   withHome(async (h) => {
-    const dir = counter(h);
+    const dir = countingDir(h);
     const gate = join(h.dir, 'gate');
     await h.start('first', gated(gate), ['--queue', 's']);
-    const [sh, c, script] = counting(dir, 30);
+    const [sh, c, script] = countingJob(dir, 30);
     await h.start('b', [sh, c, script], ['--queue', 's']);
     writeFileSync(gate, '');
     const running = await eventually(
@@ -597,12 +574,12 @@ slowTest(
 test(
   'hand-off: --slots lowered while the queue drains: once the running jobs end, never more than the new limit',
   withHome(async (h) => {
-    const dir = counter(h);
+    const dir = countingDir(h);
     const n = 12;
     const gate = join(h.dir, 'gate');
-    const [sh, c, script] = counting(dir, 0.3);
+    const [sh, c, script] = countingJob(dir, 0.3);
     const cmd = [sh, c, `while [ ! -e ${gate} ]; do sleep 0.05; done; ${script}`];
-    const sub = await h.run('bgmon-start', ['--slots', '4', '-'], { input: specs(n, cmd) });
+    const sub = await h.run('bgmon-start', ['--slots', '4', '-'], { input: queueSpecs(n, cmd) });
     assert.is(sub.code, 0, sub.stderr);
     const first = ['j0', 'j1', 'j2', 'j3'];
     assert.equal(

@@ -17,6 +17,8 @@ import {
 import { join } from 'node:path';
 import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
 import {
+  countingDir,
+  countingJob,
   eventually,
   lines,
   slowTest,
@@ -140,17 +142,6 @@ for (const sub of ['logs', 'jobs']) {
   );
 }
 
-/** A job that adds itself to `dir`/cur under a mkdir lock, notes the count in `seen`, holds, leaves. */
-function counting(dir: string, holdS: number): string[] {
-  const take = `while ! mkdir ${dir}/lk 2>/dev/null; do sleep 0.01; done`;
-  const add = (d: number) => `${take}; n=$(( $(cat ${dir}/cur) + ${d} )); echo $n > ${dir}/cur`;
-  return [
-    'sh',
-    '-c',
-    `${add(1)}; echo $n >> ${dir}/seen; rmdir ${dir}/lk; sleep ${holdS}; ${add(-1)}; rmdir ${dir}/lk`,
-  ];
-}
-
 test(
   'a queue file rebuilt from the records gives no slot number twice: --slots 1 then runs one at a time',
   withHome(async (h) => {
@@ -161,11 +152,9 @@ test(
     // lost: rebuilt from the records, X1 and X2 are listed without the slots their supervisors have
     rmSync(join(h.root, 'run', 'queues', 'q.json'));
     assert.is((await startIn(h, 'Y0', held, ['--slots', '3'])).status, 'RUNNING');
-    const dir = h.subdir('count');
-    writeFileSync(join(dir, 'cur'), '0\n');
-    writeFileSync(join(dir, 'seen'), '');
+    const dir = countingDir(h);
     const names = ['Y1', 'Y2', 'Y3', 'Y4'];
-    for (const name of names) await startIn(h, name, counting(dir, 0.3), ['--slots', '1']);
+    for (const name of names) await startIn(h, name, countingJob(dir, 0.3), ['--slots', '1']);
     writeFileSync(gate, '');
     const w = await h.run('bgmon-wait', names, { timeoutMs: 30_000 });
     assert.is(w.code, 0, w.stderr);

@@ -4,11 +4,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isPaused, readStat } from 'bgmon-state';
 import {
+  countingDir,
+  countingJob,
   eventually,
   isAlive,
   lines,
   listDir,
   processes,
+  queueSpecs,
   sleep,
   slowTest,
   until,
@@ -17,30 +20,6 @@ import {
 } from '../helpers';
 
 // Issue 11, section 2: queues with slots, and `bgmon-start -` (job specs as NDJSON).
-
-/**
- * A job that counts how many jobs of the test run at once: under a mkdir lock it raises a shared
- * counter, logs the new value and its own name, holds for `holdS`, then lowers the counter.
- */
-function counting(dir: string, holdS: number): string[] {
-  const take = `while ! mkdir ${dir}/lk 2>/dev/null; do sleep 0.01; done`;
-  const add = (d: number) => `${take}; n=$(( $(cat ${dir}/cur) + ${d} )); echo $n > ${dir}/cur`;
-  return [
-    'sh',
-    '-c',
-    `${add(1)}; echo $n >> ${dir}/seen; echo "$BGMON_JOB" >> ${dir}/ran; rmdir ${dir}/lk; ` +
-      `sleep ${holdS}; ${add(-1)}; rmdir ${dir}/lk`,
-  ];
-}
-
-function counter(h: TestHome): string {
-  const dir = h.subdir('count');
-  writeFileSync(join(dir, 'cur'), '0\n');
-  return dir;
-}
-
-const specs = (n: number, cmd: string[], extra: object = {}) =>
-  Array.from({ length: n }, (_, i) => JSON.stringify({ name: `j${i}`, cmd, queue: 'q', ...extra })).join('\n') + '\n';
 
 /**
  * Pauses a job's group and says whether its leader is held, stopped and alive: a record that says
@@ -85,8 +64,10 @@ function runningJobs(h: TestHome): { name: string; pid: number; sup_pid: number 
 
 /** Submits n counting jobs into queue q of `slots`; kills one supervisor mid-way; drains with bgmon-wait. */
 async function drain(h: TestHome, n: number, slots: number, holdS: number): Promise<void> {
-  const dir = counter(h);
-  const sub = await h.run('bgmon-start', ['--slots', String(slots), '-'], { input: specs(n, counting(dir, holdS)) });
+  const dir = countingDir(h);
+  const sub = await h.run('bgmon-start', ['--slots', String(slots), '-'], {
+    input: queueSpecs(n, countingJob(dir, holdS)),
+  });
   assert.is(sub.code, 0, sub.stderr);
   const printed = lines(sub.stdout);
   assert.equal(
@@ -223,7 +204,7 @@ test(
 slowTest(
   'start -: 200 specs from jq, one process, one record each in order, all end',
   withHome(async (h) => {
-    const input = specs(200, ['sh', '-c', 'exit 0'], { queue: 'w', slots: 8 }).replace(/"j(\d+)"/g, '"shard$1"');
+    const input = queueSpecs(200, ['sh', '-c', 'exit 0'], { queue: 'w', slots: 8 }).replace(/"j(\d+)"/g, '"shard$1"');
     const r = await h.run('bgmon-start', ['-'], { input, timeoutMs: 60_000 });
     assert.is(r.code, 0, r.stderr);
     const recs = lines(r.stdout);
@@ -244,7 +225,7 @@ slowTest(
 slowTest(
   'start -: the 1000 shards of the README are accepted by one command',
   withHome(async (h) => {
-    const input = specs(1000, ['sh', '-c', 'exit 0'], { queue: 'w' }).replace(/"j(\d+)"/g, '"shard$1"');
+    const input = queueSpecs(1000, ['sh', '-c', 'exit 0'], { queue: 'w' }).replace(/"j(\d+)"/g, '"shard$1"');
     const r = await h.run('bgmon-start', ['-'], { input, timeoutMs: 120_000 });
     assert.is(r.code, 0, r.stderr);
     assert.is(lines(r.stdout).length, 1000);
