@@ -189,7 +189,10 @@ function groupsOf(files, n) {
  */
 function typecheck() {
   if (!args.includes('--typecheck')) return Promise.resolve(null);
-  return runNode([join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')]);
+  // incremental: a run after a small change re-checks what changed (~1 s of CPU, not ~4 s)
+  const info = join(root, 'node_modules', '.cache', 'bgmon-tsc.tsbuildinfo');
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  return runNode([tsc, '-p', join(root, 'tsconfig.json'), '--incremental', '--tsBuildInfoFile', info]);
 }
 
 async function main() {

@@ -238,7 +238,7 @@ function cuttingTransport(h: TestHome): Record<string, string> {
   return { BGMON_SSH: script, FAKE_HOSTS_DIR: join(h.dir, 'hosts'), BGMON_HOSTS: '' };
 }
 
-test(
+slowTest(
   'bgmon-wait --host: --until and --idle exit as on the host; a connection lost part-way is exit 1',
   withHome(async (h) => {
     const env = cuttingTransport(h);

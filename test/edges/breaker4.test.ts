@@ -5,7 +5,18 @@ import * as assert from 'uvu/assert';
 import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
-import { BINS, binPath, eventually, lines, listDir, spawnCollect, until, withHome, type TestHome } from '../helpers';
+import {
+  BINS,
+  binPath,
+  eventually,
+  lines,
+  listDir,
+  slowTest,
+  spawnCollect,
+  until,
+  withHome,
+  type TestHome,
+} from '../helpers';
 
 const node = process.execPath;
 
@@ -68,7 +79,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--follow of one run (NAME@ID) ends with that run: a rerun of the name is not followed',
   withHome(async (h) => {
     const first = await h.start('y', ['sleep', '30']);
@@ -143,7 +154,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'tail --json: bytes no later write can complete are printed, and the cursor moves past them',
   withHome(async (h) => {
     // a byte that begins no character (0xff, 0xc0), and a character cut by the end of a run
@@ -171,7 +182,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'tail --json of a running job still holds back a character being written, then prints it whole',
   withHome(async (h) => {
     const script = 'printf "z\\342\\202"; while [ ! -e go ]; do sleep 0.05; done; printf "\\254 done\\n"';
@@ -186,7 +197,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--follow refuses the options it cannot apply (--idle, --history) instead of ignoring them',
   withHome(async (h) => {
     await h.start('busy', ['sleep', '30']);
@@ -202,7 +213,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--follow that misses a removal (rm, then a new run of the name) says "removed", never skips the old run',
   withHome(async (h) => {
     const a1 = await h.start('a', ['sleep', '30']);
@@ -264,7 +275,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'bgmon-rm of a name prints every run it removes: the past runs kept for it, then the current one',
   withHome(async (h) => {
     const runs: any[] = [];
@@ -288,7 +299,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'tail --since with several runs says how many it got',
   withHome(async (h) => {
     const first = await h.start('a', ['true']);
@@ -299,7 +310,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   "--resources: a record copied from another home is not given that home's job's memory and CPU",
   withHome(async (a) => {
     const x = await a.start('x', ['sleep', '30']);
@@ -319,7 +330,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--follow --until-done: a job removed before its end was seen exits 3, as bgmon-wait does',
   withHome(async (h) => {
     const go = join(h.dir, 'go');
@@ -354,7 +365,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'bgmon-rm --finished --older-than keeps a past run named as NAME@ID that ended more recently',
   withHome(async (h) => {
     const first = await h.start('a', ['true']);
@@ -373,7 +384,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'an option named like an inherited property (--constructor, --__proto__) is an unknown option, not a crash',
   withHome(async (h) => {
     const all = ['--constructor', '--__proto__=1', '--no-toString', '-hasOwnProperty'];
@@ -389,7 +400,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--env: a refusal never shows a value; a variable named __proto__ reaches the job on every path',
   withHome(async (h) => {
     for (const word of ['MY-TOKEN=hunter2', 'hunter2', '=hunter2', '1X=hunter2']) {

@@ -107,7 +107,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'hand-off: a handed-off job gets its own environment, directory and umask, not its predecessor’s',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
@@ -182,7 +182,7 @@ function liveClaimer(h: TestHome): { pid: number; starttime: number } {
   return { pid: child.pid!, starttime: st!.starttime };
 }
 
-test(
+slowTest(
   'hand-off: bgmon-stop of a run a live supervisor claimed but has not started: STOPPED, and it can never start',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
@@ -209,7 +209,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'hand-off: Node starting a run a live supervisor claimed first voids the claim: the late job shell never runs it',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
@@ -234,7 +234,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'hand-off: a job shell never acts on a run directory that is not its own run’s (a SEQ reused after a lost queue file)',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
@@ -251,7 +251,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'hand-off: a dead supervisor’s claim is voided before Node starts the run itself: it runs once, never twice',
   withHome(async (h) => {
     const dir = countingDir(h);
@@ -276,7 +276,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'hand-off: a run voided before its job could start gets no end from its taker; Node starts it, in FIFO order',
   withHome(async (h) => {
     const dir = countingDir(h);
@@ -376,14 +376,14 @@ test(
   }),
 );
 
-test(
+slowTest(
   'hand-off: a hard link planted at a queued run’s log and end file is replaced, never written through',
   withHome(async (h) => {
     await plantedAtPaths(h, 'hardlink');
   }),
 );
 
-test(
+slowTest(
   'hand-off: a FIFO planted at a queued run’s log and end file hangs nothing',
   withHome(async (h) => {
     await plantedAtPaths(h, 'fifo');
@@ -557,7 +557,7 @@ async function stopRaces(h: TestHome, rounds: number, rm: boolean): Promise<void
   assert.ok(never > 0, 'some stops came before their jobs ran');
 }
 
-test(
+slowTest(
   'hand-off: bgmon-stop of queued jobs racing the hand-off, 4 rounds: each ran once or never, as its record says',
   withHome(async (h) => {
     await stopRaces(h, 4, false);
@@ -571,7 +571,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   'hand-off: --slots lowered while the queue drains: once the running jobs end, never more than the new limit',
   withHome(async (h) => {
     const dir = countingDir(h);
@@ -608,7 +608,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'hand-off: a job queued --after a handed-off run starts when that run ends, not when the chain ends',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');

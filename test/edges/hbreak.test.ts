@@ -40,7 +40,7 @@ async function startIn(h: TestHome, name: string, cmd: string[], extra: string[]
   return lines(r.stdout)[0];
 }
 
-test(
+slowTest(
   'a queued run at a SEQ reused after a lost queue file is not taken for the earlier run its directory held',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
@@ -83,7 +83,7 @@ function fillAllBut(file: string, bytes: number): number {
 }
 
 const noTmpfs = tmpfsUnavailable();
-(noTmpfs ? test.skip : test)(
+(noTmpfs ? test.skip : slowTest)(
   'a start file left empty by a full disk does not hold a slot and its run for good once space is back',
   withHome(async (h) => {
     await withSmallDisk(h, '2m', async (mnt, env) => {
@@ -142,7 +142,7 @@ for (const sub of ['logs', 'jobs']) {
   );
 }
 
-test(
+slowTest(
   'a queue file rebuilt from the records gives no slot number twice: --slots 1 then runs one at a time',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');

@@ -247,7 +247,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'records piped in go to their own host only; a record of another host is refused, nothing stopped',
   withHosts(async (h) => {
     const x = await startOn(h, 'a', 'x', 'sleep 60');
@@ -293,7 +293,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'tail --host: lines prefixed HOST:NAME, --json adds host, one host and one job prints raw',
   withHosts(async (h) => {
     await startOn(h, 'a', 't', 'echo one; echo "two | 2"');

@@ -115,7 +115,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'CANCELLED, by the queue and at once: the hook runs though the job never did',
   withHome(async (h) => {
     await h.start('first', ['sh', '-c', 'sleep 0.5; exit 1']);

@@ -44,7 +44,7 @@ async function atLimit(h: TestHome, fields: object, cmd0: string): Promise<{ wor
 const batch = (h: TestHome, fields: object, cmd: string[]) =>
   h.run('bgmon-start', ['-'], { input: `${JSON.stringify({ ...fields, cmd })}\n` });
 
-test(
+slowTest(
   'start -: what the exec check lets through runs, in a long --cwd and with a long command path too',
   withHome(async (h) => {
     // 30 levels of 99 bytes: the job's shell exports PWD as this directory, longer than the caller's

@@ -16,7 +16,8 @@ test(
   'an empty selection on stdin selects nothing: status lists nothing, wait exits 3, stop/tail/rm exit 0',
   withHome(async (h) => {
     const victim = await h.start('victim', ['sleep', '1000']);
-    for (const input of ['', '\n', '\n  \n']) {
+    // every shape of nothing in test:all; an empty stdin and blank lines in the default run
+    for (const input of process.env.BGMON_TEST_ALL === '1' ? ['', '\n', '\n  \n'] : ['', '\n  \n']) {
       const status = await h.run('bgmon-status', ['-', '--json'], { input });
       assert.is(status.code, 0, status.stderr);
       assert.is(status.stdout, '', `status - with ${JSON.stringify(input)} lists nothing`);
