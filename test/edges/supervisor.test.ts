@@ -80,7 +80,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'an INT sent to the job the moment bgmon-start prints its record ends it (no window with INT ignored)',
   withHome(async (h) => {
     for (let i = 0; i < 10; i++) {

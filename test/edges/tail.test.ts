@@ -146,7 +146,7 @@ function byName(text: string, names: string[]): Map<string, string[]> {
   return found;
 }
 
-test(
+slowTest(
   'tail -f on several jobs drains each fully, in order, to a fast and a slow reader',
   withHome(async (h) => {
     const names = ['p1', 'p2', 'p3'];
