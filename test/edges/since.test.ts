@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, lines, slowTest, withHome, type TestHome } from '../helpers';
+import { eventually, lines, slowTest, untilWatching, withHome, type TestHome } from '../helpers';
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const cursorOf = (rec: any) => `${rec.id}:${rec.offset}`;
@@ -163,7 +163,7 @@ test(
     const cursor = `${rec.id}:292`;
     assert.equal((await since(h, 't', cursor)).recs, []);
     const follower = h.run('bgmon-tail', ['-f', '--json', '--since', cursor, 't'], { timeoutMs: 60_000 });
-    await new Promise((r) => setTimeout(r, 500));
+    await untilWatching(h, 'bgmon-tail'); // following by file events before the truncation
     writeFileSync(go, '');
     await waitFor(cut, 'the truncation');
     const { recs, stderr } = await since(h, 't', cursor);

@@ -338,8 +338,11 @@ test(
     const dash = await h.start('dash', ['-', 'arg'], ['--cwd', cwd, '--env', `PATH=${cwd}:/usr/bin:/bin`]);
     for (const rec of [plain, odd, dash]) {
       // the pid is the job's from the first moment; its program is the command once "go" has passed
-      for (let i = 0; i < 200 && !readFileSync(`/proc/${rec.pid}/cmdline`, 'latin1').includes('sleep'); i++)
-        await new Promise((r) => setTimeout(r, 25));
+      await eventually(
+        () => readFileSync(`/proc/${rec.pid}/cmdline`, 'latin1').includes('sleep'),
+        10_000,
+        `${rec.name}: its command running`,
+      );
       assert.not.ok(masked(rec.pid, 'SigIgn', 2), `${rec.name}: SIGINT ignored`);
       assert.not.ok(masked(rec.pid, 'SigIgn', 3), `${rec.name}: SIGQUIT ignored`);
     }
