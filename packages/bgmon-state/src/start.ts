@@ -12,12 +12,12 @@ import { markWaited, prepareHandOff } from './handoff';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
 import { armSleepers, isDue } from './delay';
-import { isReadyToLeaveQueue, newLook, planAfter } from './queue-rules';
+import { isReadyToLeaveQueue, newLook, planAfter, readOrNull } from './queue-rules';
 import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
-import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
-import { keepHookEnv, markHook, startHook } from './on-end';
+import { archiveRun, envKeys, envPath, keepRunEnv, readRunEnv } from './history';
+import { dropHookEnv, keepHookEnv, markHook, startHook } from './on-end';
 import { readTarget, parseTarget } from './select';
 import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
@@ -192,9 +192,26 @@ export async function submitJob(
       prepareHandOff(home, rec, env);
       return rec;
     }
-    return await launch(home, rec, env);
+    return await launchOrForget(home, rec, env);
   } finally {
     unlock(held);
+  }
+}
+
+/**
+ * Launches the run. A start that fails before its record is written leaves no kept environment
+ * (its --env values, its hook's copy of the whole environment): no record names it, so no
+ * bgmon-rm could ever find it.
+ */
+async function launchOrForget(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): Promise<JobRecord> {
+  try {
+    return await launch(home, rec, env);
+  } catch (err) {
+    if (readOrNull(home, rec.name)?.id !== rec.id) {
+      unlinkQuietly(envPath(home, rec.name, rec.id));
+      dropHookEnv(home, rec);
+    }
+    throw err;
   }
 }
 
