@@ -10,9 +10,13 @@ test(
   withHome(async (h) => {
     // something the launch cannot replace at the log's path: the start fails after planning the run
     mkdirSync(join(h.root, 'logs', 'h.log', 'x'), { recursive: true });
-    const r = await h.run('bgmon-start', ['--name', 'h', '--env', 'TOKEN=abc', '--on-end', 'true', '--', 'sleep', '5'], {
-      env: { SECRET_OF_CALLER: 'topsecret' },
-    });
+    const r = await h.run(
+      'bgmon-start',
+      ['--name', 'h', '--env', 'TOKEN=abc', '--on-end', 'true', '--', 'sleep', '5'],
+      {
+        env: { SECRET_OF_CALLER: 'topsecret' },
+      },
+    );
     assert.is.not(r.code, 0, r.stderr);
     assert.is(r.stdout, '');
     assert.not.ok(existsSync(join(h.root, 'jobs', 'h.json')), 'no record');
