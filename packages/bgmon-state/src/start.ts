@@ -136,6 +136,7 @@ export async function submitJob(
   const { cwd, env } = checked;
   const name = opts.name ?? deriveName(opts.cmd, (n) => existsSync(recordPath(home, n)));
   const held = await lock(home, name);
+  let kept: JobRecord | null = null;
   try {
     const old = readRecordForReplace(home, name);
     const plan = planAfter(home, name, opts.after);
@@ -169,6 +170,7 @@ export async function submitJob(
       sup_starttime: null,
       ...checked.extras,
     };
+    kept = rec;
     keepEnvOf(home, rec, opts.env);
     keepHookEnv(home, rec, env);
     if (old) {
@@ -192,27 +194,24 @@ export async function submitJob(
       prepareHandOff(home, rec, env);
       return rec;
     }
-    return await launchOrForget(home, rec, env);
+    return await launch(home, rec, env);
+  } catch (err) {
+    if (kept) forgetUnrecorded(home, kept);
+    throw err;
   } finally {
     unlock(held);
   }
 }
 
 /**
- * Launches the run. A start that fails before its record is written leaves no kept environment
- * (its --env values, its hook's copy of the whole environment): no record names it, so no
- * bgmon-rm could ever find it.
+ * A start that failed before its record was written (launch, queue file) leaves no kept
+ * environment (its --env values, its hook's copy of the whole environment): no record names that
+ * run, so no bgmon-rm could ever find them.
  */
-async function launchOrForget(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv): Promise<JobRecord> {
-  try {
-    return await launch(home, rec, env);
-  } catch (err) {
-    if (readOrNull(home, rec.name)?.id !== rec.id) {
-      unlinkQuietly(envPath(home, rec.name, rec.id));
-      dropHookEnv(home, rec);
-    }
-    throw err;
-  }
+function forgetUnrecorded(home: Home, rec: JobRecord): void {
+  if (readOrNull(home, rec.name)?.id === rec.id) return;
+  unlinkQuietly(envPath(home, rec.name, rec.id));
+  dropHookEnv(home, rec);
 }
 
 /** The record fields of --queue and --in/--at. */
