@@ -1,7 +1,7 @@
 // Review 5: defects found reviewing the day's changes (on-end environment, --after re-check, hand-off).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listDir, withHome } from '../helpers';
 
@@ -25,6 +25,38 @@ test(
       listDir(join(h.root, 'run')).filter((f) => f.includes('h@')),
       [],
     );
+  }),
+);
+
+/** Files under dir (recursively) whose bytes contain text. */
+function filesHolding(dir: string, text: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .filter((f) => readFileSync(f, 'latin1').includes(text));
+}
+
+test(
+  "bgmon-rm of a queue's handed-off runs leaves no copy of their environment (the run directory's script)",
+  withHome(async (h) => {
+    assert.is(
+      (await h.run('bgmon-start', ['--name', 'S1', '--queue', 'q', '--slots', '1', '--', 'sleep', '1'])).code,
+      0,
+    );
+    // queued behind S1: prepared for the hand-off, its whole environment in its run directory's script
+    const s2 = await h.run(
+      'bgmon-start',
+      ['--name', 'S2', '--queue', 'q', '--env', 'TOKEN=env-secret-5', '--', 'true'],
+      {
+        env: { CALLER_KEY: 'caller-secret-5' },
+      },
+    );
+    assert.is(s2.code, 0, s2.stderr);
+    assert.is((await h.run('bgmon-wait', ['S1', 'S2'])).code, 0);
+    const rm = await h.run('bgmon-rm', ['S1', 'S2']);
+    assert.is(rm.code, 0, rm.stderr);
+    assert.equal(filesHolding(h.root, 'env-secret-5'), []);
+    assert.equal(filesHolding(h.root, 'caller-secret-5'), []);
   }),
 );
 
