@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listDir, withHome } from '../helpers';
+import { listDir, sleep, slowTest, until, withHome } from '../helpers';
 
 test(
   'a start that fails before its record is written leaves no kept environment (--env values, the hook copy)',
@@ -57,6 +57,31 @@ test(
     assert.is(rm.code, 0, rm.stderr);
     assert.equal(filesHolding(h.root, 'env-secret-5'), []);
     assert.equal(filesHolding(h.root, 'caller-secret-5'), []);
+  }),
+);
+
+slowTest(
+  '--idle: a run whose next --retry attempt is overdue (its supervisor stopped) is silent since it was due',
+  withHome(async (h) => {
+    const r = await h.run('bgmon-start', ['--name', 'R', '--retry', '1', '--retry-delay', '3s', '--', 'false']);
+    assert.is(r.code, 0, r.stderr);
+    const waiting = await until(h, 'R', (rec) => rec.next_attempt_at !== null && rec.next_attempt_at !== undefined);
+    const sup = JSON.parse(r.stdout).sup_pid;
+    process.kill(sup, 'SIGSTOP');
+    try {
+      await sleep(Math.max(0, Date.parse(waiting.next_attempt_at) - Date.now()) + 1500);
+      const idle = await h.run('bgmon-status', ['--idle', '1s', '--json']);
+      assert.equal(
+        idle.stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l).name),
+        ['R'],
+      );
+    } finally {
+      process.kill(sup, 'SIGCONT');
+    }
   }),
 );
 
