@@ -122,8 +122,10 @@ export function lastSignOfLife(rec: JobRecord & Partial<Activity>): number {
 export function silentMs(rec: JobRecord & Partial<Activity>, now = Date.now()): number | null {
   if (rec.status !== 'RUNNING') return null;
   // waiting between --retry attempts is silence by design, not a hang; the next attempt's marker
-  // line in the log is its first sign of life
-  if (rec.next_attempt_at) return null;
-  const since = lastSignOfLife(rec);
+  // line in the log is its first sign of life. Past the time that attempt was due, a supervisor
+  // that has not started it (stopped, hung) is silent since then.
+  const due = rec.next_attempt_at ? Date.parse(rec.next_attempt_at) : null;
+  if (due !== null && !(now > due)) return null;
+  const since = Math.max(lastSignOfLife(rec), due ?? -Infinity);
   return Number.isFinite(since) ? Math.max(0, now - since) : null;
 }

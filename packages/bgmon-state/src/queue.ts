@@ -200,6 +200,21 @@ async function advanceSlots(
 }
 
 /** The smallest SEQ of a run of the queue that waits or holds a slot: run directories below it are done. */
+/**
+ * Removes the queue's run directories nothing needs any more (bgmon-rm: a queue with nothing
+ * queued is never advanced, and a handed-off run's script holds its whole environment). The
+ * queued runs are read before the lock: one that leaves meanwhile only lowers the frontier.
+ */
+export async function pruneQueue(home: Home, queue: string): Promise<void> {
+  const queued = queuedNames(home)
+    .map((name) => readOrNull(home, name))
+    .filter((r): r is JobRecord => r?.status === 'QUEUED' && r.queue === queue);
+  await underLock(home, queueLockName(queue), new Map(), async () => {
+    pruneRuns(home, queue, frontierOf(queueNow(home, queue), queued));
+    return null;
+  });
+}
+
 function frontierOf(file: QueueNow, queued: JobRecord[]): number {
   const seqs = [...queued.map((r) => r.queue_seq ?? Infinity), ...[...file.holders.values()].map((h) => h.seq)];
   return Math.min(file.next, ...seqs);

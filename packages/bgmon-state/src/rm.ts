@@ -8,7 +8,7 @@ import { lock, unlock } from './lock';
 import { stopJobs, type StopOptions } from './stop';
 import { existsNoFollow, unlinkQuietly } from './fsutil';
 import { removeStopMarkers } from './stop-marker';
-import { advanceQueue } from './queue';
+import { advanceQueue, pruneQueue } from './queue';
 import { boundRuns, queuedNames, readOrNull, waitingDependents } from './queue-rules';
 import { envPath, historyFilesByName, historyPath } from './history';
 import { loadHistory } from './select';
@@ -186,6 +186,9 @@ export async function removeJobs(
   const now = Date.now();
   removePastRuns(home, opts.finished ? past.filter((r) => endedLongAgo(r, opts.olderThanMs, now)) : past, true, result);
   if (opts.finished) prunePastRuns(home, names, opts, result);
+  // the run directories of removed handed-off runs (their scripts hold their environment)
+  for (const queue of new Set(result.records.map((r) => r.queue).filter((q) => q != null)))
+    await pruneQueue(home, queue);
   return result;
 }
 

@@ -12,12 +12,12 @@ import { markWaited, prepareHandOff } from './handoff';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
 import { armSleepers, isDue } from './delay';
-import { isReadyToLeaveQueue, newLook, planAfter } from './queue-rules';
+import { isReadyToLeaveQueue, newLook, planAfter, readOrNull } from './queue-rules';
 import { renameOwnFile, unlinkQuietly } from './fsutil';
 import { endPath, sparePath } from './end';
 import { removeStopMarkers } from './stop-marker';
-import { archiveRun, envKeys, keepRunEnv, readRunEnv } from './history';
-import { keepHookEnv, markHook, startHook } from './on-end';
+import { archiveRun, envKeys, envPath, keepRunEnv, readRunEnv } from './history';
+import { dropHookEnv, keepHookEnv, markHook, startHook } from './on-end';
 import { readTarget, parseTarget } from './select';
 import { NotFoundError } from './errors';
 import { resolveExecutable } from './exec';
@@ -136,6 +136,7 @@ export async function submitJob(
   const { cwd, env } = checked;
   const name = opts.name ?? deriveName(opts.cmd, (n) => existsSync(recordPath(home, n)));
   const held = await lock(home, name);
+  let kept: JobRecord | null = null;
   try {
     const old = readRecordForReplace(home, name);
     const plan = planAfter(home, name, opts.after);
@@ -169,6 +170,7 @@ export async function submitJob(
       sup_starttime: null,
       ...checked.extras,
     };
+    kept = rec;
     keepEnvOf(home, rec, opts.env);
     keepHookEnv(home, rec, env);
     if (old) {
@@ -193,9 +195,23 @@ export async function submitJob(
       return rec;
     }
     return await launch(home, rec, env);
+  } catch (err) {
+    if (kept) forgetUnrecorded(home, kept);
+    throw err;
   } finally {
     unlock(held);
   }
+}
+
+/**
+ * A start that failed before its record was written (launch, queue file) leaves no kept
+ * environment (its --env values, its hook's copy of the whole environment): no record names that
+ * run, so no bgmon-rm could ever find them.
+ */
+function forgetUnrecorded(home: Home, rec: JobRecord): void {
+  if (readOrNull(home, rec.name)?.id === rec.id) return;
+  unlinkQuietly(envPath(home, rec.name, rec.id));
+  dropHookEnv(home, rec);
 }
 
 /** The record fields of --queue and --in/--at. */
