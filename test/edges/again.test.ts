@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { lines, until, withHome, type TestHome } from '../helpers';
+import { lines, slowTest, until, withHome, type TestHome } from '../helpers';
 
 const SECRET = 'hunter2-a7f3c9';
 
@@ -59,7 +59,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--again after STOPPED and CANCELLED; refused while RUNNING or QUEUED; unknown exits 3',
   withHome(async (h) => {
     const run = await h.start('r', ['sleep', '1000']);

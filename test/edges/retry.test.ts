@@ -132,7 +132,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'an attempt whose output ends mid-line: the next marker still starts a line of its own',
   withHome(async (h) => {
     const rec = await h.start(
@@ -208,7 +208,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'the supervisor SIGKILLed between attempts: DEAD (no made-up outcome), and the queue moves on',
   withHome(async (h) => {
     const rec = await h.start('doomed', ['sh', '-c', 'exit 1'], ['--retry', '3', '--retry-delay', '60s']);
@@ -232,7 +232,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'the supervisor SIGKILLed while an attempt runs: RUNNING while the job lives, then DEAD',
   withHome(async (h) => {
     const flag = join(h.dir, 'go');
@@ -256,7 +256,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'supervision memory with --retry and --on-end: under 2 MB while the job runs and while it waits',
   withHome(async (h) => {
     const rec = await h.start(
@@ -302,7 +302,7 @@ slowTest(
   }),
 );
 
-test(
+slowTest(
   '--idle: a run waiting between attempts is not silent; the next attempt is watched afresh',
   withHome(async (h) => {
     await h.start('r', ['sh', '-c', 'exit 3'], ['--retry', '1', '--retry-delay', '4s']);

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { listDir, sleep, slowTest, until, withHome } from '../helpers';
 
-test(
+slowTest(
   'a start that fails before its record is written leaves no kept environment (--env values, the hook copy)',
   withHome(async (h) => {
     // something the launch cannot replace at the log's path: the start fails after planning the run

@@ -99,7 +99,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'rm NAME@ID removes one past run; rm --finished --older-than prunes past runs of live names',
   withHome(async (h) => {
     const a1 = await runOnce(h, 'a', 1);

@@ -240,7 +240,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'bgmon-stop --signal STOP is not undone by a CONT: SIGKILL after the grace ends it',
   withHome(async (h) => {
     await h.start('s', ['sleep', '1000']);

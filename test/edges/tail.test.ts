@@ -293,7 +293,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   'a run that has started but has no readable log is named on stderr, exit 1; the other jobs are still printed',
   withHome(async (h) => {
     await h.start('gone', ['sh', '-c', 'echo lost']);

@@ -150,7 +150,7 @@ test(
   }),
 );
 
-test(
+slowTest(
   '--until reads the current run only, and a line longer than 1 MiB is matched on its first 1 MiB',
   withHome(async (h) => {
     await h.start('job', ['sh', '-c', 'echo ready']);
