@@ -6,8 +6,9 @@
 // PATTERN (a regular expression on the path under test/) picks files; --all also runs the tests
 // marked slowTest (helpers.ts), which the default run reports as skipped. test/helpers.fails.ts
 // must fail, test by test, as it says: it proves the helpers catch what they should.
-import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +29,12 @@ const TIMES = join(root, 'node_modules', '.cache', 'bgmon-test-times.json');
 // bgmon, and bgmon to its jobs): what carries it after the files have ended was left behind.
 const RUN_MARK = `BGMON_TEST_RUN=${process.pid}.${Date.now()}`;
 const running = new Set();
+// The run's temporary directories (test homes, small disks) live in one directory of its own
+// (BGMON_TEST_TMP, see helpers.ts testTmp), removed at the end and on Ctrl-C, whatever was left.
+const RUN_TMP = mkdtempSync(join(tmpdir(), 'bgmon-test-run-'));
+// others may pass through, as through /tmp (the EPERM tests run a command as another user); each
+// test's own directory inside is 0700
+chmodSync(RUN_TMP, 0o755);
 
 function readTimes() {
   try {
@@ -92,7 +99,7 @@ function runFiles(group) {
       ? ['--import', 'tsx', suites[0].file]
       : ['--import', 'tsx', '-e', `require('uvu/run').run(${JSON.stringify(suites)})`];
   const [markKey, markValue] = RUN_MARK.split('=');
-  const env = { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', [markKey]: markValue };
+  const env = { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1', [markKey]: markValue, BGMON_TEST_TMP: RUN_TMP };
   return runNode(argv, all ? { ...env, BGMON_TEST_ALL: '1' } : env);
 }
 
@@ -128,11 +135,27 @@ function sweep() {
   return left;
 }
 
+/** Removes the run's temporary directory, unmounting first what a test mounted in it (a small disk). */
+function removeRunTmp() {
+  try {
+    const mounts = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[1]);
+    for (const m of mounts.filter((m) => m?.startsWith(`${RUN_TMP}/`)).reverse()) {
+      try {
+        execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+      } catch {}
+    }
+    rmSync(RUN_TMP, { recursive: true, force: true });
+  } catch {} // what cannot be removed stays in the system's temp directory
+}
+
 // Ctrl-C (or a CI timeout) ends the files and whatever they had started, not only this runner.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     for (const child of running) child.kill('SIGKILL');
     const left = sweep();
+    removeRunTmp();
     console.log(`interrupted (${signal}): the test files and ${left.length} process(es) they had started were ended`);
     process.exit(130);
   });
@@ -239,6 +262,7 @@ async function main() {
     console.log(`FAIL ${left.length} process(es) outlived the test files that started them (now killed):`);
     for (const p of left) console.log(`    | ${p.pid} ${p.cmd.slice(0, 160)}`);
   }
+  removeRunTmp();
   const tsc = await typechecked;
   if (tsc) console.log(`${tsc.code === 0 ? 'ok  ' : 'FAIL'} typecheck (tsc -p tsconfig.json)`);
   if (tsc && tsc.code !== 0) {

@@ -42,6 +42,12 @@ export interface RunOptions {
  * For the slowest tests (a gigabyte of output, a hundred killed starts...): run by `pnpm test:all`
  * (and CI), reported as skipped by the default `pnpm test`, which must stay under a minute.
  */
+/**
+ * Where tests make their temporary directories: the run's own directory when scripts/test.mjs
+ * runs them (it removes it, whatever happened, also on Ctrl-C), else the system's.
+ */
+export const testTmp = (): string => process.env.BGMON_TEST_TMP || tmpdir();
+
 export const slowTest: typeof test.skip = process.env.BGMON_TEST_ALL === '1' ? test : test.skip;
 
 export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
@@ -104,7 +110,7 @@ export class TestHome {
   checkedRecords = 0;
 
   constructor() {
-    this.dir = mkdtempSync(join(tmpdir(), 'bgmon-test-'));
+    this.dir = mkdtempSync(join(testTmp(), 'bgmon-test-'));
     this.root = join(this.dir, 'home');
   }
 
@@ -409,7 +415,7 @@ export function listDir(path: string): string[] {
 
 /** Why a small tmpfs cannot be mounted here (it needs root and CAP_SYS_ADMIN), or null when it can. */
 export function tmpfsUnavailable(): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'bgmon-tmpfs-probe-'));
+  const dir = mkdtempSync(join(testTmp(), 'bgmon-tmpfs-probe-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
     execFileSync('umount', [dir], { stdio: 'pipe' });
@@ -567,7 +573,7 @@ function writeForeignRecord(home: string, jobPid: number, supPid: number): void 
  * are killed by pid and the home removed, whatever fn does. For the EPERM tests (needs root).
  */
 export async function withForeignJob(fn: (job: ForeignJob) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bgmon-eperm-'));
+  const dir = mkdtempSync(join(testTmp(), 'bgmon-eperm-'));
   chmodSync(dir, 0o755);
   const home = join(dir, 'home');
   for (const d of ['', 'jobs', 'logs', 'run']) {

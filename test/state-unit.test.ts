@@ -2,7 +2,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
@@ -18,7 +17,7 @@ import {
   UsageError,
 } from 'bgmon-state';
 import { readNamesFromStdin } from 'bgmon-state/cli';
-import { eventually } from './helpers';
+import { eventually, testTmp } from './helpers';
 
 const isUsage = (err: unknown) => err instanceof UsageError && (err as UsageError).exitCode === 2;
 
@@ -78,7 +77,7 @@ test('signals: names, SIG prefix, any case, numbers', () => {
 });
 
 test('readStat parses fields after the last ")" even when the command name has spaces and parens', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bgmon-unit-'));
+  const dir = mkdtempSync(join(testTmp(), 'bgmon-unit-'));
   const weird = join(dir, 'a) b (c');
   copyFileSync('/bin/sleep', weird);
   const child = spawn(weird, ['100'], { stdio: 'ignore' });
