@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, processes, until, withHome } from './helpers';
+import { isAlive, processes, until, untilOnDisk, withHome } from './helpers';
 
 /** A record that breaks the schema (status unknown), its keys in an order bgmon never writes. */
 function badRecord(h: { dir: string; root: string }, name: string): object {
@@ -51,9 +51,8 @@ test(
   'a record printed by a command that breaks the schema fails withHome',
   withHome(async (h) => {
     await h.start('printed', ['true']);
-    await until(h, 'printed', 'SUCCEEDED');
     // SUCCEEDED with exit code 3 breaks the schema, yet bgmon-status trusts a folded end and prints it
-    const { v, ...rest } = h.record('printed');
+    const { v, ...rest } = await untilOnDisk(h, 'printed', 'SUCCEEDED');
     writeFileSync(join(h.root, 'jobs', 'printed.json'), JSON.stringify({ ...rest, exit_code: 3, v }) + '\n');
     const r = await h.run('bgmon-status', ['printed', '--json']);
     assert.is(r.code, 0, r.stderr);

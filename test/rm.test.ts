@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, lines, listDir, until, withHome } from './helpers';
+import { isAlive, lines, listDir, until, untilOnDisk, withHome } from './helpers';
 
 test(
   'rm removes a finished job: record, log, kept logs; prints the removed records (the past run too)',
@@ -62,9 +62,8 @@ test(
     await h.start('old', ['true']);
     await h.start('new', ['sh', '-c', 'exit 1']);
     const live = await h.start('live', ['sleep', '1000']);
-    await until(h, 'old', 'SUCCEEDED');
+    const old = await untilOnDisk(h, 'old', 'SUCCEEDED');
     await until(h, 'new', 'FAILED');
-    const old = h.record('old');
     h.writeRecord('old', { ...old, ended_at: new Date(Date.now() - 3 * 3600_000).toISOString() });
     const r = await h.run('bgmon-rm', ['--finished', '--older-than', '1h'], { openStdin: true });
     assert.is(r.code, 0, r.stderr);

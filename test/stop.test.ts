@@ -11,8 +11,8 @@ import {
   processes,
   sleep,
   staleRecord,
-  until,
   untilGone,
+  untilOnDisk,
   withHome,
   type TestHome,
 } from './helpers';
@@ -94,8 +94,8 @@ test(
   'stop: a finished job is left unchanged, exit 0; unknown job exit 3; bad flags exit 2',
   withHome(async (h) => {
     await h.start('done', ['sh', '-c', 'exit 5']);
-    await until(h, 'done', 'FAILED');
-    const before = h.record('done');
+    // the record as folded on disk: status may say FAILED a moment before the fold is written
+    const before = await untilOnDisk(h, 'done', 'FAILED');
     const r = await h.run('bgmon-stop', ['done']);
     assert.is(r.code, 0);
     assert.equal(lines(r.stdout), [before]);

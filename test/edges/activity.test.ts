@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { appendFileSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { lines, until, withHome, type TestHome } from '../helpers';
+import { lines, untilOnDisk, withHome, type TestHome } from '../helpers';
 
 /** What status must say of a log: lstat'ed now, nulls unless it is a regular file. */
 function expectedActivity(log: string): { log_bytes: number | null; last_output_at: string | null } {
@@ -17,8 +17,8 @@ function expectedActivity(log: string): { log_bytes: number | null; last_output_
 /** A finished record of bgmon's own, copied under new names the way bgmon writes records (one line). */
 async function finishedTemplate(h: TestHome): Promise<any> {
   await h.start('tmpl', ['true']);
-  await until(h, 'tmpl', 'SUCCEEDED');
-  return h.record('tmpl');
+  // the record as folded on disk (copies of an unfolded one would say RUNNING for a gone pid)
+  return untilOnDisk(h, 'tmpl', 'SUCCEEDED');
 }
 
 function writeCopy(h: TestHome, template: any, name: string, i: number, log: string): void {
@@ -114,11 +114,9 @@ test(
   'past runs (--history, NAME@ID) carry the activity of their kept log, read now; nulls once it is gone',
   withHome(async (h) => {
     await h.start('a', ['sh', '-c', 'printf "first run\\n"']);
-    await until(h, 'a', 'SUCCEEDED');
-    const first = h.record('a');
+    const first = await untilOnDisk(h, 'a', 'SUCCEEDED');
     await h.start('a', ['sh', '-c', 'printf "second\\n"']);
-    await until(h, 'a', 'SUCCEEDED');
-    const second = h.record('a');
+    const second = await untilOnDisk(h, 'a', (x) => x.status === 'SUCCEEDED' && x.id !== first.id);
     const kept = join(h.root, 'logs', `a@${first.id}.log`);
     assert.is(readFileSync(kept, 'utf8'), 'first run\n');
     const exact = (rec: any, log: string) => ({ name: rec.name, id: rec.id, ...expectedActivity(log) });

@@ -4,7 +4,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isAlive, lines, listDir, sleep, slowTest, until, withHome, type Result, type TestHome } from '../helpers';
+import {
+  isAlive,
+  lines,
+  listDir,
+  sleep,
+  slowTest,
+  untilOnDisk,
+  withHome,
+  type Result,
+  type TestHome,
+} from '../helpers';
 
 const HOSTILE_NAMES = [
   '../x',
@@ -130,8 +140,7 @@ test(
   'corrupt record files: empty, truncated, not JSON, wrong shape, enormous',
   withHome(async (h) => {
     await h.start('good', ['true']);
-    await until(h, 'good', 'SUCCEEDED');
-    const good = h.record('good');
+    const good = await untilOnDisk(h, 'good', 'SUCCEEDED');
     const jobs = join(h.root, 'jobs');
     const bad: Record<string, string | Buffer> = {
       empty: '',
