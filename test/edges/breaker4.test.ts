@@ -6,14 +6,15 @@ import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { shortTime } from 'bgmon-state';
 import {
-  BINS,
   binPath,
+  BINS,
   eventually,
   lines,
   listDir,
   slowTest,
   spawnCollect,
   until,
+  untilOnDisk,
   withHome,
   type TestHome,
 } from '../helpers';
@@ -426,6 +427,7 @@ slowTest(
     await h.run('bgmon-wait', ['direct', 'queued', 'spec', '--timeout', '20s']);
     await h.run('bgmon-start', ['--again', 'direct']);
     await until(h, 'direct', 'SUCCEEDED');
+    for (const n of ['direct', 'queued', 'spec']) await untilOnDisk(h, n, 'SUCCEEDED');
     const logOf = (name: string) => readFileSync(join(h.root, 'logs', `${name}.log`), 'utf8');
     assert.equal(
       ['direct', 'queued', 'spec'].map((n) => [n, h.record(n).status, logOf(n)]),

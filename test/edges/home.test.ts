@@ -21,7 +21,17 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { enqueue, readStat, writeRecord, type Home } from 'bgmon-state';
-import { eventually, isAlive, lines, listDir, slowTest, withHome, type Result, type TestHome } from '../helpers';
+import {
+  eventually,
+  isAlive,
+  lines,
+  listDir,
+  slowTest,
+  untilOnDisk,
+  withHome,
+  type Result,
+  type TestHome,
+} from '../helpers';
 
 const NOBODY = 65534;
 
@@ -165,8 +175,7 @@ test(
   'records are never read through a symlink, a hard link or a FIFO',
   withHome(async (h) => {
     await h.start('good', ['true']);
-    await eventually(async () => (await h.status('good')).status === 'SUCCEEDED');
-    const good = h.record('good');
+    const good = await untilOnDisk(h, 'good', 'SUCCEEDED');
     const jobs = join(h.root, 'jobs');
     const outside = join(h.dir, 'outside.json');
     writeFileSync(outside, JSON.stringify({ ...good, name: 'viasym' }) + '\n');

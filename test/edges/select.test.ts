@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { age } from 'bgmon-state';
-import { eventually, lines, withHome, type Result } from '../helpers';
+import { lines, untilOnDisk, withHome, type Result } from '../helpers';
 
 function oneLine(r: Result, code: number, what: string): void {
   assert.is(r.code, code, `${what}: ${r.stderr}`);
@@ -49,8 +49,7 @@ test(
 
 async function finished(h: any, name: string): Promise<any> {
   await h.start(name, ['sh', '-c', 'echo out']);
-  await eventually(async () => (await h.status(name)).status === 'SUCCEEDED');
-  return h.record(name);
+  return untilOnDisk(h, name, 'SUCCEEDED');
 }
 
 test(
