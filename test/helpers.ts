@@ -488,6 +488,19 @@ export function countingJob(dir: string, holdS: number): string[] {
 export const queueSpecs = (n: number, cmd: string[], extra: object = {}) =>
   Array.from({ length: n }, (_, i) => JSON.stringify({ name: `j${i}`, cmd, queue: 'q', ...extra })).join('\n') + '\n';
 
+/**
+ * Waits until no name lock is left in a home's run/ directory: a job's own fold holds its name's
+ * lock a moment after its end is visible; a lock left behind for good fails after 10 s.
+ */
+export async function untilLocksReleased(home: string): Promise<void> {
+  const locks = () => listDir(join(home, 'run')).filter((f) => f.endsWith('.lock'));
+  await eventually(
+    () => locks().length === 0,
+    10_000,
+    () => `every lock released: ${locks().join(' ')}`,
+  );
+}
+
 /** Runs fn with a fresh TestHome that is cleaned up whatever happens. */
 export function withHome(fn: (h: TestHome) => Promise<void>): () => Promise<void> {
   return async () => {

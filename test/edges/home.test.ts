@@ -27,6 +27,7 @@ import {
   lines,
   listDir,
   slowTest,
+  untilLocksReleased,
   untilOnDisk,
   withHome,
   type Result,
@@ -160,11 +161,7 @@ slowTest(
         assert.ok(r.log.startsWith(`${dir}/logs/`), `${dir}/jobs/${file} names a log in its own home: ${r.log}`);
         assert.ok(existsSync(r.log));
       }
-      assert.equal(
-        listDir(join(dir, 'run')).filter((f) => f.endsWith('.lock')),
-        [],
-        'every lock released',
-      );
+      await untilLocksReleased(dir);
     }
     await h.killHome(a);
     await h.killHome(b);
@@ -417,10 +414,7 @@ slowTest(
         [],
         'their logs are gone',
       );
-      assert.equal(
-        listDir(join(home, 'run')).filter((f) => f.endsWith('.lock')),
-        [],
-      );
+      await untilLocksReleased(home);
     } finally {
       await h.killHome(home);
       execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });

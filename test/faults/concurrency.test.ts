@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { environHas, readStat } from 'bgmon-state';
 import {
   binPath,
-  eventually,
   isAlive,
   listDir,
   processes,
@@ -15,6 +14,7 @@ import {
   sleep,
   slowTest,
   spawnCollect,
+  untilLocksReleased,
   untilOnDisk,
   withHome,
 } from '../helpers';
@@ -158,16 +158,9 @@ test(
       assert.is(r.code, 0, `${name}: ${r.stderr}`);
       assert.ok(r.ms < 5000, `${name} took ${r.ms} ms`);
     }
-    // each job's own end takes its name's lock a moment to fold: released once those are done,
-    // and a lock left behind for good fails here
-    const locks = () => listDir(run).filter((f) => f.endsWith('.lock'));
+    // each job's own end takes its name's lock a moment to fold; a lock left for good fails here
     for (const name of ['seed', 'held', 'dead', 'reboot', 'empty']) await untilOnDisk(h, name, 'SUCCEEDED');
-    await eventually(
-      () => locks().length === 0,
-      10_000,
-      () => `every lock released: ${locks().join(' ')}`,
-    );
-    assert.equal(locks(), [], 'every lock released');
+    await untilLocksReleased(h.root);
   }),
 );
 
