@@ -451,6 +451,13 @@ export async function withSmallDisk(
   }
 }
 
+/** A job that waits until `file` exists (its own cwd's, when relative), then runs `then` in sh. */
+export const gatedJob = (file: string, then = 'true'): string[] => [
+  'sh',
+  '-c',
+  `while [ ! -e ${file} ]; do sleep 0.02; done; ${then}`,
+];
+
 /**
  * A directory for countingJob: `cur` (how many of its jobs run now), and what they append:
  * `seen` (the count each saw on arrival), `ran` (names, in start order), `ids` (name, pid, and the

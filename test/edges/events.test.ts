@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import {
   binPath,
   eventually,
+  gatedJob,
   lines,
   schemaProblems,
   slowTest,
@@ -70,7 +71,6 @@ function follow(h: TestHome, args: string[]): Follow {
 }
 
 /** A shell command that waits until the test creates `file` in the test's directory, then runs `then`. */
-const gated = (file: string, then = 'true') => ['sh', '-c', `while [ ! -e ${file} ]; do sleep 0.05; done; ${then}`];
 const open = (h: TestHome, file: string) => writeFileSync(join(h.dir, file), '');
 
 const is = (event: string, name: string, status?: string) => (ev: any) =>
@@ -94,7 +94,7 @@ function assertWellFormed(events: any[]): void {
 test(
   "follow: current, started, paused, resumed, ended, rerun, removed, in order; only the glob's jobs",
   withHome(async (h) => {
-    const first = await h.start('ev-a', gated('a-go'), ['--cwd', h.dir]);
+    const first = await h.start('ev-a', gatedJob('a-go'), ['--cwd', h.dir]);
     await h.start('other', ['sleep', '30']);
     const f = follow(h, ['ev-*']);
     try {
@@ -189,8 +189,8 @@ test(
 slowTest(
   "--until-done exits once every selected job has ended, with bgmon-wait's code; --status filters lines",
   withHome(async (h) => {
-    await h.start('u1', gated('u-go'), ['--cwd', h.dir]);
-    await h.start('u2', gated('u-go', 'exit 3'), ['--cwd', h.dir]);
+    await h.start('u1', gatedJob('u-go'), ['--cwd', h.dir]);
+    await h.start('u2', gatedJob('u-go', 'exit 3'), ['--cwd', h.dir]);
     const f = follow(h, ['--until-done', 'u*']);
     await f.next(is('current', 'u1', 'RUNNING'), 'u1 current');
     await f.next(is('current', 'u2', 'RUNNING'), 'u2 current');

@@ -19,6 +19,7 @@ import {
   countingDir,
   countingJob,
   eventually,
+  gatedJob,
   isAlive,
   lines,
   NO_SUCH_PID,
@@ -38,7 +39,6 @@ const readLines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8
 const diskRecord = (h: TestHome, name: string) =>
   JSON.parse(readFileSync(join(h.root, 'jobs', `${name}.json`), 'utf8'));
 const runDir = (h: TestHome, queue: string, seq: number) => join(h.root, 'run', 'queues', `${queue}.runs`, String(seq));
-const gated = (gate: string, then = 'true') => ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done; ${then}`];
 
 /** Whether a run has ended, from the files alone (no bgmon command runs): its record or its end file. */
 function endedOnDisk(h: TestHome, name: string): boolean {
@@ -111,7 +111,7 @@ slowTest(
   'hand-off: a handed-off job gets its own environment, directory and umask, not its predecessor’s',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    await h.start('a', gated(gate), ['--queue', 'e', '--env', 'ONLY_A=1']);
+    await h.start('a', gatedJob(gate), ['--queue', 'e', '--env', 'ONLY_A=1']);
     const sub = join(h.dir, 'sub');
     mkdirSync(sub);
     const out = join(h.dir, 'out');
@@ -186,7 +186,7 @@ slowTest(
   'hand-off: bgmon-stop of a run a live supervisor claimed but has not started: STOPPED, and it can never start',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    await h.start('first', gated(gate), ['--queue', 'k']);
+    await h.start('first', gatedJob(gate), ['--queue', 'k']);
     const next = await h.start('next', ['true'], ['--queue', 'k']);
     assert.is(next.status, 'QUEUED');
     const dir = runDir(h, 'k', next.queue_seq);
@@ -213,8 +213,8 @@ slowTest(
   'hand-off: Node starting a run a live supervisor claimed first voids the claim: the late job shell never runs it',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    await h.start('first', gated(gate), ['--queue', 'n', '--slots', '3']);
-    const next = await h.start('next', gated(gate), ['--queue', 'n']);
+    await h.start('first', gatedJob(gate), ['--queue', 'n', '--slots', '3']);
+    const next = await h.start('next', gatedJob(gate), ['--queue', 'n']);
     assert.is(next.status, 'RUNNING', 'a free slot: Node started it at once');
     // the same, with a claim made first by a (live, slow) supervisor: Node must not start it too
     const late = await h.run('bgmon-start', ['--name', 'late', '--queue', 'n', '--slots', '1', '--', 'true']);
@@ -238,7 +238,7 @@ slowTest(
   'hand-off: a job shell never acts on a run directory that is not its own run’s (a SEQ reused after a lost queue file)',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    await h.start('first', gated(gate), ['--queue', 'u']);
+    await h.start('first', gatedJob(gate), ['--queue', 'u']);
     const next = await h.start('next', ['sh', '-c', 'echo next'], ['--queue', 'u']);
     const dir = runDir(h, 'u', next.queue_seq);
     // a late job of an earlier run that had the same SEQ, with that run's id
@@ -256,7 +256,7 @@ slowTest(
   withHome(async (h) => {
     const dir = countingDir(h);
     const gate = join(h.dir, 'gate');
-    const first = await h.start('first', gated(gate), ['--queue', 'k']);
+    const first = await h.start('first', gatedJob(gate), ['--queue', 'k']);
     assert.is(first.status, 'RUNNING');
     const next = await h.start('next', countingJob(dir, 0), ['--queue', 'k']);
     const rdir = runDir(h, 'k', next.queue_seq);
@@ -281,7 +281,7 @@ slowTest(
   withHome(async (h) => {
     const dir = countingDir(h);
     const gate = join(h.dir, 'gate');
-    await h.start('first', gated(gate), ['--queue', 'v']);
+    await h.start('first', gatedJob(gate), ['--queue', 'v']);
     const next = await h.start('next', countingJob(dir, 0), ['--queue', 'v']);
     await h.start('third', countingJob(dir, 0), ['--queue', 'v']);
     // what a stopper (or Node starting the run itself) leaves when a supervisor claimed it first
@@ -319,7 +319,7 @@ test(
   'hand-off: every file the hand-off makes (claim, start, log, end) is 0600, every directory 0700, whatever the umask',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    const cmd = gated(gate, 'echo out');
+    const cmd = gatedJob(gate, 'echo out');
     // a permissive umask for the submitter, and so for the jobs: the home stays private anyway
     const start = (name: string) =>
       h.run('/bin/sh', ['-c', `umask 000; exec "$0" "$@"`, process.execPath, ...startArgs(name, cmd)]);
@@ -349,7 +349,7 @@ const startArgs = (name: string, cmd: string[]) => [
  */
 async function plantedAtPaths(h: TestHome, kind: 'symlink' | 'hardlink' | 'fifo'): Promise<void> {
   const gate = join(h.dir, 'gate');
-  await h.start('first', gated(gate), ['--queue', 'p']);
+  await h.start('first', gatedJob(gate), ['--queue', 'p']);
   const b = await h.start('b', ['sh', '-c', 'echo written by b'], ['--queue', 'p']);
   assert.is(b.status, 'QUEUED');
   const paths = [join(h.root, 'logs', 'b.log'), join(h.root, 'jobs', `.b@${b.id}.end`)];
@@ -403,7 +403,7 @@ test(
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
     const hold = join(h.dir, 'hold');
-    await h.start('first', gated(gate), ['--queue', 'r']);
+    await h.start('first', gatedJob(gate), ['--queue', 'r']);
     const b = await h.start(
       'b',
       ['sh', '-c', `echo b-out; while [ ! -e ${hold} ]; do sleep 0.02; done; exit 3`],
@@ -468,7 +468,7 @@ test(
   withHome(async (h) => {
     const dir = countingDir(h);
     const gate = join(h.dir, 'gate');
-    await h.start('first', gated(gate), ['--queue', 's']);
+    await h.start('first', gatedJob(gate), ['--queue', 's']);
     const [sh, c, script] = countingJob(dir, 30);
     await h.start('b', [sh, c, script], ['--queue', 's']);
     writeFileSync(gate, '');
@@ -612,7 +612,7 @@ slowTest(
   'hand-off: a job queued --after a handed-off run starts when that run ends, not when the chain ends',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    await h.start('first', gated(gate), ['--queue', 'w']);
+    await h.start('first', gatedJob(gate), ['--queue', 'w']);
     await h.start('b', ['true'], ['--queue', 'w']);
     await h.start('c', ['sleep', '30'], ['--queue', 'w']);
     const d = await h.start('d', ['true'], ['--after', 'b']);

@@ -20,7 +20,7 @@ import {
   countingDir,
   countingJob,
   eventually,
-  lines,
+  gatedJob,
   slowTest,
   tmpfsUnavailable,
   until,
@@ -34,11 +34,8 @@ import {
 const runDir = (h: TestHome, queue: string, seq: number) => join(h.root, 'run', 'queues', `${queue}.runs`, String(seq));
 
 /** Starts one job in queue q; its record. */
-async function startIn(h: TestHome, name: string, cmd: string[], extra: string[] = []): Promise<any> {
-  const r = await h.run('bgmon-start', ['--name', name, '--queue', 'q', ...extra, '--', ...cmd]);
-  assert.is(r.code, 0, r.stderr);
-  return lines(r.stdout)[0];
-}
+const startIn = (h: TestHome, name: string, cmd: string[], extra: string[] = []) =>
+  h.start(name, cmd, ['--queue', 'q', ...extra]);
 
 slowTest(
   'a queued run at a SEQ reused after a lost queue file is not taken for the earlier run its directory held',
@@ -46,9 +43,9 @@ slowTest(
     const gate = join(h.dir, 'gate');
     // A holds slot 1 (and the queue's frontier) until the gate opens; B then C run in slot 2,
     // C by hand-off: C's run directory (with its start) stays in place behind A
-    await startIn(h, 'A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`], ['--slots', '2']);
+    await startIn(h, 'A', gatedJob(gate), ['--slots', '2']);
     const gateB = join(h.dir, 'gateB');
-    await startIn(h, 'B', ['sh', '-c', `while [ ! -e ${gateB} ]; do sleep 0.02; done`]);
+    await startIn(h, 'B', gatedJob(gateB));
     const c = await startIn(h, 'C', ['true']);
     assert.is(c.queue_seq, 2);
     assert.is(c.status, 'QUEUED');
@@ -92,7 +89,7 @@ const noTmpfs = tmpfsUnavailable();
         const r = await h.run('bgmon-start', ['--name', name, '--queue', 'q', '--', ...cmd], { env });
         assert.is(r.code, 0, r.stderr);
       };
-      await start('A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
+      await start('A', gatedJob(gate));
       await start('B', ['sh', '-c', 'echo B ran']);
       await start('C', ['sh', '-c', 'echo C ran']);
       // one page left: A's supervisor claims B with it, B's job shell then cannot write its start
@@ -116,7 +113,7 @@ for (const sub of ['logs', 'jobs']) {
     `the hand-off writes nothing through a symlink planted in place of the home's ${sub}/ directory`,
     withHome(async (h) => {
       const gate = join(h.dir, 'gate');
-      await startIn(h, 'A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
+      await startIn(h, 'A', gatedJob(gate));
       await startIn(h, 'B', ['sh', '-c', 'echo B ran']);
       const victim = h.subdir('victim');
       renameSync(join(h.root, sub), join(h.root, `${sub}.real`));
@@ -146,7 +143,7 @@ slowTest(
   'a queue file rebuilt from the records gives no slot number twice: --slots 1 then runs one at a time',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    const held = ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`];
+    const held = gatedJob(gate);
     await startIn(h, 'X1', held, ['--slots', '2']);
     await startIn(h, 'X2', held);
     // lost: rebuilt from the records, X1 and X2 are listed without the slots their supervisors have
@@ -172,7 +169,7 @@ slowTest(
   'bgmon-stop of a run whose job shell is paused mid-way through writing its start returns',
   withHome(async (h) => {
     const gate = join(h.dir, 'gate');
-    await startIn(h, 'A', ['sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.02; done`]);
+    await startIn(h, 'A', gatedJob(gate));
     const b = await startIn(h, 'B', ['true']);
     const dir = runDir(h, 'q', b.queue_seq);
     // stand-ins: the claiming supervisor, and B's job shell (it carries B's marker) paused
