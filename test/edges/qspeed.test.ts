@@ -8,7 +8,9 @@ import {
   eventually,
   gatedJob,
   lines,
+  masked,
   queueSpecs,
+  until,
   untilLocksReleased,
   withHome,
   type TestHome,
@@ -86,5 +88,46 @@ test(
     }
   }),
 );
+
+for (const [way, env] of [
+  ['perl', {}],
+  ['the shell', { BGMON_NO_PERL: '1' }],
+] as const) {
+  test(
+    `a handed-off job, started by ${way}: its own session, INT and QUIT at their defaults, its environment exactly`,
+    withHome(async (h) => {
+      const gate = join(h.dir, 'gate');
+      await h.start('a', gatedJob(gate), ['--queue', 'e']);
+      // names the job's chain itself uses (hand_sh's variables, perl's), each with a value of its own
+      const own = { ...env, _: 'underscore', t: 'tee', st: 'ess', up: 'you', d: 'dee', PERL5OPT: '-MNo::Such' };
+      const jobs: Array<[string, string[]]> = [
+        ['b', ['env']],
+        ['c', ['sleep', '30']],
+      ];
+      for (const [name, cmd] of jobs) {
+        const r = await h.run('bgmon-start', ['--name', name, '--queue', 'e', '--', ...cmd], { env: own });
+        assert.is(lines(r.stdout)[0]?.status, 'QUEUED', r.stderr);
+      }
+      writeFileSync(gate, '');
+      const c = await until(h, 'c', 'RUNNING');
+      const st = readStat(c.pid)!;
+      assert.equal([st.pgrp, st.session], [c.pid, c.pid], 'pid = pgid = sid');
+      assert.not.ok(masked(c.pid, 'SigIgn', 2) || masked(c.pid, 'SigIgn', 3), 'INT and QUIT not ignored');
+      const stop = await h.run('bgmon-stop', ['c']);
+      assert.is(stop.code, 0, stop.stderr);
+      const seen = readFileSync(join(h.root, 'logs', 'b.log'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .sort();
+      const b = await h.status('b');
+      const want = Object.entries({ ...h.env, ...own, BGMON_JOB: 'b', BGMON_JOB_ID: b.id, PWD: h.dir })
+        .filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k))
+        .map(([k, v]) => `${k}=${v}`)
+        .sort();
+      assert.equal(seen, want);
+      assert.is(b.status, 'SUCCEEDED');
+    }),
+  );
+}
 
 test.run();
