@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
 import {
@@ -126,6 +126,31 @@ for (const [way, env] of [
         .sort();
       assert.equal(seen, want);
       assert.is(b.status, 'SUCCEEDED');
+    }),
+  );
+
+  test(
+    `a handed-off job, started by ${way}, whose command is gone or not executable: 127 or 126, and why in its log`,
+    withHome(async (h) => {
+      const gate = join(h.dir, 'gate');
+      await h.start('a', gatedJob(gate), ['--queue', 'x']);
+      const [gone, denied] = [join(h.dir, 'gone.sh'), join(h.dir, 'denied.sh')];
+      for (const [name, file] of [
+        ['c', gone],
+        ['d', denied],
+      ]) {
+        writeFileSync(file, '#!/bin/sh\necho ran\n', { mode: 0o755 });
+        const r = await h.run('bgmon-start', ['--name', name, '--queue', 'x', '--', file], { env });
+        assert.is(lines(r.stdout)[0]?.status, 'QUEUED', r.stderr);
+      }
+      unlinkSync(gone);
+      chmodSync(denied, 0o644);
+      writeFileSync(gate, '');
+      const w = await h.run('bgmon-wait', ['c', 'd', '--timeout', '20s']);
+      const [c, d] = [await h.status('c'), await h.status('d')];
+      assert.equal([c.status, c.exit_code, d.status, d.exit_code], ['FAILED', 127, 'FAILED', 126], w.stdout);
+      assert.match(readFileSync(join(h.root, 'logs', 'c.log'), 'utf8'), /exec: .*gone\.sh: not found\n$/);
+      assert.match(readFileSync(join(h.root, 'logs', 'd.log'), 'utf8'), /exec: .*denied\.sh: Permission denied\n$/);
     }),
   );
 }
