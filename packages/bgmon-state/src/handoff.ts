@@ -113,6 +113,7 @@ function launchScript(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, tools:
     ['n_cwd', rec.cwd],
     ['n_mask', process.umask().toString(8).padStart(4, '0')],
     ['n_mv', tools.mv],
+    ['n_perl', tools.perl ? '1' : ''],
   ];
   const text = `${vars.map(([k, v]) => `${k}=${quote(v)}`).join(' ')}\n${jobFunction(rec, pairs, tools)}`;
   return text.length > MAX_SCRIPT ? null : text;

@@ -148,9 +148,10 @@ hand_sh='
   exec "$@" </dev/null >&4 2>&4 4>&-
 '
 
-# The same in one process, when bgmon-start found perl (the run's script then execs it, marked
-# with the job's BGMON_JOB_ID, under LC_ALL=C, with no PERL* variable of the supervisor's): its
-# arguments are those of hand_sh above from $1 (no mv), then SETSID (the system call's number),
+# The same in one process, when bgmon-start found perl (the run's script sets n_perl and execs
+# it, marked with the job's BGMON_JOB_ID, under LC_ALL=C, with no PERL* variable of the
+# supervisor's): its arguments are those of hand_sh above from $1, but $2 is only the
+# supervisor's "PID STARTTIME" (it reads the rest of its start line itself) and no mv; then SETSID (the system call's number),
 # OFLAGS (O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW), N and N words NAME=VALUE (the job's environment,
 # less the names no shell can hold, as /bin/sh drops them), then its command. It does what
 # setsid, env and the job's shell do: its own session and group, INT and QUIT at their defaults,
@@ -168,7 +169,12 @@ $SIG{INT} = $SIG{QUIT} = "DEFAULT";
 umask 077;
 -f "$dir/id.$ENV{BGMON_JOB_ID}" or exit 125;
 for ($log, $end) { (my $d = $_) =~ s{/[^/]*\z}{}; -d $d && !-l $d or exit 125 }
-$start .= "\n";
+sub line { open(my $f, "<", $_[0]) or exit 125; my $l = <$f>; chomp $l; $l }
+my $st = line("/proc/self/stat");
+my ($up) = split / /, line("/proc/uptime");
+$up =~ s/\.//;
+$start = "$$ " . (split / /, substr($st, rindex($st, ")") + 2))[19] . " " . line("/proc/sys/kernel/random/boot_id")
+  . " $up $start\n";
 sysopen($s, "$dir/start", $oflags, 0600) && syswrite($s, $start) == length($start) && close($s) or exit 125;
 open($o, ">&=", 4) or exit 125;
 if (!rename("$dir/end", $end) || !rename("$dir/log", $log)) {
@@ -220,22 +226,28 @@ take_next() {
 
 # Runs the claimed run $p: true when it was ours (its start names our job), false when it never
 # ran by us (voided meanwhile, or its files are not plain files of Node's).
-# shellcheck disable=SC2154 # the run's script sets n_cwd, n_mask, n_log, n_end, n_mv and defines job
+# shellcheck disable=SC2154 # the run's script sets n_cwd, n_mask, n_log, n_end, n_mv, n_perl, defines job
 run_taken() {
   for f in script log end; do
     [ -f "$p/$f" ] && [ ! -L "$p/$f" ] || return 1
   done
+  n_perl=
   # shellcheck disable=SC1090,SC1091 # prepared by bgmon-start for this run
   command . "$p/script" || return 1
   command exec 4>>"$p/log" 5<>"$p/end" || return 1
   (
     cd -P -- "$n_cwd" || exit 125
-    # the job's start line, read by the job's own process (exec keeps its pid and starttime)
-    read -r st </proc/self/stat
-    # shellcheck disable=SC2086 # the fields of /proc/PID/stat after the command name
-    field22 ${st##*) }
-    read -r up _ </proc/uptime
-    job "$hand_sh" bgmon-job "$p" "${st%% *} $t $boot ${up%.*}${up#*.} $me" "$n_mask" "$n_log" "$n_end" "$n_mv"
+    line=$me
+    if [ -z "$n_perl" ]; then
+      # the job's start line, read by the job's own process (exec keeps its pid and starttime);
+      # perl reads it itself (dash reads /proc/self/stat a byte per system call: 0.1 ms)
+      read -r st </proc/self/stat
+      # shellcheck disable=SC2086 # the fields of /proc/PID/stat after the command name
+      field22 ${st##*) }
+      read -r up _ </proc/uptime
+      line="${st%% *} $t $boot ${up%.*}${up#*.} $me"
+    fi
+    job "$hand_sh" bgmon-job "$p" "$line" "$n_mask" "$n_log" "$n_end" "$n_mv"
   ) &
   pid=$!
   exec 4>&-
