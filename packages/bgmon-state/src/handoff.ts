@@ -173,9 +173,16 @@ export function prepareHandOff(home: Home, rec: JobRecord, env: NodeJS.ProcessEn
   const runs = runsDir(home.root, rec.queue!);
   const tmp = join(runs, `.new.${rec.queue_seq}.${process.pid}`);
   try {
-    mkdirs(join(home.run, 'queues'), runs);
     rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { mode: 0o700 });
+    // the queue's directories are made once: a failed mkdir still locks its parent, and a batch
+    // of 1,000 runs would try them 2,000 times
+    try {
+      mkdirSync(tmp, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      mkdirs(join(home.run, 'queues'), runs);
+      mkdirSync(tmp, { mode: 0o700 });
+    }
     createWith(join(tmp, 'log'), '');
     // room for the end as the supervisor overwrites it in place (see end.ts)
     createWith(join(tmp, 'end'), Buffer.alloc(32, 32));
