@@ -1,10 +1,20 @@
-import { closeSync, constants, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createFreshFile, readEnd } from './end';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { recordPath, type Home } from './paths';
-import { environHas, isSameProcess, listPids } from './proc';
+import { bootId, environHas, isSameProcess, listPids, readStat } from './proc';
 import { isTerminal, readRecord, readRecordFile, type JobRecord } from './record';
 import { sleepSync } from './sleep';
 import { isRunDirOf, readStart, runDir, runsDir } from './start-file';
@@ -49,11 +59,49 @@ const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const TOOL_PATH = '/usr/bin:/bin';
 // the launch script's words go into one exec's argv: well under the kernel's smallest limit
 const MAX_SCRIPT = 64 * 1024;
+// setsid(2)'s number, for perl's syscall (POSIX.pm alone costs perl 10 ms to load); other
+// architectures take the shell's way
+const SETSID: Record<string, number> = { x64: 112, ia32: 66, arm: 66, ppc64: 66, s390x: 66, arm64: 157, riscv64: 157 };
+// what perl reads from its environment at start-up (it runs with the supervisor's): none may change what it does
+const PERL_VARS =
+  'PERL5OPT PERL5LIB PERLLIB PERL5DB PERL_UNICODE PERLIO PERLIO_DEBUG PERL_HASH_SEED PERL_PERTURB_KEYS ' +
+  'PERL_HASH_SEED_DEBUG PERL_DESTRUCT_LEVEL PERL_DEBUG_MSTATS PERL_MEM_LOG PERL_SIGNALS PERL_USE_UNSAFE_INC ' +
+  'PERL_DL_NONLAZY PERL_BADLANG PERL_SKIP_LOCALE_INIT PERL_RAND_SEED PERL_ENCODING';
+
+interface Tools {
+  mv: string;
+  env: string;
+  /** perl, with setsid(2)'s number here: the job's chain is one exec (null: setsid, env, sh and mv) */
+  perl: { path: string; setsid: number } | null;
+}
+
+/**
+ * `job`, called by the supervisor with hand_sh and its words: the job's chain, in the job's
+ * environment from its first exec on (bgmon-stop knows the job by its marker).
+ */
+function jobFunction(rec: JobRecord, pairs: Array<[string, string]>, tools: Tools): string {
+  const cmd = rec.cmd.map(quote).join(' ');
+  const wordsOf = (list: Array<[string, string]>) => list.map(([k, v]) => quote(`${k}=${v}`)).join(' ');
+  if (tools.perl) {
+    // what /bin/sh exports: it drops the names it cannot hold
+    const shellPairs = pairs.filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+    const flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
+    const args = `${tools.perl.setsid} ${flags} ${shellPairs.length} ${wordsOf(shellPairs)} ${cmd}`;
+    return (
+      `job() {\n  shift 2\n  unset ${PERL_VARS}\n  BGMON_JOB_ID=${quote(rec.id)} LC_ALL=C\n` +
+      `  export BGMON_JOB_ID LC_ALL\n  exec ${quote(tools.perl.path)} -e "$hand_pl" -- "$@" ${args}\n}\n`
+    );
+  }
+  // sh ignores INT and QUIT in background children: env gives the command the defaults back
+  const env = [tools.env, '-i', '--default-signal=INT,QUIT', '--'].map(quote).join(' ');
+  return `job() {\n  exec setsid -- ${env} ${wordsOf(pairs)} /bin/sh -c "$@" ${cmd}\n}\n`;
+}
 
 /** The launch script: data only, every value single-quoted; `job` is called with the supervisor's words. */
-function launchScript(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, tools: string[]): string | null {
+function launchScript(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, tools: Tools): string | null {
   const { BGMON_JOB_ID: _marker, ...own } = env;
-  const pairs = Object.entries({ ...own, BGMON_JOB_ID: rec.id }).filter(([, v]) => v !== undefined);
+  const pairs = Object.entries({ ...own, BGMON_JOB_ID: rec.id }).filter((p): p is [string, string] => p[1] != null);
   // env -i takes NAME=VALUE words until the command: a name it cannot take, or a command word
   // that looks like one, is left to Node
   if (pairs.some(([k]) => k === '' || k.includes('=')) || rec.cmd[0].includes('=')) return null;
@@ -64,15 +112,10 @@ function launchScript(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, tools:
     ['n_end', join(home.jobs, `.${rec.name}@${rec.id}.end`)],
     ['n_cwd', rec.cwd],
     ['n_mask', process.umask().toString(8).padStart(4, '0')],
-    ['n_mv', tools[0]],
+    ['n_mv', tools.mv],
+    ['n_perl', tools.perl ? '1' : ''],
   ];
-  // sh ignores INT and QUIT in background children: env gives the command the defaults back
-  const envWords = [tools[1], '-i', '--default-signal=INT,QUIT', '--', ...pairs.map(([k, v]) => `${k}=${v}`)];
-  // the job's own environment (with its marker) from its first exec on: bgmon-stop knows it by it
-  const [envs, cmd] = [envWords.map(quote).join(' '), rec.cmd.map(quote).join(' ')];
-  const text =
-    vars.map(([k, v]) => `${k}=${quote(v)}`).join(' ') +
-    `\njob() {\n  exec setsid -- ${envs} /bin/sh -c "$@" ${cmd}\n}\n`;
+  const text = `${vars.map(([k, v]) => `${k}=${quote(v)}`).join(' ')}\n${jobFunction(rec, pairs, tools)}`;
   return text.length > MAX_SCRIPT ? null : text;
 }
 
@@ -95,15 +138,24 @@ function createWith(path: string, text: string | Buffer): void {
   }
 }
 
-let toolPaths: string[] | null | undefined;
-/** mv and env, by absolute path: the job's shell runs them whatever the job's PATH (null: not found). */
-function handOffTools(): string[] | null {
+let toolPaths: Tools | null | undefined;
+/**
+ * mv, env and perl, by absolute path: the job's chain runs them whatever the job's PATH (null: no
+ * mv or env). BGMON_NO_PERL=1 in bgmon-start's environment takes the shell's way even with perl.
+ */
+function handOffTools(): Tools | null {
   if (toolPaths !== undefined) return toolPaths;
-  try {
-    toolPaths = ['mv', 'env'].map((t) => resolveExecutable(t, TOOL_PATH, '/'));
-  } catch {
-    toolPaths = null;
-  }
+  const find = (tool: string) => {
+    try {
+      return resolveExecutable(tool, TOOL_PATH, '/');
+    } catch {
+      return null;
+    }
+  };
+  const [mv, env, perl] = ['mv', 'env', 'perl'].map(find);
+  const setsid = SETSID[process.arch];
+  const usePerl = perl !== null && setsid !== undefined && process.env.BGMON_NO_PERL !== '1';
+  toolPaths = mv && env ? { mv, env, perl: usePerl ? { path: perl, setsid } : null } : null;
   return toolPaths;
 }
 
@@ -121,9 +173,16 @@ export function prepareHandOff(home: Home, rec: JobRecord, env: NodeJS.ProcessEn
   const runs = runsDir(home.root, rec.queue!);
   const tmp = join(runs, `.new.${rec.queue_seq}.${process.pid}`);
   try {
-    mkdirs(join(home.run, 'queues'), runs);
     rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp, { mode: 0o700 });
+    // the queue's directories are made once: a failed mkdir still locks its parent, and a batch
+    // of 1,000 runs would try them 2,000 times
+    try {
+      mkdirSync(tmp, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      mkdirs(join(home.run, 'queues'), runs);
+      mkdirSync(tmp, { mode: 0o700 });
+    }
     createWith(join(tmp, 'log'), '');
     // room for the end as the supervisor overwrites it in place (see end.ts)
     createWith(join(tmp, 'end'), Buffer.alloc(32, 32));
@@ -199,17 +258,41 @@ function settledStart(dir: string, idOf: () => string | null | undefined): Retur
 }
 
 /**
+ * Whether a claim's maker is a supervisor at work: alive, not stopped, and still the supervisor
+ * (once it has handed the run back it is Node, under the same pid).
+ */
+function isSupervisorAtWork(c: { pid: number; starttime: number; boot: string }): boolean {
+  if (c.boot !== bootId()) return false;
+  const st = readStat(c.pid);
+  if (!st || st.starttime !== c.starttime || 'ZTtXx'.includes(st.state)) return false;
+  try {
+    return readFileSync(`/proc/${c.pid}/cmdline`, 'latin1').split('\0')[3] === 'bgmon-supervisor';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Makes sure the hand-off never starts this QUEUED run (the caller holds its name's lock and is
  * about to start or stop it itself): Node claims it first, or, when a supervisor took it,
  * creates its start file as "none" first. 'started' when the job got there first: it runs.
+ *
+ * With `yieldToSupervisor` (the queue's advance, about to start the run in a free slot), a run
+ * that a supervisor at work claimed and has not started yet is left to it: 'claimed'. That
+ * supervisor holds a slot of its own (counted by the advance's look, as its claim or as the run
+ * before it), so the run starts within the limit either way; voiding the claim instead sends the
+ * supervisor to Node (a Node process per race, while a batch's first runs are being launched).
  */
-export function preempt(home: Home, rec: JobRecord): 'never' | 'started' {
+export function preempt(home: Home, rec: JobRecord, yieldToSupervisor = false): 'never' | 'started' | 'claimed' {
   if (!canHandOff(rec)) return 'never';
   const dir = runDir(home.root, rec.queue!, rec.queue_seq!);
   // not prepared for this run (an earlier run's at a reused SEQ, or dropped): no job starts it
   // there (the job's shell checks the same id file, which only goes once Node has decided)
   if (!isRunDirOf(dir, rec.id)) return 'never';
-  if (createExclusive(join(dir, 'claim'), 'node\n') || readClaim(dir) === 'node') return 'never';
+  if (createExclusive(join(dir, 'claim'), 'node\n')) return 'never';
+  const claim = readClaim(dir);
+  if (claim === 'node') return 'never';
+  if (yieldToSupervisor && claim !== null && readStart(dir) === null && isSupervisorAtWork(claim)) return 'claimed';
   const deadline = Date.now() + PARTIAL_WAIT_MS;
   for (;;) {
     if (createExclusive(join(dir, 'start'), 'none\n')) return 'never';

@@ -121,26 +121,21 @@ while :; do
   [ "$delay" -gt "$max_delay" ] && delay=$max_delay
 done
 # The job's shell of a handed-off run, already in the job's environment (env -i, in the run's
-# script): $1 its run directory, $2 this supervisor's "PID STARTTIME", $3 its umask, $4 and $5
-# where its log and end file go, $6 mv; then its command. Its start line is created exclusively
-# (umask 077: 0600) before anything else.
+# script): $1 its run directory, $2 its start line "PID STARTTIME BOOT_ID UPTIME_CS SUP_PID
+# SUP_STARTTIME" (read by the job's process before its first exec), $3 its umask, $4 and $5 where
+# its log and end file go, $6 mv; then its command. Its start line is created exclusively (umask
+# 077: 0600) before anything else. It sets no variable: every one it imported it exports again,
+# so one it set would change the job's environment.
 # shellcheck disable=SC2016 # the job's shell expands its own parameters
 hand_sh='
   umask 077
-  read -r st </proc/self/stat
-  read -r boot </proc/sys/kernel/random/boot_id
-  read -r up _ </proc/uptime
-  field22() { shift 19; t=$1; }
-  field22 ${st##*) }
   [ -f "$1/id.$BGMON_JOB_ID" ] || exit 125
   # where its log and end go: directories of the home, never a link planted in their place (as
   # Node refuses such a home); checked before the start, so that Node decides the run then
-  for d in "${4%/*}" "${5%/*}"; do
-    [ -d "$d" ] && [ ! -L "$d" ] || exit 125
-  done
+  [ -d "${4%/*}" ] && [ ! -L "${4%/*}" ] && [ -d "${5%/*}" ] && [ ! -L "${5%/*}" ] || exit 125
   { [ -e "$1/start" ] || [ -L "$1/start" ]; } && exit 125
   set -C
-  { printf "%s %s %s %s %s\n" "$$" "$t" "$boot" "${up%.*}${up#*.}" "$2" >"$1/start"; } 2>/dev/null || exit 125
+  { printf "%s\n" "$2" >"$1/start"; } 2>/dev/null || exit 125
   set +C
   # the end file first: then a log that cannot be put in place is at least a recorded failure
   if ! "$6" -fT -- "$1/end" "$5" || ! "$6" -fT -- "$1/log" "$4"; then
@@ -151,6 +146,52 @@ hand_sh='
   shift 6
   exec 5>&-
   exec "$@" </dev/null >&4 2>&4 4>&-
+'
+
+# The same in one process, when bgmon-start found perl (the run's script sets n_perl and execs
+# it, marked with the job's BGMON_JOB_ID, under LC_ALL=C, with no PERL* variable of the
+# supervisor's): its arguments are those of hand_sh above from $1, but $2 is only the
+# supervisor's "PID STARTTIME" (it reads the rest of its start line itself) and no mv; then SETSID (the system call's number),
+# OFLAGS (O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW), N and N words NAME=VALUE (the job's environment,
+# less the names no shell can hold, as /bin/sh drops them), then its command. It does what
+# setsid, env and the job's shell do: its own session and group, INT and QUIT at their defaults,
+# the same exclusive start line and renames, the environment as /bin/sh would export it (PWD
+# kept only when it names the directory), then execs the command, or exits 127 (not found) or
+# 126 as sh would. (ENOENT is 2 on every Linux: %! would load Errno.pm, 40% more start-up.)
+# shellcheck disable=SC2016,SC2034 # perl expands its own variables; the run's script uses it
+hand_pl='
+my ($dir, $start, $mask, $log, $end, undef, $setsid, $oflags, $n) = @ARGV;
+my @env = @ARGV[9 .. 8 + $n];
+my @cmd = @ARGV[9 + $n .. $#ARGV];
+my ($s, $o, $e);
+syscall($setsid + 0) == $$ or exit 125;
+$SIG{INT} = $SIG{QUIT} = "DEFAULT";
+umask 077;
+-f "$dir/id.$ENV{BGMON_JOB_ID}" or exit 125;
+for ($log, $end) { (my $d = $_) =~ s{/[^/]*\z}{}; -d $d && !-l $d or exit 125 }
+sub line { open(my $f, "<", $_[0]) or exit 125; my $l = <$f>; chomp $l; $l }
+my $st = line("/proc/self/stat");
+my ($up) = split / /, line("/proc/uptime");
+$up =~ s/\.//;
+$start = "$$ " . (split / /, substr($st, rindex($st, ")") + 2))[19] . " " . line("/proc/sys/kernel/random/boot_id")
+  . " $up $start\n";
+sysopen($s, "$dir/start", $oflags, 0600) && syswrite($s, $start) == length($start) && close($s) or exit 125;
+open($o, ">&=", 4) or exit 125;
+if (!rename("$dir/end", $end) || !rename("$dir/log", $log)) {
+  print $o "bgmon: could not put the log and end file in place\n";
+  exit 125;
+}
+umask oct $mask;
+open($e, "<&=", 5) and close $e;
+open(STDIN, "<", "/dev/null") && open(STDOUT, ">&", $o) && open(STDERR, ">&", $o) && close($o) or exit 125;
+%ENV = map { split /=/, $_, 2 } @env;
+my @here = stat ".";
+my @pwd = ($ENV{PWD} // "") =~ m{\A/} ? stat $ENV{PWD} : ();
+$ENV{PWD} = readlink "/proc/self/cwd" unless @pwd && "@pwd[0, 1]" eq "@here[0, 1]";
+exec { $cmd[0] } @cmd;
+my ($why, $gone) = ("$!", $! == 2);
+print STDERR "bgmon-job: exec: $cmd[0]: ", ($gone ? "not found" : $why), "\n";
+exit($gone ? 127 : 126);
 '
 
 field22() { shift 19; t=$1; }
@@ -185,17 +226,28 @@ take_next() {
 
 # Runs the claimed run $p: true when it was ours (its start names our job), false when it never
 # ran by us (voided meanwhile, or its files are not plain files of Node's).
-# shellcheck disable=SC2154 # the run's script sets n_cwd, n_mask, n_log, n_end, n_mv and defines job
+# shellcheck disable=SC2154 # the run's script sets n_cwd, n_mask, n_log, n_end, n_mv, n_perl, defines job
 run_taken() {
   for f in script log end; do
     [ -f "$p/$f" ] && [ ! -L "$p/$f" ] || return 1
   done
+  n_perl=
   # shellcheck disable=SC1090,SC1091 # prepared by bgmon-start for this run
   command . "$p/script" || return 1
   command exec 4>>"$p/log" 5<>"$p/end" || return 1
   (
     cd -P -- "$n_cwd" || exit 125
-    job "$hand_sh" bgmon-job "$p" "$me" "$n_mask" "$n_log" "$n_end" "$n_mv"
+    line=$me
+    if [ -z "$n_perl" ]; then
+      # the job's start line, read by the job's own process (exec keeps its pid and starttime);
+      # perl reads it itself (dash reads /proc/self/stat a byte per system call: 0.1 ms)
+      read -r st </proc/self/stat
+      # shellcheck disable=SC2086 # the fields of /proc/PID/stat after the command name
+      field22 ${st##*) }
+      read -r up _ </proc/uptime
+      line="${st%% *} $t $boot ${up%.*}${up#*.} $me"
+    fi
+    job "$hand_sh" bgmon-job "$p" "$line" "$n_mask" "$n_log" "$n_end" "$n_mv"
   ) &
   pid=$!
   exec 4>&-
