@@ -3,10 +3,10 @@
 // corrupt or foreign one must leave every command working exactly as without it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, withHome, type TestHome } from '../helpers';
+import { binPath, ROOT, type Result, slowTest, withHome, type TestHome } from '../helpers';
 
 const LOADER = join(ROOT, 'scripts', 'bundle-loader.cjs');
 const BIN_PACKAGES = [
@@ -104,6 +104,60 @@ for (const [what, state, spoil] of SPOILED) {
     }),
   );
 }
+
+test(
+  "the job gets the caller's LC_ALL exactly (unset, empty, any value), though setsid and env run in C",
+  withHome(async (h) => {
+    const show = ['sh', '-c', 'printf "%s|%s|%s" "${LC_ALL-unset}" "${LANG-unset}" "$(env | grep -c ^LC_ALL=)"'];
+    const { LC_ALL: _, ...noLcAll } = h.env;
+    const cases: [string, string | undefined, string][] = [
+      ['unset', undefined, 'unset|C.UTF-8|0'],
+      ['empty', '', '|C.UTF-8|1'],
+      ['odd', "fr_FR.UTF-8 =x 'y", "fr_FR.UTF-8 =x 'y|C.UTF-8|1"],
+    ];
+    for (const [name, lcAll, want] of cases) {
+      const env = { ...noLcAll, LANG: 'C.UTF-8', ...(lcAll === undefined ? {} : { LC_ALL: lcAll }) };
+      const r = spawnSync(process.execPath, [binPath('bgmon-start'), '--name', name, '--', ...show], { env });
+      assert.is(r.status, 0, String(r.stderr));
+      const rec = JSON.parse(String(r.stdout));
+      assert.is((await h.run('bgmon-wait', [name])).code, 0);
+      assert.is(readFileSync(rec.log, 'utf8'), want, name);
+    }
+  }),
+);
+
+slowTest(
+  'with an LC_ALL of 100 kB, which the chain to the job passes as a word, what the limit check lets through runs',
+  withHome(async (h) => {
+    // 19 words of 100 kB and a last one of `tail` bytes, and an LC_ALL of 100 kB for the job, given
+    // on stdin (node itself would not start with it): about the 2 MiB the kernel takes under the
+    // usual 8 MiB stack limit
+    const line = (name: string, tail: number) =>
+      JSON.stringify({
+        name,
+        cmd: ['true', ...Array(19).fill('x'.repeat(100_000)), 'y'.repeat(tail)],
+        env: { LC_ALL: 'C'.repeat(100_000) },
+      });
+    const start = (name: string, tail: number) => h.run('bgmon-start', ['-'], { input: `${line(name, tail)}\n` });
+    const refused = (r: Result) =>
+      r.code === 2 && /^bgmon-start: stdin line 1: the command line and environment take \d+ bytes/.test(r.stderr);
+    let [lo, hi] = [0, 127_000];
+    for (let probe = 0; hi - lo > 1; probe++) {
+      const mid = (lo + hi) >> 1;
+      const r = await start(`p${String(probe).padStart(2, '0')}`, mid); // names of one length: the limit counts them
+      assert.ok(r.code === 0 || refused(r), `${r.code} ${r.stderr}`);
+      if (r.code === 0) lo = mid;
+      else hi = mid;
+    }
+    assert.ok(lo > 0 && hi < 127_000, 'the limit lies between the probes');
+    const fits = await start('fit', lo);
+    assert.is(fits.code, 0, fits.stderr);
+    const wait = await h.run('bgmon-wait', ['fit']);
+    assert.is(wait.code, 0, `what the check let through, the kernel ran: ${wait.stdout}`);
+    assert.ok(refused(await start('ovr', hi)));
+    assert.not.ok(existsSync(join(h.root, 'jobs', 'ovr.json')), 'no record of the refused start');
+  }),
+);
 
 test('the build makes a cache a plain node uses even when it runs under NODE_OPTIONS', () => {
   // the V8 flags NODE_OPTIONS sets are part of a cache: one made under them is refused by a plain node

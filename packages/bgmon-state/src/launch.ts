@@ -187,22 +187,26 @@ function execFile(file: string, pathVar: string | undefined, cwd: string): strin
 
 /**
  * Every exec between bgmon-start and the job, as supervisor.sh makes them: the supervisor; then
- * `env ... setsid -- /bin/sh -c SCRIPT` (counted once, with the longer of the two tools' paths:
- * each later exec of that chain drops words); then the job's own command. The shell exports PWD
- * (the job's directory, which may be longer than the caller's) and the job gets the marker.
+ * `LC_ALL=C setsid -- env ... "$lc" /bin/sh -c SCRIPT` (counted once, with the longer of the two
+ * tools' paths: each later exec of that chain drops words, and the last puts the caller's LC_ALL
+ * back in place of its word); then the job's own command. The shell exports PWD (the job's
+ * directory, which may be longer than the caller's) and the job gets the marker.
  */
 function launchExecs(rec: Launchable, env: NodeJS.ProcessEnv): Exec[] {
   const sup = supervisorExec(rec, env);
   const shellEnv: NodeJS.ProcessEnv = { ...sup.env, PWD: shellPwd(sup.env, rec.cwd) };
-  const chain = /exec (env [^'\n]*) '([^']*)' bgmon-job /.exec(supervisorText());
-  const words = chain ? [...chain[1].split(' '), chain[2]] : ['env', supervisorText()];
+  const chain = /exec (setsid [^'\n]*) '([^']*)' bgmon-job /.exec(supervisorText());
+  const lc = sup.env.LC_ALL === undefined ? '--unset=LC_ALL' : `LC_ALL=${sup.env.LC_ALL}`;
+  const words = chain
+    ? [...chain[1].split(' ').map((w) => (w === '"$lc"' ? lc : w)), chain[2]]
+    : ['setsid', lc, supervisorText()];
   const tools = ['env', 'setsid'].map((tool) => execFile(tool, shellEnv.PATH, rec.cwd));
   return [
     { file: '/bin/sh', argv: ['/bin/sh', ...sup.args], env: sup.env },
     {
       file: tools.reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a)),
       argv: [...words, 'bgmon-job', rec.id, 'gated', ...rec.cmd],
-      env: shellEnv,
+      env: { ...shellEnv, LC_ALL: 'C' },
     },
     { file: execFile(rec.cmd[0], env.PATH, rec.cwd), argv: rec.cmd, env: { ...env, PWD: shellEnv.PWD } },
   ];
