@@ -4,7 +4,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { readStat } from 'bgmon-state';
 import { join } from 'node:path';
 import {
@@ -185,10 +194,33 @@ async function heldStart(h: TestHome, args: string[], input = ''): Promise<{ pid
   h.spawnOutside('sh', ['-c', script, 'held', drain, process.execPath, binPath('bgmon-start'), ...args], {
     env: { INPUT: input },
   });
-  const blocked = (pid: number) => /pipe_write/.test(readFileSync(`/proc/${pid}/wchan`, 'latin1'));
+  // processes of the pipeline come and go (head, printf): one may be gone by the time it is read
+  const procText = (pid: number, file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, 'latin1');
+    } catch {
+      return '';
+    }
+  };
+  const isStart = (p: number) => {
+    const [exe, script] = procText(p, 'cmdline').split('\0');
+    return exe === process.execPath && script === binPath('bgmon-start');
+  };
+  // blocked in the pipe (where the kernel does not name what a process waits in: once its record is
+  // on disk, for 300 ms)
+  const blocked = async (p: number) => {
+    const wchan = procText(p, 'wchan');
+    if (wchan !== '0') return /pipe_write/.test(wchan);
+    const jobs = join(h.root, 'jobs');
+    if (!existsSync(jobs) || !readdirSync(jobs).some((f) => f.endsWith('.json'))) return false;
+    await sleep(300);
+    return isAlive(p);
+  };
   const pid = await eventually(
-    () =>
-      homeProcs(h.root).find((p) => readFileSync(`/proc/${p}/cmdline`, 'latin1').includes('bgmon-start') && blocked(p)),
+    async () => {
+      for (const p of homeProcs(h.root).filter(isStart)) if (await blocked(p)) return p;
+      return undefined;
+    },
     15_000,
     'bgmon-start blocked printing its record',
   );
