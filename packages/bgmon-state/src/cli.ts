@@ -6,6 +6,8 @@ export { out };
 import { homeFromEnv } from './paths';
 import { isValidName } from './names';
 import { isNoSpace, noSpaceError } from './fsutil';
+import { foldEnd } from './fold';
+import { advanceQueue, hasQueuedJobs } from './queue';
 
 export interface CommandSpec {
   name: string;
@@ -105,10 +107,8 @@ async function afterJobEnded(argv: string[]): Promise<void> {
   const home = homeFromEnv();
   const [, name, id] = argv;
   if (argv[0] === '--job-ended' && isValidName(name) && id) {
-    const { foldEnd } = await import('./fold');
     await foldEnd(home, name, id);
   }
-  const { advanceQueue, hasQueuedJobs } = await import('./queue');
   // a supervisor never waits in line for a queue's lock: its holder passes again (see advanceQueue)
   if (hasQueuedJobs(home)) await advanceQueue(home, { waitForQueueLock: false });
 }

@@ -1,11 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { closeSync, constants, openSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { StateError, UsageError } from './errors';
 import { endPath, reserveEnd, reserveSpare, sparePath } from './end';
 import { unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
-import { bootId, readStat } from './proc';
+import { bootId, readStat, type ProcStat } from './proc';
 import { nowIso, writeRecord, type JobRecord } from './record';
 import { attemptsOf, supervisorRetryArgs } from './retry';
 import { resolveExecutable } from './exec';
@@ -57,19 +58,24 @@ function spawnError(err: NodeJS.ErrnoException): StateError {
   return new StateError(`cannot start the job: ${why}`);
 }
 
+/**
+ * The job's pid, which the job itself writes on the supervisor's fd 3 once it leads its own session.
+ * One socket carries that line to us and "go" back (a second pipe cost every start ~0.2 ms).
+ */
 function readPidLine(child: ChildProcess): Promise<number> {
+  const channel = child.stdio[3] as Socket;
   return new Promise((resolvePid, reject) => {
     let text = '';
     const fail = () => reject(new StateError('the supervisor could not start the job'));
     child.once('error', (err: NodeJS.ErrnoException) => reject(spawnError(err)));
     child.once('exit', fail);
-    child.stdout!.once('end', fail);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    channel.once('end', fail);
+    channel.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
       const nl = text.indexOf('\n');
       if (nl < 0) return;
       child.removeListener('exit', fail);
-      child.stdout!.removeListener('end', fail);
+      channel.removeListener('end', fail);
       const pid = Number(text.slice(0, nl));
       if (Number.isSafeInteger(pid) && pid > 1) resolvePid(pid);
       else fail();
@@ -181,22 +187,26 @@ function execFile(file: string, pathVar: string | undefined, cwd: string): strin
 
 /**
  * Every exec between bgmon-start and the job, as supervisor.sh makes them: the supervisor; then
- * `env ... setsid -- /bin/sh -c SCRIPT` (counted once, with the longer of the two tools' paths:
- * each later exec of that chain drops words); then the job's own command. The shell exports PWD
- * (the job's directory, which may be longer than the caller's) and the job gets the marker.
+ * `LC_ALL=C setsid -- env ... "$lc" /bin/sh -c SCRIPT` (counted once, with the longer of the two
+ * tools' paths: each later exec of that chain drops words, and the last puts the caller's LC_ALL
+ * back in place of its word); then the job's own command. The shell exports PWD (the job's
+ * directory, which may be longer than the caller's) and the job gets the marker.
  */
 function launchExecs(rec: Launchable, env: NodeJS.ProcessEnv): Exec[] {
   const sup = supervisorExec(rec, env);
   const shellEnv: NodeJS.ProcessEnv = { ...sup.env, PWD: shellPwd(sup.env, rec.cwd) };
-  const chain = /exec (env [^'\n]*) '([^']*)' bgmon-job /.exec(supervisorText());
-  const words = chain ? [...chain[1].split(' '), chain[2]] : ['env', supervisorText()];
+  const chain = /exec (setsid [^'\n]*) '([^']*)' bgmon-job /.exec(supervisorText());
+  const lc = sup.env.LC_ALL === undefined ? '--unset=LC_ALL' : `LC_ALL=${sup.env.LC_ALL}`;
+  const words = chain
+    ? [...chain[1].split(' ').map((w) => (w === '"$lc"' ? lc : w)), chain[2]]
+    : ['setsid', lc, supervisorText()];
   const tools = ['env', 'setsid'].map((tool) => execFile(tool, shellEnv.PATH, rec.cwd));
   return [
     { file: '/bin/sh', argv: ['/bin/sh', ...sup.args], env: sup.env },
     {
       file: tools.reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a)),
       argv: [...words, 'bgmon-job', rec.id, 'gated', ...rec.cmd],
-      env: shellEnv,
+      env: { ...shellEnv, LC_ALL: 'C' },
     },
     { file: execFile(rec.cmd[0], env.PATH, rec.cwd), argv: rec.cmd, env: { ...env, PWD: shellEnv.PWD } },
   ];
@@ -244,11 +254,82 @@ function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[], 
       cwd: rec.cwd,
       env: supervisorEnv,
       detached: true,
-      stdio: ['ignore', 'pipe', 'ignore', 'pipe', ...fds],
+      stdio: ['ignore', 'ignore', 'ignore', 'pipe', ...fds],
     });
   } catch (err) {
     // some failures (E2BIG: the supervisor's argv is the command's plus its script) throw here
     throw spawnError(err as NodeJS.ErrnoException);
+  }
+}
+
+/** The RUNNING record of a launched run. */
+function runningRecord(rec: JobRecord, pid: number, starttime: number, supPid: number, supStart: number): JobRecord {
+  return {
+    ...rec,
+    status: 'RUNNING',
+    pid,
+    started_at: nowIso(),
+    boot_id: bootId(),
+    starttime,
+    sup_pid: supPid,
+    sup_starttime: supStart,
+    ...(rec.retry ? { attempt: 1, attempts: [], next_attempt_at: null } : {}),
+  };
+}
+
+/** The largest pid Linux hands out (PID_MAX_LIMIT), and more start-time digits than any uptime needs. */
+const LONGEST_PID = 2 ** 22;
+const LONGEST_STARTTIME = Number.MAX_SAFE_INTEGER;
+
+/** Room for the folded record: the RUNNING one with the longest pids and start times, and every attempt's end. */
+function spareBytes(rec: JobRecord): number {
+  const longest = runningRecord(rec, LONGEST_PID, LONGEST_STARTTIME, LONGEST_PID, LONGEST_STARTTIME);
+  return Buffer.byteLength(JSON.stringify(longest)) + (rec.retry ? attemptsOf(rec) * 120 : 0);
+}
+
+/** The job, once it leads its own session (as it says when it reports its pid), and its supervisor. */
+async function startedJob(child: ChildProcess, pidLine: Promise<number>): Promise<[number, ProcStat, ProcStat]> {
+  const pid = await pidLine;
+  const job = readStat(pid);
+  const sup = readStat(child.pid!);
+  if (!job || !sup) throw new StateError('the job vanished before it started');
+  if (job.session !== pid || job.pgrp !== pid) throw new StateError('the job could not get a session of its own');
+  return [pid, job, sup];
+}
+
+/**
+ * When a launched job's command starts: 'now', or 'at-exit', once this process has exited (the
+ * kernel closes its end of the socket after tearing the process down), so that the job's start-up
+ * (and, for a short job, its end) never competes for the CPU with the rest of a one-shot command
+ * such as bgmon-start, which then returns sooner. Either way the record is on disk first and the
+ * job already leads its own session.
+ */
+export type Release = 'now' | 'at-exit';
+
+/**
+ * Writes the RUNNING record, then sends "go" (with a newline to start at once; alone, to start
+ * when the socket closes). Once the record says RUNNING the job must run: a terminal closing
+ * (SIGHUP) or a Ctrl-C in the millisecond before "go" would otherwise leave a RUNNING record for a
+ * command that never ran (it exits 125). Past "go" the default actions apply again.
+ */
+async function recordAndGo(
+  home: Home,
+  running: JobRecord,
+  channel: Socket,
+  release: Release,
+  recorded: () => void,
+): Promise<void> {
+  const hold = () => {};
+  for (const sig of HELD_SIGNALS) process.on(sig, hold);
+  try {
+    writeRecord(home, running);
+    recorded();
+    await new Promise<void>((done) => {
+      if (release === 'now') channel.end('go\n', done);
+      else channel.write('go', () => done());
+    });
+  } finally {
+    for (const sig of HELD_SIGNALS) process.removeListener(sig, hold);
   }
 }
 
@@ -257,7 +338,13 @@ function spawnSupervisor(rec: JobRecord, env: NodeJS.ProcessEnv, fds: number[], 
  * The caller holds the name's lock (and, with a slot, its queue's). Throws a StateError when the job cannot start (the command
  * then never runs).
  */
-export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, slot = 0): Promise<JobRecord> {
+export async function launch(
+  home: Home,
+  rec: JobRecord,
+  env: NodeJS.ProcessEnv,
+  slot = 0,
+  release: Release = 'now',
+): Promise<JobRecord> {
   assertDirectory(rec.cwd);
   const logFd = createLog(rec.log);
   let endFd: number | null = null;
@@ -269,38 +356,13 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv,
     endFd = reserveEnd(home, rec.name, rec.id, attemptsOf(rec));
     runFd = openRunDir(home, rec);
     child = spawnSupervisor(rec, env, runFd === null ? [logFd, endFd] : [logFd, endFd, runFd], slot);
-    const pid = await readPidLine(child);
-    const job = readStat(pid);
-    const sup = readStat(child.pid!);
-    if (!job || !sup) throw new StateError('the job vanished before it started');
-    if (job.session !== pid || job.pgrp !== pid) throw new StateError('the job could not get a session of its own');
-    const running: JobRecord = {
-      ...rec,
-      status: 'RUNNING',
-      pid,
-      started_at: nowIso(),
-      boot_id: bootId(),
-      starttime: job.starttime,
-      sup_pid: child.pid!,
-      sup_starttime: sup.starttime,
-      ...(rec.retry ? { attempt: 1, attempts: [], next_attempt_at: null } : {}),
-    };
-    // the folded record also lists every attempt's end
-    const attemptsBytes = rec.retry ? attemptsOf(rec) * 120 : 0;
-    reserveSpare(home, rec.name, rec.id, Buffer.byteLength(JSON.stringify(running)) + attemptsBytes);
-    // Once the record says RUNNING the job must run: a terminal closing (SIGHUP) or a Ctrl-C in
-    // the millisecond before "go" would otherwise leave a RUNNING record for a command that
-    // never ran (it exits 125). Past "go" the default actions apply again.
-    const hold = () => {};
-    for (const sig of HELD_SIGNALS) process.on(sig, hold);
-    try {
-      writeRecord(home, running);
-      recorded = true;
-      const gate = child.stdio[3] as NodeJS.WritableStream;
-      await new Promise<void>((done) => gate.end('go\n', done));
-    } finally {
-      for (const sig of HELD_SIGNALS) process.removeListener(sig, hold);
-    }
+    const pidLine = readPidLine(child);
+    pidLine.catch(() => {}); // awaited below, unless the spare cannot be made
+    // made while the supervisor forks the job and the job execs its way to a session of its own
+    reserveSpare(home, rec.name, rec.id, spareBytes(rec));
+    const [pid, job, sup] = await startedJob(child, pidLine);
+    const running = runningRecord(rec, pid, job.starttime, child.pid!, sup.starttime);
+    await recordAndGo(home, running, child.stdio[3] as Socket, release, () => (recorded = true));
     started = true;
     return running;
   } finally {
@@ -308,9 +370,13 @@ export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv,
     if (endFd !== null) closeSync(endFd);
     if (runFd !== null) closeSync(runFd);
     if (child) {
-      // Without "go" the job's process exits without running the command.
-      child.stdout?.destroy();
-      (child.stdio[3] as unknown as { destroy(): void } | null)?.destroy();
+      // Without "go" the job's process exits without running the command. Once it has read "go" it
+      // closes its end and the socket closes by itself (or, released at exit, as this process exits):
+      // destroying it here would also make Node create process.stderr (net checks every socket it
+      // closes against it), a cost to every start.
+      const channel = child.stdio[3] as Socket | null;
+      if (started) channel?.unref();
+      else channel?.destroy();
       child.unref();
     }
     if (!started) {
