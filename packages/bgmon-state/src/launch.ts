@@ -100,6 +100,32 @@ function handOffArgs(rec: Launchable, slot: number): string[] {
   const hands = rec.queue != null && !rec.retry && rec.on_end == null && slot > 0;
   return hands ? [rec.queue!, String(slot), String(rec.queue_seq ?? 0)] : ['', '0', '0'];
 }
+let assigned: Set<string> | undefined;
+/**
+ * The names supervisor.sh (or the job's shell before its command) assigns: sh exports an imported
+ * name with the last value it set, so the job would see the supervisor's values. Not IFS (sh resets
+ * it on import, as for every job), LC_ALL (env gives it back) nor the marker (the job's own).
+ */
+function assignedNames(): Set<string> {
+  if (assigned) return assigned;
+  const text = supervisorText();
+  const names = [...text.matchAll(/(?:^|[\s;(|&])([A-Za-z_]\w*)=/g)].map((m) => m[1]);
+  for (const m of text.matchAll(/\bread -r ((?:[A-Za-z_]\w* ?)+)/g)) names.push(...m[1].trim().split(' '));
+  for (const m of text.matchAll(/\bfor ([A-Za-z_]\w*) in /g)) names.push(m[1]);
+  assigned = new Set(names.filter((n) => !['IFS', 'LC_ALL', 'BGMON_JOB_ID'].includes(n)));
+  return assigned;
+}
+
+/** RESTORE (see supervisor.sh): the job's own values of the names the supervisor assigns. */
+function restoreWord(env: NodeJS.ProcessEnv): string {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const names = assignedNames();
+  return Object.entries(env)
+    .filter(([k, v]) => v !== undefined && names.has(k))
+    .map(([k, v]) => `${k}=${quote(v!)}`)
+    .join(' ');
+}
+
 /** What the hand-off words may add to an exec: a queue name, a slot and a SEQ, with NULs and pointers. */
 const HANDOFF_SLACK = 128 + 6 + 16 + 3 * 9;
 
@@ -117,6 +143,7 @@ function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv, slot = 0): { ar
     entryScript(),
     ...supervisorRetryArgs(rec),
     ...handOffArgs(rec, slot),
+    restoreWord(supervisorEnv),
     ...rec.cmd,
   ];
   return { args, env: supervisorEnv };
@@ -153,7 +180,7 @@ function surelyFits(rec: Launchable, env: NodeJS.ProcessEnv): boolean {
     bound += bytes;
     return bytes < MAX_ARG_STRLEN - 4096;
   };
-  if (![rec.name, rec.id, ...rec.cmd].every(add)) return false;
+  if (![rec.name, rec.id, restoreWord(env), ...rec.cmd].every(add)) return false;
   for (const key in env) if (!add(`${key}=${env[key] ?? ''}`)) return false;
   return bound < MAX_ARG_STRLEN;
 }
@@ -205,7 +232,7 @@ function launchExecs(rec: Launchable, env: NodeJS.ProcessEnv): Exec[] {
     { file: '/bin/sh', argv: ['/bin/sh', ...sup.args], env: sup.env },
     {
       file: tools.reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a)),
-      argv: [...words, 'bgmon-job', rec.id, 'gated', ...rec.cmd],
+      argv: [...words, 'bgmon-job', rec.id, 'gated', sup.args[sup.args.length - rec.cmd.length - 1], ...rec.cmd],
       env: { ...shellEnv, LC_ALL: 'C' },
     },
     { file: execFile(rec.cmd[0], env.PATH, rec.cwd), argv: rec.cmd, env: { ...env, PWD: shellEnv.PWD } },

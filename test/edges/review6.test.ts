@@ -1,0 +1,43 @@
+// Adversarial review of the queue's perl hand-off, the advance that yields to a claiming
+// supervisor, and the faster start-up (release at exit, the chain in the C locale).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { until, withHome } from '../helpers';
+
+/** The environment a job wrote with `env -0`, as a map. */
+function envFile(path: string): Map<string, string> {
+  const pairs = readFileSync(path, 'latin1').split('\0').filter(Boolean);
+  return new Map(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+}
+
+// every name supervisor.sh (or the job's shell before the command) assigns, and `_` (bash exports it)
+const SUPERVISOR_NAMES = (
+  'name id node entry tries delay max_delay retry_on queue slot seq restore home p f attempt gate lc pid status ' +
+  'ms up _ go t qd me line spid limit st boot n_perl hand_sh hand_pl'
+).split(' ');
+
+test(
+  "a job gets the caller's values of the names bgmon's supervisor uses, at its first attempt and a retried one",
+  withHome(async (h) => {
+    // sh exports an imported name with the last value it set: the supervisor's own values leaked
+    const own = Object.fromEntries(SUPERVISOR_NAMES.map((n) => [n, `caller's ${n}\nsecond line`]));
+    const out = join(h.subdir('out'), 'env');
+    const script = 'if [ -e "$0" ]; then env -0 > "$0.2"; else env -0 > "$0"; exit 1; fi';
+    const r = await h.run('bgmon-start', ['--name', 'e', '--retry', '1', '--retry-delay', '10ms', '--', 'sh', '-c', script, out], {
+      env: own,
+    });
+    assert.is(r.code, 0, r.stderr);
+    const rec = await until(h, 'e', 'SUCCEEDED');
+    assert.is(rec.attempt, 2);
+    for (const file of [out, `${out}.2`]) {
+      const seen = envFile(file);
+      const wrong = SUPERVISOR_NAMES.filter((n) => seen.get(n) !== own[n]).map((n) => `${n}=${seen.get(n)}`);
+      assert.equal(wrong, [], file);
+      assert.is(seen.get('BGMON_JOB_ID'), rec.id);
+    }
+  }),
+);
+
+test.run();
