@@ -2,9 +2,9 @@
 // supervisor, and the faster start-up (release at exit, the chain in the C locale).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { until, withHome } from '../helpers';
+import { gatedJob, lines, until, withHome } from '../helpers';
 
 /** The environment a job wrote with `env -0`, as a map. */
 function envFile(path: string): Map<string, string> {
@@ -39,5 +39,26 @@ test(
     }
   }),
 );
+
+for (const [way, env] of [
+  ['perl', {}],
+  ['the shell', { BGMON_NO_PERL: '1' }],
+] as const) {
+  test(
+    `a handed-off job, started by ${way}, gets PPID, IFS and OPTIND as /bin/sh exports them`,
+    withHome(async (h) => {
+      // sh sets PPID to its parent, IFS to space-tab-newline and OPTIND to 1 when it imports them
+      const gate = join(h.dir, 'gate');
+      await h.start('a', gatedJob(gate), ['--queue', 'q']);
+      const own = { ...env, PPID: '1234567', IFS: 'x', OPTIND: '7' };
+      const r = await h.run('bgmon-start', ['--name', 'b', '--queue', 'q', '--', 'env', '-0'], { env: own });
+      assert.is(lines(r.stdout)[0]?.status, 'QUEUED', r.stderr);
+      writeFileSync(gate, '');
+      const b = await until(h, 'b', 'SUCCEEDED');
+      const seen = envFile(b.log);
+      assert.equal([seen.get('PPID'), seen.get('IFS'), seen.get('OPTIND')], [String(b.sup_pid), ' \t\n', '1']);
+    }),
+  );
+}
 
 test.run();

@@ -165,7 +165,7 @@ hand_sh='
 # less the names no shell can hold, as /bin/sh drops them), then its command. It does what
 # setsid, env and the job's shell do: its own session and group, INT and QUIT at their defaults,
 # the same exclusive start line and renames, the environment as /bin/sh would export it (PWD
-# kept only when it names the directory), then execs the command, or exits 127 (not found) or
+# kept only when it names the directory; PPID, IFS and OPTIND as sh resets them), then execs the command, or exits 127 (not found) or
 # 126 as sh would. (ENOENT is 2 on every Linux: %! would load Errno.pm, 40% more start-up.)
 # shellcheck disable=SC2016,SC2034 # perl expands its own variables; the run's script uses it
 hand_pl='
@@ -194,6 +194,10 @@ umask oct $mask;
 open($e, "<&=", 5) and close $e;
 open(STDIN, "<", "/dev/null") && open(STDOUT, ">&", $o) && open(STDERR, ">&", $o) && close($o) or exit 125;
 %ENV = map { split /=/, $_, 2 } @env;
+# what sh makes of these three when it imports them
+exists $ENV{PPID} and $ENV{PPID} = getppid;
+exists $ENV{IFS} and $ENV{IFS} = " \t\n";
+exists $ENV{OPTIND} and $ENV{OPTIND} = 1;
 my @here = stat ".";
 my @pwd = ($ENV{PWD} // "") =~ m{\A/} ? stat $ENV{PWD} : ();
 $ENV{PWD} = readlink "/proc/self/cwd" unless @pwd && "@pwd[0, 1]" eq "@here[0, 1]";
