@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatedJob, lines, until, withHome } from '../helpers';
+import { eventually, gatedJob, lines, until, withHome } from '../helpers';
 
 /** The environment a job wrote with `env -0`, as a map. */
 function envFile(path: string): Map<string, string> {
@@ -22,21 +22,29 @@ test(
   "a job gets the caller's values of the names bgmon's supervisor uses, at its first attempt and a retried one",
   withHome(async (h) => {
     // sh exports an imported name with the last value it set: the supervisor's own values leaked
-    const own = Object.fromEntries(SUPERVISOR_NAMES.map((n) => [n, `caller's ${n}\nsecond line`]));
+    const names = [...SUPERVISOR_NAMES, 'BGMON_RESTORE'];
+    const own = Object.fromEntries(names.map((n) => [n, `caller's ${n}\nsecond 'line'`]));
     const out = join(h.subdir('out'), 'env');
     const script = 'if [ -e "$0" ]; then env -0 > "$0.2"; else env -0 > "$0"; exit 1; fi';
-    const r = await h.run('bgmon-start', ['--name', 'e', '--retry', '1', '--retry-delay', '10ms', '--', 'sh', '-c', script, out], {
-      env: own,
-    });
+    const args = ['--name', 'e', '--retry', '1', '--retry-delay', '10ms', '--', 'sh', '-c', script, out];
+    const r = await h.run('bgmon-start', args, { env: own });
     assert.is(r.code, 0, r.stderr);
     const rec = await until(h, 'e', 'SUCCEEDED');
     assert.is(rec.attempt, 2);
     for (const file of [out, `${out}.2`]) {
       const seen = envFile(file);
-      const wrong = SUPERVISOR_NAMES.filter((n) => seen.get(n) !== own[n]).map((n) => `${n}=${seen.get(n)}`);
+      const wrong = names.filter((n) => seen.get(n) !== own[n]).map((n) => `${n}=${seen.get(n)}`);
       assert.equal(wrong, [], file);
       assert.is(seen.get('BGMON_JOB_ID'), rec.id);
     }
+    // the values travel in the supervisor's environment (private), not its argv (public), and a
+    // caller without BGMON_RESTORE has none in its job
+    const cmd = ['sh', '-c', 'env -0 > "$0"; sleep 30', out];
+    const plain = await h.run('bgmon-start', ['--name', 'plain', '--', ...cmd], { env: { name: "caller's name" } });
+    const sup = JSON.parse(plain.stdout).sup_pid;
+    assert.not.match(readFileSync(`/proc/${sup}/cmdline`, 'latin1'), "caller's");
+    await eventually(() => envFile(out).get('BGMON_JOB') === 'plain', 10_000, "plain's environment");
+    assert.not.ok(envFile(out).has('BGMON_RESTORE'));
   }),
 );
 

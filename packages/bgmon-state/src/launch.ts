@@ -116,14 +116,20 @@ function assignedNames(): Set<string> {
   return assigned;
 }
 
-/** RESTORE (see supervisor.sh): the job's own values of the names the supervisor assigns. */
-function restoreWord(env: NodeJS.ProcessEnv): string {
+/**
+ * BGMON_RESTORE, which the job's shell evaluates before its command (see supervisor.sh): the job's
+ * own values of the names the supervisor assigns, then its own BGMON_RESTORE or none. In the
+ * environment, not in argv, which every user can read.
+ */
+function restoreText(env: NodeJS.ProcessEnv): string {
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const names = assignedNames();
+  const own = env.BGMON_RESTORE === undefined ? 'unset BGMON_RESTORE' : `BGMON_RESTORE=${quote(env.BGMON_RESTORE)}`;
   return Object.entries(env)
     .filter(([k, v]) => v !== undefined && names.has(k))
-    .map(([k, v]) => `${k}=${quote(v!)}`)
-    .join(' ');
+    .map(([k, v]) => `${k}=${quote(v!)}; `)
+    .concat(own)
+    .join('');
 }
 
 /** What the hand-off words may add to an exec: a queue name, a slot and a SEQ, with NULs and pointers. */
@@ -143,10 +149,9 @@ function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv, slot = 0): { ar
     entryScript(),
     ...supervisorRetryArgs(rec),
     ...handOffArgs(rec, slot),
-    restoreWord(supervisorEnv),
     ...rec.cmd,
   ];
-  return { args, env: supervisorEnv };
+  return { args, env: { ...supervisorEnv, BGMON_RESTORE: restoreText(supervisorEnv) } };
 }
 
 /** One argv or environment string, with its NUL, at most (MAX_ARG_STRLEN: 32 pages of 4 KiB). */
@@ -180,7 +185,7 @@ function surelyFits(rec: Launchable, env: NodeJS.ProcessEnv): boolean {
     bound += bytes;
     return bytes < MAX_ARG_STRLEN - 4096;
   };
-  if (![rec.name, rec.id, restoreWord(env), ...rec.cmd].every(add)) return false;
+  if (![rec.name, rec.id, `BGMON_RESTORE=${restoreText(env)}`, ...rec.cmd].every(add)) return false;
   for (const key in env) if (!add(`${key}=${env[key] ?? ''}`)) return false;
   return bound < MAX_ARG_STRLEN;
 }
@@ -232,7 +237,7 @@ function launchExecs(rec: Launchable, env: NodeJS.ProcessEnv): Exec[] {
     { file: '/bin/sh', argv: ['/bin/sh', ...sup.args], env: sup.env },
     {
       file: tools.reduce((a, b) => (Buffer.byteLength(b) > Buffer.byteLength(a) ? b : a)),
-      argv: [...words, 'bgmon-job', rec.id, 'gated', sup.args[sup.args.length - rec.cmd.length - 1], ...rec.cmd],
+      argv: [...words, 'bgmon-job', rec.id, 'gated', ...rec.cmd],
       env: { ...shellEnv, LC_ALL: 'C' },
     },
     { file: execFile(rec.cmd[0], env.PATH, rec.cwd), argv: rec.cmd, env: { ...env, PWD: shellEnv.PWD } },

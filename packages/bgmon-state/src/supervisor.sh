@@ -8,13 +8,10 @@
 #
 # Run by launch.ts as:
 #   sh -c "$SCRIPT" bgmon-supervisor NAME ID NODE ENTRY TRIES DELAY_MS MAX_DELAY_MS RETRY_ON \
-#     QUEUE SLOT SEQ RESTORE CMD [ARG...]
+#     QUEUE SLOT SEQ CMD [ARG...]
 # (ENTRY: the bgmon binary that started it, run with --job-ended NAME ID once the job has ended;
 # TRIES: attempts in all, 1 without --retry; RETRY_ON: the wait statuses that are retried, as
-# " 1 2 137 ", or "any" for every non-zero one; delays in milliseconds, doubling up to the cap;
-# RESTORE: shell assignments, NAME='VALUE', of the job's environment for every name this script
-# assigns: sh exports an imported name with the last value it set, so the job's shell evaluates
-# them before its command runs)
+# " 1 2 137 ", or "any" for every non-zero one; delays in milliseconds, doubling up to the cap)
 # with these descriptors, all opened by bgmon-start without following links:
 #   3  a socket to bgmon-start: the job prints its pid there once it leads its own session, then
 #      reads the gate: "go" arrives once the RUNNING record is on disk; without it the command never runs
@@ -41,8 +38,7 @@
 # missing directory (a run only Node starts, or one long gone): then it becomes Node, as above.
 
 name=$1 id=$2 node=$3 entry=$4 tries=$5 delay=$6 max_delay=$7 retry_on=$8 queue=$9 slot=${10} seq=${11}
-restore=${12}
-shift 12
+shift 11
 # the home, as bgmon-start resolved it (it sets BGMON_HOME for every job)
 home=${BGMON_HOME-}
 
@@ -94,10 +90,12 @@ while :; do
       exec 5>&- 6>&-
       BGMON_JOB_ID=$1
       export BGMON_JOB_ID
-      eval "$3"
-      shift 3
+      # sh exports an imported name with the last value it set: the job gets its own values back
+      # of the names this script sets (assignments from Node, in the environment: argv is public)
+      eval "$BGMON_RESTORE"
+      shift 2
       exec "$@" </dev/null >&4 2>&4 4>&-
-    ' bgmon-job "$id" "$gate" "$restore" "$@"
+    ' bgmon-job "$id" "$gate" "$@"
   ) &
   pid=$!
   if [ "$gate" = gated ]; then
