@@ -2,9 +2,10 @@
 // supervisor, and the faster start-up (release at exit, the chain in the C locale).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { eventually, gatedJob, lines, until, withHome } from '../helpers';
+import { binPath, eventually, gatedJob, lines, until, withHome } from '../helpers';
 
 /** The environment a job wrote with `env -0`, as a map. */
 function envFile(path: string): Map<string, string> {
@@ -65,6 +66,38 @@ for (const [way, env] of [
       const b = await until(h, 'b', 'SUCCEEDED');
       const seen = envFile(b.log);
       assert.equal([seen.get('PPID'), seen.get('IFS'), seen.get('OPTIND')], [String(b.sup_pid), ' \t\n', '1']);
+    }),
+  );
+}
+
+/** Whether this process may make a mount namespace of its own (root, or a user namespace allowed). */
+const canUnshare = () => spawnSync('unshare', ['-m', 'true']).status === 0;
+
+for (const [way, env] of [
+  ['perl', {}],
+  ['the shell', { BGMON_NO_PERL: '1' }],
+] as const) {
+  test(
+    `a handed-off job, started by ${way}, of a caller without PATH: its command found where sh looks`,
+    withHome(async (h) => {
+      if (!canUnshare()) return; // a private /usr/local/bin needs a mount namespace
+      // sh's default path has /usr/local/bin (bgmon-start's check too); execvp's only /bin:/usr/bin
+      const local = h.subdir('local-bin');
+      writeFileSync(join(local, 'bgmon-review6-probe'), '#!/bin/sh\necho found\n', { mode: 0o755 });
+      const [start, wait] = [binPath('bgmon-start'), binPath('bgmon-wait')];
+      const script = [
+        'mount --make-rprivate / && mount --bind "$1" /usr/local/bin || exit 99',
+        `"$2" "$3" --name a --queue q -- sh -c 'while [ ! -e "$0" ]; do sleep 0.05; done' "$4"`,
+        'env -u PATH "$2" "$3" --name b --queue q -- bgmon-review6-probe',
+        ': > "$4"',
+        '"$2" "$5" b --timeout 20s',
+      ].join(' && ');
+      const gate = join(h.dir, 'gate');
+      const args = ['-m', 'sh', '-c', script, 'sh', local, process.execPath, start, gate, wait];
+      const r = await h.run('/usr/bin/unshare', args, { env });
+      assert.is(r.code, 0, r.stdout + r.stderr);
+      assert.is((await h.status('b')).exit_code, 0);
+      assert.is(readFileSync(join(h.root, 'logs', 'b.log'), 'utf8'), 'found\n');
     }),
   );
 }

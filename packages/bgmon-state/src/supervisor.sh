@@ -199,7 +199,11 @@ exists $ENV{OPTIND} and $ENV{OPTIND} = 1;
 my @here = stat ".";
 my @pwd = ($ENV{PWD} // "") =~ m{\A/} ? stat $ENV{PWD} : ();
 $ENV{PWD} = readlink "/proc/self/cwd" unless @pwd && "@pwd[0, 1]" eq "@here[0, 1]";
-exec { $cmd[0] } @cmd;
+# without PATH, sh looks in its default path (execvp would look in /bin and /usr/bin only)
+my $file = $cmd[0];
+($file) = grep { -f && -x } map { "$_/$cmd[0]" } qw(/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin)
+  if $file !~ m{/} && !exists $ENV{PATH};
+exec { $file // $cmd[0] } @cmd;
 my ($why, $gone) = ("$!", $! == 2);
 print STDERR "bgmon-job: exec: $cmd[0]: ", ($gone ? "not found" : $why), "\n";
 exit($gone ? 127 : 126);
