@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { binPath, eventually, gatedJob, lines, until, withHome } from '../helpers';
 
@@ -66,6 +66,39 @@ for (const [way, env] of [
       const b = await until(h, 'b', 'SUCCEEDED');
       const seen = envFile(b.log);
       assert.equal([seen.get('PPID'), seen.get('IFS'), seen.get('OPTIND')], [String(b.sup_pid), ' \t\n', '1']);
+    }),
+  );
+}
+
+for (const [way, env] of [
+  ['perl', {}],
+  ['the shell', { BGMON_NO_PERL: '1' }],
+] as const) {
+  test(
+    `a handed-off job, started by ${way}, whose command's directory became a file or a link loop: 127, as sh`,
+    withHome(async (h) => {
+      const gate = join(h.dir, 'gate');
+      await h.start('a', gatedJob(gate), ['--queue', 'x']);
+      const [file, loop] = [h.subdir('file'), h.subdir('loop')];
+      for (const [name, dir] of [
+        ['c', file],
+        ['d', loop],
+      ]) {
+        writeFileSync(join(dir, 'cmd'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+        const r = await h.run('bgmon-start', ['--name', name, '--queue', 'x', '--', join(dir, 'cmd')], { env });
+        assert.is(lines(r.stdout)[0]?.status, 'QUEUED', r.stderr);
+      }
+      // ENOTDIR and ELOOP: sh says 127, as for ENOENT (and ENAMETOOLONG)
+      rmSync(file, { recursive: true });
+      writeFileSync(file, '');
+      rmSync(loop, { recursive: true });
+      symlinkSync(loop, loop);
+      writeFileSync(gate, '');
+      const w = await h.run('bgmon-wait', ['c', 'd', '--timeout', '20s']);
+      const [c, d] = [await h.status('c'), await h.status('d')];
+      assert.equal([c.status, c.exit_code, d.status, d.exit_code], ['FAILED', 127, 'FAILED', 127], w.stdout);
+      assert.match(readFileSync(c.log, 'utf8'), /exec: .*file\/cmd: not found\n$/);
+      assert.match(readFileSync(d.log, 'utf8'), /exec: .*loop\/cmd: Too many levels of symbolic links\n$/);
     }),
   );
 }

@@ -163,8 +163,9 @@ hand_sh='
 # less the names no shell can hold, as /bin/sh drops them), then its command. It does what
 # setsid, env and the job's shell do: its own session and group, INT and QUIT at their defaults,
 # the same exclusive start line and renames, the environment as /bin/sh would export it (PWD
-# kept only when it names the directory; PPID, IFS and OPTIND as sh resets them), then execs the command, or exits 127 (not found) or
-# 126 as sh would. (ENOENT is 2 on every Linux: %! would load Errno.pm, 40% more start-up.)
+# kept only when it names the directory; PPID, IFS and OPTIND as sh resets them), then execs the
+# command, or exits as sh would: 127 for ENOENT, ENOTDIR ("not found"), ENAMETOOLONG and ELOOP, else
+# 126. (2, 20, 36, 40 on each architecture handoff.ts runs perl on: %! would load Errno.pm.)
 # shellcheck disable=SC2016,SC2034 # perl expands its own variables; the run's script uses it
 hand_pl='
 my ($dir, $start, $mask, $log, $end, undef, $setsid, $oflags, $n) = @ARGV;
@@ -204,9 +205,9 @@ my $file = $cmd[0];
 ($file) = grep { -f && -x } map { "$_/$cmd[0]" } qw(/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin)
   if $file !~ m{/} && !exists $ENV{PATH};
 exec { $file // $cmd[0] } @cmd;
-my ($why, $gone) = ("$!", $! == 2);
-print STDERR "bgmon-job: exec: $cmd[0]: ", ($gone ? "not found" : $why), "\n";
-exit($gone ? 127 : 126);
+my $errno = $! + 0;
+print STDERR "bgmon-job: exec: $cmd[0]: ", ($errno == 2 || $errno == 20 ? "not found" : "$!"), "\n";
+exit((grep { $_ == $errno } 2, 20, 36, 40) ? 127 : 126);
 '
 
 field22() { shift 19; t=$1; }
