@@ -100,6 +100,38 @@ function handOffArgs(rec: Launchable, slot: number): string[] {
   const hands = rec.queue != null && !rec.retry && rec.on_end == null && slot > 0;
   return hands ? [rec.queue!, String(slot), String(rec.queue_seq ?? 0)] : ['', '0', '0'];
 }
+let assigned: Set<string> | undefined;
+/**
+ * The names supervisor.sh (or the job's shell before its command) assigns: sh exports an imported
+ * name with the last value it set, so the job would see the supervisor's values. Not IFS (sh resets
+ * it on import, as for every job), LC_ALL (env gives it back) nor the marker (the job's own).
+ */
+function assignedNames(): Set<string> {
+  if (assigned) return assigned;
+  const text = supervisorText();
+  const names = [...text.matchAll(/(?:^|[\s;(|&])([A-Za-z_]\w*)=/g)].map((m) => m[1]);
+  for (const m of text.matchAll(/\bread -r ((?:[A-Za-z_]\w* ?)+)/g)) names.push(...m[1].trim().split(' '));
+  for (const m of text.matchAll(/\bfor ([A-Za-z_]\w*) in /g)) names.push(m[1]);
+  assigned = new Set(names.filter((n) => !['IFS', 'LC_ALL', 'BGMON_JOB_ID'].includes(n)));
+  return assigned;
+}
+
+/**
+ * BGMON_RESTORE, which the job's shell evaluates before its command (see supervisor.sh): the job's
+ * own values of the names the supervisor assigns, then its own BGMON_RESTORE or none. In the
+ * environment, not in argv, which every user can read.
+ */
+function restoreText(env: NodeJS.ProcessEnv): string {
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const names = assignedNames();
+  const own = env.BGMON_RESTORE === undefined ? 'unset BGMON_RESTORE' : `BGMON_RESTORE=${quote(env.BGMON_RESTORE)}`;
+  return Object.entries(env)
+    .filter(([k, v]) => v !== undefined && names.has(k))
+    .map(([k, v]) => `${k}=${quote(v!)}; `)
+    .concat(own)
+    .join('');
+}
+
 /** What the hand-off words may add to an exec: a queue name, a slot and a SEQ, with NULs and pointers. */
 const HANDOFF_SLACK = 128 + 6 + 16 + 3 * 9;
 
@@ -119,7 +151,7 @@ function supervisorExec(rec: Launchable, env: NodeJS.ProcessEnv, slot = 0): { ar
     ...handOffArgs(rec, slot),
     ...rec.cmd,
   ];
-  return { args, env: supervisorEnv };
+  return { args, env: { ...supervisorEnv, BGMON_RESTORE: restoreText(supervisorEnv) } };
 }
 
 /** One argv or environment string, with its NUL, at most (MAX_ARG_STRLEN: 32 pages of 4 KiB). */
@@ -153,7 +185,7 @@ function surelyFits(rec: Launchable, env: NodeJS.ProcessEnv): boolean {
     bound += bytes;
     return bytes < MAX_ARG_STRLEN - 4096;
   };
-  if (![rec.name, rec.id, ...rec.cmd].every(add)) return false;
+  if (![rec.name, rec.id, `BGMON_RESTORE=${restoreText(env)}`, ...rec.cmd].every(add)) return false;
   for (const key in env) if (!add(`${key}=${env[key] ?? ''}`)) return false;
   return bound < MAX_ARG_STRLEN;
 }

@@ -90,6 +90,9 @@ while :; do
       exec 5>&- 6>&-
       BGMON_JOB_ID=$1
       export BGMON_JOB_ID
+      # sh exports an imported name with the last value it set: the job gets its own values back
+      # of the names this script sets (assignments from Node, in the environment: argv is public)
+      eval "$BGMON_RESTORE"
       shift 2
       exec "$@" </dev/null >&4 2>&4 4>&-
     ' bgmon-job "$id" "$gate" "$@"
@@ -160,8 +163,9 @@ hand_sh='
 # less the names no shell can hold, as /bin/sh drops them), then its command. It does what
 # setsid, env and the job's shell do: its own session and group, INT and QUIT at their defaults,
 # the same exclusive start line and renames, the environment as /bin/sh would export it (PWD
-# kept only when it names the directory), then execs the command, or exits 127 (not found) or
-# 126 as sh would. (ENOENT is 2 on every Linux: %! would load Errno.pm, 40% more start-up.)
+# kept only when it names the directory; PPID, IFS and OPTIND as sh resets them), then execs the
+# command, or exits as sh would: 127 for ENOENT, ENOTDIR ("not found"), ENAMETOOLONG and ELOOP, else
+# 126. (2, 20, 36, 40 on each architecture handoff.ts runs perl on: %! would load Errno.pm.)
 # shellcheck disable=SC2016,SC2034 # perl expands its own variables; the run's script uses it
 hand_pl='
 my ($dir, $start, $mask, $log, $end, undef, $setsid, $oflags, $n) = @ARGV;
@@ -189,13 +193,21 @@ umask oct $mask;
 open($e, "<&=", 5) and close $e;
 open(STDIN, "<", "/dev/null") && open(STDOUT, ">&", $o) && open(STDERR, ">&", $o) && close($o) or exit 125;
 %ENV = map { split /=/, $_, 2 } @env;
+# what sh makes of these three when it imports them
+exists $ENV{PPID} and $ENV{PPID} = getppid;
+exists $ENV{IFS} and $ENV{IFS} = " \t\n";
+exists $ENV{OPTIND} and $ENV{OPTIND} = 1;
 my @here = stat ".";
 my @pwd = ($ENV{PWD} // "") =~ m{\A/} ? stat $ENV{PWD} : ();
 $ENV{PWD} = readlink "/proc/self/cwd" unless @pwd && "@pwd[0, 1]" eq "@here[0, 1]";
-exec { $cmd[0] } @cmd;
-my ($why, $gone) = ("$!", $! == 2);
-print STDERR "bgmon-job: exec: $cmd[0]: ", ($gone ? "not found" : $why), "\n";
-exit($gone ? 127 : 126);
+# without PATH, sh looks in its default path (execvp would look in /bin and /usr/bin only)
+my $file = $cmd[0];
+($file) = grep { -f && -x } map { "$_/$cmd[0]" } qw(/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin)
+  if $file !~ m{/} && !exists $ENV{PATH};
+exec { $file // $cmd[0] } @cmd;
+my $errno = $! + 0;
+print STDERR "bgmon-job: exec: $cmd[0]: ", ($errno == 2 || $errno == 20 ? "not found" : "$!"), "\n";
+exit((grep { $_ == $errno } 2, 20, 36, 40) ? 127 : 126);
 '
 
 field22() { shift 19; t=$1; }
