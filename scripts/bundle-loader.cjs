@@ -62,7 +62,7 @@ const cacheFileOf = (bundleFile) => bundleFile.replace(/\.bundle\.js$/, '.cache'
  * a command then compiles nothing, whichever of its paths it takes.
  */
 function makeCodeCache(file) {
-  const { renameSync, writeFileSync } = require('node:fs');
+  const { closeSync, fsyncSync, openSync, renameSync, writeSync } = require('node:fs');
   const { setFlagsFromString } = require('node:v8');
   if (cacheState(file) === 'used') return;
   const source = readFileSync(file, 'utf8');
@@ -73,7 +73,15 @@ function makeCodeCache(file) {
   setFlagsFromString('--lazy --compilation-cache');
   const cacheFile = cacheFileOf(file);
   const temp = `${cacheFile}.${process.pid}.tmp`;
-  writeFileSync(temp, Buffer.concat([Buffer.from(key, 'latin1'), script.createCachedData()]));
+  // on disk before the rename: V8 checks only a cache's header, and a cache damaged inside (a
+  // power loss between write and rename) would abort every command until the next build
+  const fd = openSync(temp, 'w');
+  try {
+    writeSync(fd, Buffer.concat([Buffer.from(key, 'latin1'), script.createCachedData()]));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(temp, cacheFile);
 }
 
