@@ -1,93 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
+import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
-import {
-  ended,
-  eventually,
-  gatedJob,
-  lines,
-  masked,
-  queueSpecs,
-  until,
-  untilLocksReleased,
-  withHome,
-  type TestHome,
-} from '../helpers';
+import { gatedJob, lines, masked, until, withHome } from '../helpers';
 
 // Issue 11, Performance: the queue's throughput (1,000 `true` jobs through 4 slots against
 // tsp -S 4). What made it slow, pinned here so that it stays gone.
-
-const diskRecord = (h: TestHome, name: string) =>
-  JSON.parse(readFileSync(join(h.root, 'jobs', `${name}.json`), 'utf8'));
-
-/** Whether a run has ended, from the files alone (no bgmon command runs): its record or its end file. */
-function endedOnDisk(h: TestHome, name: string): boolean {
-  const rec = diskRecord(h, name);
-  if (ended(rec)) return true;
-  try {
-    return /^\d+\n/.test(readFileSync(join(h.root, 'jobs', `.${name}@${rec.id}.end`), 'latin1'));
-  } catch {
-    return false;
-  }
-}
-
-test(
-  'a batch of quick jobs: its first launches never race the hand-off (no Node process per race)',
-  withHome(async (h) => {
-    // Node launches a batch's first runs one by one while the first ones already end: their
-    // supervisors claim the next runs meanwhile. Node voiding such a claim sent that supervisor to
-    // Node (a fold and a queue pass) at each race.
-    const [n, slots] = [48, 12];
-    const sub = await h.run('bgmon-start', ['--slots', String(slots), '-'], { input: queueSpecs(n, ['true']) });
-    assert.is(sub.code, 0, sub.stderr);
-    const names = Array.from({ length: n }, (_, i) => `j${i}`);
-    await eventually(() => names.every((name) => endedOnDisk(h, name)), 60_000, 'every job to end');
-    // a record folded before any reader ran was folded by a supervisor gone to Node: once at the
-    // end of each slot's chain, never more
-    await untilLocksReleased(h.root);
-    const folded = names.filter((name) => ended(diskRecord(h, name)));
-    assert.ok(folded.length <= slots, `${folded.length} supervisors went to Node: ${folded.join(' ')}`);
-    const st = await h.run('bgmon-status', ['--json', ...names]);
-    assert.equal(
-      lines(st.stdout)
-        .filter((r) => r.status !== 'SUCCEEDED')
-        .map((r) => [r.name, r.status]),
-      [],
-    );
-  }),
-);
-
-test(
-  "the queue's advance leaves a run to the supervisor at work that claimed it, and voids the claim of a stopped one",
-  withHome(async (h) => {
-    const gate = join(h.dir, 'gate');
-    await h.start('first', gatedJob(gate), ['--queue', 'y']);
-    const next = await h.start('next', ['true'], ['--queue', 'y']);
-    assert.is(next.status, 'QUEUED');
-    const dir = join(h.root, 'run', 'queues', 'y.runs', String(next.queue_seq));
-    // a supervisor (argv as supervisor.sh's) that has claimed `next` in slot 2 and is about to run it
-    const sup = h.spawnOutside('/bin/sh', ['-c', 'sleep 1000; :', 'bgmon-supervisor']);
-    const st = readStat(sup.pid!)!;
-    writeFileSync(join(dir, 'claim'), `2 ${sup.pid} ${st.starttime} ${bootId()}\n`, { flag: 'wx', mode: 0o600 });
-    // a third slot: the advance starts `more` in it, and leaves `next` to its claimer
-    const more = await h.run('bgmon-start', ['--name', 'more', '--queue', 'y', '--slots', '3', '--', 'true']);
-    assert.is(lines(more.stdout)[0]?.status, 'RUNNING', more.stderr);
-    assert.is((await h.status('next')).status, 'QUEUED');
-    assert.not.ok(existsSync(join(dir, 'start')), 'the claim was not voided');
-    // a stopped claimer does not hold up its run: the next advance voids its claim and starts it
-    process.kill(sup.pid!, 'SIGSTOP');
-    try {
-      const w = await h.run('bgmon-wait', ['next', '--timeout', '20s']);
-      assert.is(w.code, 0, w.stdout + w.stderr);
-      assert.is(readFileSync(join(dir, 'start'), 'utf8'), 'none\n', 'voided before Node started it');
-    } finally {
-      process.kill(sup.pid!, 'SIGCONT');
-      writeFileSync(gate, '');
-    }
-  }),
-);
 
 for (const [way, env] of [
   ['perl', {}],

@@ -1,20 +1,10 @@
-import {
-  closeSync,
-  constants,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createFreshFile, readEnd } from './end';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { recordPath, type Home } from './paths';
-import { bootId, environHas, isSameProcess, listPids, readStat } from './proc';
+import { environHas, isSameProcess, listPids } from './proc';
 import { isTerminal, readRecord, readRecordFile, type JobRecord } from './record';
 import { sleepSync } from './sleep';
 import { isRunDirOf, readStart, runDir, runsDir } from './start-file';
@@ -258,41 +248,17 @@ function settledStart(dir: string, idOf: () => string | null | undefined): Retur
 }
 
 /**
- * Whether a claim's maker is a supervisor at work: alive, not stopped, and still the supervisor
- * (once it has handed the run back it is Node, under the same pid).
- */
-function isSupervisorAtWork(c: { pid: number; starttime: number; boot: string }): boolean {
-  if (c.boot !== bootId()) return false;
-  const st = readStat(c.pid);
-  if (!st || st.starttime !== c.starttime || 'ZTtXx'.includes(st.state)) return false;
-  try {
-    return readFileSync(`/proc/${c.pid}/cmdline`, 'latin1').split('\0')[3] === 'bgmon-supervisor';
-  } catch {
-    return false;
-  }
-}
-
-/**
  * Makes sure the hand-off never starts this QUEUED run (the caller holds its name's lock and is
  * about to start or stop it itself): Node claims it first, or, when a supervisor took it,
  * creates its start file as "none" first. 'started' when the job got there first: it runs.
- *
- * With `yieldToSupervisor` (the queue's advance, about to start the run in a free slot), a run
- * that a supervisor at work claimed and has not started yet is left to it: 'claimed'. That
- * supervisor holds a slot of its own (counted by the advance's look, as its claim or as the run
- * before it), so the run starts within the limit either way; voiding the claim instead sends the
- * supervisor to Node (a Node process per race, while a batch's first runs are being launched).
  */
-export function preempt(home: Home, rec: JobRecord, yieldToSupervisor = false): 'never' | 'started' | 'claimed' {
+export function preempt(home: Home, rec: JobRecord): 'never' | 'started' {
   if (!canHandOff(rec)) return 'never';
   const dir = runDir(home.root, rec.queue!, rec.queue_seq!);
   // not prepared for this run (an earlier run's at a reused SEQ, or dropped): no job starts it
   // there (the job's shell checks the same id file, which only goes once Node has decided)
   if (!isRunDirOf(dir, rec.id)) return 'never';
-  if (createExclusive(join(dir, 'claim'), 'node\n')) return 'never';
-  const claim = readClaim(dir);
-  if (claim === 'node') return 'never';
-  if (yieldToSupervisor && claim !== null && readStart(dir) === null && isSupervisorAtWork(claim)) return 'claimed';
+  if (createExclusive(join(dir, 'claim'), 'node\n') || readClaim(dir) === 'node') return 'never';
   const deadline = Date.now() + PARTIAL_WAIT_MS;
   for (;;) {
     if (createExclusive(join(dir, 'start'), 'none\n')) return 'never';

@@ -248,9 +248,8 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
   const states = predecessorStates(home, rec);
   const action = decide(states);
   if (action === 'queue' || (action === 'run' && !isDue(rec.not_before))) return null;
-  // the queue's hand-off must never start it too: it started it first, or never will; a run a
-  // live supervisor has claimed is its to start (or to hand back)
-  if (preempt(home, rec, action === 'run' && joining !== undefined) !== 'never') return null;
+  // the queue's hand-off must never start it too: it started it first, or never will
+  if (preempt(home, rec) === 'started') return null;
   dropPrepared(home, rec);
   let now: JobRecord;
   if (action === 'run') {
