@@ -1,9 +1,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
-import { gatedJob, lines, masked, until, withHome } from '../helpers';
+import { eventually, gatedJob, lines, masked, until, withHome } from '../helpers';
 
 // Issue 11, Performance: the queue's throughput (1,000 `true` jobs through 4 slots against
 // tsp -S 4). What made it slow, pinned here so that it stays gone.
@@ -73,5 +74,47 @@ for (const [way, env] of [
     }),
   );
 }
+
+// strace holds the handed-off job's exec of its command: the one way to stop it at that point
+const STRACE = spawnSync('sh', ['-c', 'command -v strace']).stdout.toString().trim();
+const PERL = spawnSync('sh', ['-c', 'PATH=/usr/bin:/bin command -v perl']).stdout.toString().trim();
+const SLEEP = spawnSync('sh', ['-c', 'command -v sleep']).stdout.toString().trim();
+const canHold = STRACE !== '' && PERL !== '' && spawnSync(STRACE, ['-o', '/dev/null', 'true']).status === 0;
+
+(canHold ? test : test.skip)(
+  `a job handed off by perl can be stopped between its start file and its command${
+    canHold ? '' : ' (SKIPPED: needs perl and strace)'
+  }`,
+  withHome(async (h) => {
+    // perl writes the start file (the run is RUNNING from then on) before it execs the command:
+    // until then it must already carry the run's markers, or bgmon-stop refuses the job
+    const gate = join(h.dir, 'gate');
+    const a = await h.start('a', gatedJob(gate), ['--queue', 'p']);
+    const b = await h.run('bgmon-start', ['--name', 'b', '--queue', 'p', '--', SLEEP, '30']);
+    assert.is(lines(b.stdout)[0]?.status, 'QUEUED', b.stderr);
+    const tracer = spawn(
+      STRACE,
+      ['-f', '-qq', '-o', '/dev/null', '-p', String(a.sup_pid), '-P', SLEEP, '-e', 'trace=execve'].concat([
+        '-e',
+        'inject=execve:delay_enter=4000000',
+      ]),
+      { stdio: 'ignore' },
+    );
+    const traced = () => /TracerPid:\s+[1-9]/.test(readFileSync(`/proc/${a.sup_pid}/status`, 'utf8'));
+    try {
+      await eventually(traced, 10_000, 'strace to attach to the supervisor');
+      writeFileSync(gate, '');
+      // held in a ptrace stop, the job reads PAUSED (its leader is stopped) until strace lets go
+      const running = await until(h, 'b', (r) => r.pid !== null && ['RUNNING', 'PAUSED'].includes(r.status));
+      assert.is(readFileSync(`/proc/${running.pid}/comm`, 'utf8'), 'perl\n', 'held before the exec of its command');
+      const stop = await h.run('bgmon-stop', ['b']);
+      assert.is(stop.code, 0, stop.stderr);
+      assert.is(lines(stop.stdout)[0]?.status, 'STOPPED');
+    } finally {
+      tracer.kill('SIGKILL');
+      writeFileSync(gate, '');
+    }
+  }),
+);
 
 test.run();

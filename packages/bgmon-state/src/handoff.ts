@@ -78,9 +78,12 @@ function jobFunction(rec: JobRecord, pairs: Array<[string, string]>, tools: Tool
     const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
     const flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
     const args = `${tools.perl.setsid} ${flags} ${shellPairs.length} ${wordsOf(shellPairs)} ${cmd}`;
+    // perl carries the run's markers from its exec on: it creates the start file (bgmon-stop may
+    // then look at it) before it execs the command with the job's own environment
+    const marks = `BGMON_JOB_ID=${quote(rec.id)} BGMON_JOB=${quote(rec.name)}`;
     return (
-      `job() {\n  shift 2\n  unset ${PERL_VARS}\n  BGMON_JOB_ID=${quote(rec.id)} LC_ALL=C\n` +
-      `  export BGMON_JOB_ID LC_ALL\n  exec ${quote(tools.perl.path)} -e "$hand_pl" -- "$@" ${args}\n}\n`
+      `job() {\n  shift 2\n  unset ${PERL_VARS}\n  ${marks} LC_ALL=C\n` +
+      `  export BGMON_JOB_ID BGMON_JOB LC_ALL\n  exec ${quote(tools.perl.path)} -e "$hand_pl" -- "$@" ${args}\n}\n`
     );
   }
   // sh ignores INT and QUIT in background children: env gives the command the defaults back
