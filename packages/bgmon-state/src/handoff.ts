@@ -272,6 +272,20 @@ export function preempt(home: Home, rec: JobRecord): 'never' | 'started' {
   }
 }
 
+/**
+ * Claims for Node, all at once, the runs an advance is about to launch itself, before it launches
+ * the first: while Node launched them one by one, the supervisors of the first (quick) jobs
+ * claimed the next ones, and each claim Node then voided sent that supervisor to Node (a fold
+ * and a queue pass, ~100 ms of CPU; up to 35 in a 1,000-job batch). A run claimed here is one
+ * Node starts (preempt finds its claim); nothing else changes.
+ */
+export function claimForNode(home: Home, recs: JobRecord[]): void {
+  for (const rec of recs) {
+    const dir = runDir(home.root, rec.queue!, rec.queue_seq!);
+    if (canHandOff(rec) && isRunDirOf(dir, rec.id)) createExclusive(join(dir, 'claim'), 'node\n');
+  }
+}
+
 /** The run a directory prepared, from its script's first line (null once Node dropped it). */
 function runOf(dir: string): { name: string; id: string } | null {
   let head = '';
@@ -347,10 +361,16 @@ export function listRuns(home: Home, queue: string): HandedOff[] {
 export function handOffHolders(home: Home, queue: string, between: () => void): Map<string, Holder> {
   const holders = new Map<string, Holder>();
   const seen = new Set<number>();
+  // A supervisor only moves on to higher SEQs, and claims its next run before it writes the end
+  // of the last: looked at in SEQ order, each claim read when its run is looked at (not when the
+  // directory was listed), a supervisor that moves on during the look is met again further on.
+  // In listing order, with the claims read up front, one that hopped twice during a look on a
+  // loaded machine was missed, and Node started a fifth run in a queue of 4.
   const look = () => {
-    for (const run of listRuns(home, queue)) {
-      const c = run.claim;
-      if (seen.has(run.seq) || c === null || c === 'node') continue;
+    for (const run of listRuns(home, queue).sort((a, b) => a.seq - b.seq)) {
+      if (seen.has(run.seq)) continue;
+      const c = readClaim(run.dir);
+      if (c === null || c === 'node') continue;
       seen.add(run.seq);
       if (claimHolds(home, run.dir, c)) holders.set(`${c.pid} ${c.starttime}`, { slot: c.slot, seq: run.seq });
     }
