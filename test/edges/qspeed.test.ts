@@ -4,10 +4,61 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
-import { eventually, gatedJob, lines, masked, until, withHome } from '../helpers';
+import {
+  ended,
+  eventually,
+  gatedJob,
+  lines,
+  masked,
+  queueSpecs,
+  until,
+  untilLocksReleased,
+  withHome,
+  type TestHome,
+} from '../helpers';
 
 // Issue 11, Performance: the queue's throughput (1,000 `true` jobs through 4 slots against
 // tsp -S 4). What made it slow, pinned here so that it stays gone.
+
+const diskRecord = (h: TestHome, name: string) =>
+  JSON.parse(readFileSync(join(h.root, 'jobs', `${name}.json`), 'utf8'));
+
+/** Whether a run has ended, from the files alone (no bgmon command runs): its record or its end file. */
+function endedOnDisk(h: TestHome, name: string): boolean {
+  const rec = diskRecord(h, name);
+  if (ended(rec)) return true;
+  try {
+    return /^\d+\n/.test(readFileSync(join(h.root, 'jobs', `.${name}@${rec.id}.end`), 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
+test(
+  'a batch of quick jobs: its first launches never race the hand-off (no Node process per race)',
+  withHome(async (h) => {
+    // Node launches a batch's first runs one by one while the first ones already end: their
+    // supervisors claimed the next runs meanwhile, and Node voiding such a claim sent that
+    // supervisor to Node (a fold and a queue pass) at each race. Node now claims them all first.
+    const [n, slots] = [200, 4];
+    const sub = await h.run('bgmon-start', ['--slots', String(slots), '-'], { input: queueSpecs(n, ['true']) });
+    assert.is(sub.code, 0, sub.stderr);
+    const names = Array.from({ length: n }, (_, i) => `j${i}`);
+    await eventually(() => names.every((name) => endedOnDisk(h, name)), 60_000, 'every job to end');
+    // a record folded before any reader ran was folded by a supervisor gone to Node: once at the
+    // end of each slot's chain, never more
+    await untilLocksReleased(h.root);
+    const folded = names.filter((name) => ended(diskRecord(h, name)));
+    assert.ok(folded.length <= slots, `${folded.length} supervisors went to Node: ${folded.join(' ')}`);
+    const st = await h.run('bgmon-status', ['--json', ...names]);
+    assert.equal(
+      lines(st.stdout)
+        .filter((r) => r.status !== 'SUCCEEDED')
+        .map((r) => [r.name, r.status]),
+      [],
+    );
+  }),
+);
 
 for (const [way, env] of [
   ['perl', {}],

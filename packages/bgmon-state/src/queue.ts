@@ -6,7 +6,7 @@ import { nowIso, writeRecord, type JobRecord } from './record';
 import { lock, lockHeldByLive, LockBusyError, unlock } from './lock';
 import { isDue } from './delay';
 import { freeSlot, queueLockName, queueNow, writeQueueFile, type QueueNow } from './queue-slots';
-import { dropPrepared, preempt, pruneRuns } from './handoff';
+import { canHandOff, claimForNode, dropPrepared, preempt, pruneRuns } from './handoff';
 import { launch } from './launch';
 import { createEmpty, existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
@@ -174,6 +174,11 @@ async function advanceSlots(
     };
     recs.sort(bySubmission);
     pruneRuns(home, queue, frontierOf(file, recs));
+    // the runs this pass launches first, claimed before the first launch (see claimForNode): the
+    // leading plain runs, as many as there are free slots (each of them runs: it waits for nothing)
+    const free = Math.max(0, file.slots - file.holders.size);
+    const leading = recs.findIndex((rec) => !canHandOff(rec));
+    claimForNode(home, recs.slice(0, Math.min(free, leading < 0 ? recs.length : leading)));
     for (const rec of recs) {
       const full = file.holders.size >= file.slots;
       // a full queue has nothing to decide for a job that waits for nothing else (a thousand
