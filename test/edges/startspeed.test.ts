@@ -4,30 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  truncateSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { readStat } from 'bgmon-state';
+import { cpSync, existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  binPath,
-  eventually,
-  homeProcs,
-  isAlive,
-  ROOT,
-  type Result,
-  sleep,
-  slowTest,
-  withHome,
-  type TestHome,
-} from '../helpers';
+import { binPath, ROOT, type Result, slowTest, withHome, type TestHome } from '../helpers';
 
 const LOADER = join(ROOT, 'scripts', 'bundle-loader.cjs');
 const BIN_PACKAGES = [
@@ -177,98 +156,6 @@ slowTest(
     assert.is(wait.code, 0, `what the check let through, the kernel ran: ${wait.stdout}`);
     assert.ok(refused(await start('ovr', hi)));
     assert.not.ok(existsSync(join(h.root, 'jobs', 'ovr.json')), 'no record of the refused start');
-  }),
-);
-
-/**
- * Runs bgmon-start (ARGS, INPUT on its stdin) with its stdout a full pipe: it writes its record to
- * disk, then blocks printing it until the test creates `drain`. Returns bgmon-start's pid once it
- * is blocked there.
- */
-async function heldStart(h: TestHome, args: string[], input = ''): Promise<{ pid: number; drain: string }> {
-  const drain = join(h.dir, 'drain');
-  // a pipe holds 64 KiB: head fills it, so bgmon-start's record waits for the reader
-  const script =
-    'd=$1; shift; { head -c 65536 /dev/zero; printf %s "$INPUT" | "$@"; } | ' +
-    '{ until [ -e "$d" ]; do sleep 0.05; done; cat >/dev/null; }';
-  h.spawnOutside('sh', ['-c', script, 'held', drain, process.execPath, binPath('bgmon-start'), ...args], {
-    env: { INPUT: input },
-  });
-  // processes of the pipeline come and go (head, printf): one may be gone by the time it is read
-  const procText = (pid: number, file: string) => {
-    try {
-      return readFileSync(`/proc/${pid}/${file}`, 'latin1');
-    } catch {
-      return '';
-    }
-  };
-  const isStart = (p: number) => {
-    const [exe, script] = procText(p, 'cmdline').split('\0');
-    return exe === process.execPath && script === binPath('bgmon-start');
-  };
-  // blocked in the pipe (where the kernel does not name what a process waits in: once its record is
-  // on disk, for 300 ms)
-  const blocked = async (p: number) => {
-    const wchan = procText(p, 'wchan');
-    if (wchan !== '0') return /pipe_write/.test(wchan);
-    const jobs = join(h.root, 'jobs');
-    if (!existsSync(jobs) || !readdirSync(jobs).some((f) => f.endsWith('.json'))) return false;
-    await sleep(300);
-    return isAlive(p);
-  };
-  const pid = await eventually(
-    async () => {
-      for (const p of homeProcs(h.root).filter(isStart)) if (await blocked(p)) return p;
-      return undefined;
-    },
-    15_000,
-    'bgmon-start blocked printing its record',
-  );
-  return { pid: pid!, drain };
-}
-
-test(
-  'bgmon-start lets its job run the command as it exits: the record is on disk first, the command after',
-  withHome(async (h) => {
-    const mark = join(h.dir, 'ran');
-    const { pid, drain } = await heldStart(h, ['--name', 'held', '--', 'touch', mark]);
-    await sleep(300);
-    assert.ok(isAlive(pid), 'bgmon-start is still printing');
-    assert.not.ok(existsSync(mark), 'the command waits for bgmon-start to exit');
-    const rec = h.record('held');
-    assert.is(rec.status, 'RUNNING');
-    const st = readStat(rec.pid);
-    assert.equal([st?.pgrp, st?.session], [rec.pid, rec.pid], 'pid = pgid = sid already');
-    writeFileSync(drain, '');
-    await eventually(() => existsSync(mark), 15_000, 'the command to run once bgmon-start has exited');
-    assert.is((await h.run('bgmon-wait', ['held'])).code, 0);
-  }),
-);
-
-test(
-  'a job released at exit runs also when bgmon-start is killed after writing its record',
-  withHome(async (h) => {
-    const mark = join(h.dir, 'ran');
-    const { pid, drain } = await heldStart(h, ['--name', 'killed', '--', 'touch', mark]);
-    process.kill(pid, 'SIGKILL');
-    await eventually(() => existsSync(mark), 15_000, 'the command to run once bgmon-start is gone');
-    const wait = await h.run('bgmon-wait', ['killed']);
-    assert.is(wait.code, 0, wait.stdout);
-    assert.is(JSON.parse(wait.stdout).status, 'SUCCEEDED');
-    writeFileSync(drain, '');
-  }),
-);
-
-test(
-  'bgmon-start - (a batch) lets each job run at once, not when it exits',
-  withHome(async (h) => {
-    const mark = join(h.dir, 'ran');
-    const line = JSON.stringify({ name: 'batched', cmd: ['touch', mark] });
-    const { pid, drain } = await heldStart(h, ['-'], `${line}\n`);
-    await eventually(() => existsSync(mark), 15_000, 'the command to run while bgmon-start still prints');
-    assert.ok(isAlive(pid), 'bgmon-start is still printing');
-    writeFileSync(drain, '');
-    assert.is((await h.run('bgmon-wait', ['batched'])).code, 0);
   }),
 );
 

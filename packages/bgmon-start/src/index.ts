@@ -46,7 +46,6 @@ runCommand(commandSpec(commands.start, version), async (args) => {
     cmd: args._,
   };
   const again = lastString(args.again);
-  // the job runs its command as bgmon-start exits: its start-up does not slow bgmon-start's return
-  const record = await startJob(home, again === undefined ? given : againOptions(home, again, given), 'at-exit');
+  const record = await startJob(home, again === undefined ? given : againOptions(home, again, given));
   out(ndjson([record]));
 });

@@ -330,36 +330,17 @@ async function startedJob(child: ChildProcess, pidLine: Promise<number>): Promis
 }
 
 /**
- * When a launched job's command starts: 'now', or 'at-exit', once this process has exited (the
- * kernel closes its end of the socket after tearing the process down), so that the job's start-up
- * (and, for a short job, its end) never competes for the CPU with the rest of a one-shot command
- * such as bgmon-start, which then returns sooner. Either way the record is on disk first and the
- * job already leads its own session.
+ * Writes the RUNNING record, then sends "go". Once the record says RUNNING the job must run: a
+ * terminal closing (SIGHUP) or a Ctrl-C in the millisecond before "go" would otherwise leave a
+ * RUNNING record for a command that never ran (it exits 125). Past "go" the default actions apply again.
  */
-export type Release = 'now' | 'at-exit';
-
-/**
- * Writes the RUNNING record, then sends "go" (with a newline to start at once; alone, to start
- * when the socket closes). Once the record says RUNNING the job must run: a terminal closing
- * (SIGHUP) or a Ctrl-C in the millisecond before "go" would otherwise leave a RUNNING record for a
- * command that never ran (it exits 125). Past "go" the default actions apply again.
- */
-async function recordAndGo(
-  home: Home,
-  running: JobRecord,
-  channel: Socket,
-  release: Release,
-  recorded: () => void,
-): Promise<void> {
+async function recordAndGo(home: Home, running: JobRecord, channel: Socket, recorded: () => void): Promise<void> {
   const hold = () => {};
   for (const sig of HELD_SIGNALS) process.on(sig, hold);
   try {
     writeRecord(home, running);
     recorded();
-    await new Promise<void>((done) => {
-      if (release === 'now') channel.end('go\n', done);
-      else channel.write('go', () => done());
-    });
+    await new Promise<void>((done) => channel.end('go\n', done));
   } finally {
     for (const sig of HELD_SIGNALS) process.removeListener(sig, hold);
   }
@@ -370,13 +351,7 @@ async function recordAndGo(
  * The caller holds the name's lock (and, with a slot, its queue's). Throws a StateError when the job cannot start (the command
  * then never runs).
  */
-export async function launch(
-  home: Home,
-  rec: JobRecord,
-  env: NodeJS.ProcessEnv,
-  slot = 0,
-  release: Release = 'now',
-): Promise<JobRecord> {
+export async function launch(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, slot = 0): Promise<JobRecord> {
   assertDirectory(rec.cwd);
   const logFd = createLog(rec.log);
   let endFd: number | null = null;
@@ -394,7 +369,7 @@ export async function launch(
     reserveSpare(home, rec.name, rec.id, spareBytes(rec));
     const [pid, job, sup] = await startedJob(child, pidLine);
     const running = runningRecord(rec, pid, job.starttime, child.pid!, sup.starttime);
-    await recordAndGo(home, running, child.stdio[3] as Socket, release, () => (recorded = true));
+    await recordAndGo(home, running, child.stdio[3] as Socket, () => (recorded = true));
     started = true;
     return running;
   } finally {
@@ -403,9 +378,8 @@ export async function launch(
     if (runFd !== null) closeSync(runFd);
     if (child) {
       // Without "go" the job's process exits without running the command. Once it has read "go" it
-      // closes its end and the socket closes by itself (or, released at exit, as this process exits):
-      // destroying it here would also make Node create process.stderr (net checks every socket it
-      // closes against it), a cost to every start.
+      // closes its end and the socket closes by itself: destroying it here would also make Node
+      // create process.stderr (net checks every socket it closes against it), a cost to every start.
       const channel = child.stdio[3] as Socket | null;
       if (started) channel?.unref();
       else channel?.destroy();

@@ -7,7 +7,7 @@ import { ensureHome, logPath, previousLogPath, recordPath, type Home } from './p
 import { isTerminal, newRunId, nowIso, readRecord, type JobRecord, type RetrySettings } from './record';
 import { currentState } from './classify';
 import { lock, unlock } from './lock';
-import { assertExecFits, launch, type Release } from './launch';
+import { assertExecFits, launch } from './launch';
 import { markWaited, prepareHandOff } from './handoff';
 import { advanceQueueFully, enqueue, removeQueueEntry } from './queue';
 import { assertQueueName, reserveQueueSeq } from './queue-slots';
@@ -114,15 +114,12 @@ export function checkStart(opts: StartOptions): CheckedStart {
   return { cwd, env, extras: retryAndHookFields(opts) };
 }
 
-/**
- * Starts (or queues, or cancels) a job and returns its record as written. `release` says when a job
- * launched at once runs its command (see launch.ts): bgmon-start lets it run as it exits.
- */
-export async function startJob(home: Home, opts: StartOptions, release: Release = 'now'): Promise<JobRecord> {
+/** Starts (or queues, or cancels) a job and returns its record as written. */
+export async function startJob(home: Home, opts: StartOptions): Promise<JobRecord> {
   const checked = checkStart(opts);
   ensureHome(home);
   const seq = opts.queue === undefined ? null : await reserveQueueSeq(home, opts.queue, 1, opts.slots);
-  const rec = await submitJob(home, opts, checked, seq, release);
+  const rec = await submitJob(home, opts, checked, seq);
   return (await settleSubmitted(home, [rec]))[0];
 }
 
@@ -135,7 +132,6 @@ export async function submitJob(
   opts: StartOptions,
   checked: CheckedStart,
   queueSeq: number | null,
-  release: Release = 'now',
 ): Promise<JobRecord> {
   const { cwd, env } = checked;
   const name = opts.name ?? deriveName(opts.cmd, (n) => existsSync(recordPath(home, n)));
@@ -198,7 +194,7 @@ export async function submitJob(
       prepareHandOff(home, rec, env);
       return rec;
     }
-    return await launch(home, rec, env, 0, release);
+    return await launch(home, rec, env);
   } catch (err) {
     if (kept) forgetUnrecorded(home, kept);
     throw err;

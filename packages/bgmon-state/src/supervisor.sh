@@ -79,8 +79,7 @@ while :; do
     LC_ALL=C exec setsid -- env --default-signal=INT,QUIT "$lc" /bin/sh -c '
       if [ "$2" = gated ]; then
         echo "$$" >&3
-        # "go" with a newline, or alone and then the end of the stream (bgmon-start exiting)
-        IFS= read -r go <&3
+        IFS= read -r go <&3 || go=
         exec 3<&-
         if [ "$go" != go ]; then
           echo "bgmon: bgmon-start was interrupted before the command ran" >&4
