@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createFreshFile, readEnd } from './end';
 import { readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
+import { shellQuote } from './output';
 import { recordPath, type Home } from './paths';
 import { environHas, isSameProcess, listPids } from './proc';
 import { isTerminal, readRecord, readRecordFile, type JobRecord } from './record';
@@ -45,7 +46,6 @@ export const canHandOff = (rec: JobRecord): boolean =>
   !rec.retry &&
   rec.on_end == null;
 
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const TOOL_PATH = '/usr/bin:/bin';
 // the launch script's words go into one exec's argv: well under the kernel's smallest limit
 const MAX_SCRIPT = 64 * 1024;
@@ -70,8 +70,8 @@ interface Tools {
  * environment from its first exec on (bgmon-stop knows the job by its marker).
  */
 function jobFunction(rec: JobRecord, pairs: Array<[string, string]>, tools: Tools): string {
-  const cmd = rec.cmd.map(quote).join(' ');
-  const wordsOf = (list: Array<[string, string]>) => list.map(([k, v]) => quote(`${k}=${v}`)).join(' ');
+  const cmd = rec.cmd.map(shellQuote).join(' ');
+  const wordsOf = (list: Array<[string, string]>) => list.map(([k, v]) => shellQuote(`${k}=${v}`)).join(' ');
   if (tools.perl) {
     // what /bin/sh exports: it drops the names it cannot hold
     const shellPairs = pairs.filter(([k]) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(k));
@@ -80,14 +80,14 @@ function jobFunction(rec: JobRecord, pairs: Array<[string, string]>, tools: Tool
     const args = `${tools.perl.setsid} ${flags} ${shellPairs.length} ${wordsOf(shellPairs)} ${cmd}`;
     // perl carries the run's markers from its exec on: it creates the start file (bgmon-stop may
     // then look at it) before it execs the command with the job's own environment
-    const marks = `BGMON_JOB_ID=${quote(rec.id)} BGMON_JOB=${quote(rec.name)}`;
+    const marks = `BGMON_JOB_ID=${shellQuote(rec.id)} BGMON_JOB=${shellQuote(rec.name)}`;
     return (
       `job() {\n  shift 2\n  unset ${PERL_VARS}\n  ${marks} LC_ALL=C\n` +
-      `  export BGMON_JOB_ID BGMON_JOB LC_ALL\n  exec ${quote(tools.perl.path)} -e "$hand_pl" -- "$@" ${args}\n}\n`
+      `  export BGMON_JOB_ID BGMON_JOB LC_ALL\n  exec ${shellQuote(tools.perl.path)} -e "$hand_pl" -- "$@" ${args}\n}\n`
     );
   }
   // sh ignores INT and QUIT in background children: env gives the command the defaults back
-  const env = [tools.env, '-i', '--default-signal=INT,QUIT', '--'].map(quote).join(' ');
+  const env = [tools.env, '-i', '--default-signal=INT,QUIT', '--'].map(shellQuote).join(' ');
   return `job() {\n  exec setsid -- ${env} ${wordsOf(pairs)} /bin/sh -c "$@" ${cmd}\n}\n`;
 }
 
@@ -108,7 +108,7 @@ function launchScript(home: Home, rec: JobRecord, env: NodeJS.ProcessEnv, tools:
     ['n_mv', tools.mv],
     ['n_perl', tools.perl ? '1' : ''],
   ];
-  const text = `${vars.map(([k, v]) => `${k}=${quote(v)}`).join(' ')}\n${jobFunction(rec, pairs, tools)}`;
+  const text = `${vars.map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ')}\n${jobFunction(rec, pairs, tools)}`;
   return text.length > MAX_SCRIPT ? null : text;
 }
 
@@ -337,6 +337,11 @@ export interface HandedOff {
 }
 
 export function listRuns(home: Home, queue: string): HandedOff[] {
+  return runDirs(home, queue).map((run) => ({ ...run, claim: readClaim(run.dir) }));
+}
+
+/** The run directories in place, in SEQ order. */
+function runDirs(home: Home, queue: string): Array<{ seq: number; dir: string }> {
   let names: string[];
   try {
     names = readdirSync(runsDir(home.root, queue));
@@ -345,10 +350,8 @@ export function listRuns(home: Home, queue: string): HandedOff[] {
   }
   return names
     .filter((n) => /^\d{1,15}$/.test(n))
-    .map((n) => {
-      const dir = join(runsDir(home.root, queue), n);
-      return { seq: Number(n), dir, claim: readClaim(dir) };
-    });
+    .map((n) => ({ seq: Number(n), dir: join(runsDir(home.root, queue), n) }))
+    .sort((a, b) => a.seq - b.seq);
 }
 
 /**
@@ -367,7 +370,7 @@ export function handOffHolders(home: Home, queue: string, between: () => void): 
   // In listing order, with the claims read up front, one that hopped twice during a look on a
   // loaded machine was missed, and Node started a fifth run in a queue of 4.
   const look = () => {
-    for (const run of listRuns(home, queue).sort((a, b) => a.seq - b.seq)) {
+    for (const run of runDirs(home, queue)) {
       if (seen.has(run.seq)) continue;
       const c = readClaim(run.dir);
       if (c === null || c === 'node') continue;

@@ -6,7 +6,7 @@ import type { CommandDoc } from './commands/types';
 import { commandSpec } from './usage';
 import { UsageError } from './errors';
 import { isGlob, isValidName, nameMatcher } from './names';
-import { oneLine, outputMode, table } from './output';
+import { oneLine, outputMode, shellQuote, table } from './output';
 import type { JobRecord } from './record';
 import { waitExitCode } from './wait';
 import { isTty } from './fsutil';
@@ -44,9 +44,6 @@ export function requestedHosts(args: Args, env: NodeJS.ProcessEnv = process.env)
   }
   return hosts.length > 0 ? hosts : null;
 }
-
-/** Quotes one word for a POSIX shell (what ssh hands the remote command line to). */
-export const shellQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`;
 
 /** The command line's words without --host (the remote must run locally). */
 export function withoutHostFlag(argv: string[]): string[] {

@@ -10,6 +10,7 @@ import { bootId, readStat, type ProcStat } from './proc';
 import { nowIso, writeRecord, type JobRecord } from './record';
 import { attemptsOf, supervisorRetryArgs } from './retry';
 import { resolveExecutable } from './exec';
+import { shellQuote } from './output';
 
 /*
  * Launching a job: spawn its supervisor (supervisor.sh), which forks the job; the job becomes
@@ -122,12 +123,12 @@ function assignedNames(): Set<string> {
  * environment, not in argv, which every user can read.
  */
 function restoreText(env: NodeJS.ProcessEnv): string {
-  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const names = assignedNames();
-  const own = env.BGMON_RESTORE === undefined ? 'unset BGMON_RESTORE' : `BGMON_RESTORE=${quote(env.BGMON_RESTORE)}`;
+  const own =
+    env.BGMON_RESTORE === undefined ? 'unset BGMON_RESTORE' : `BGMON_RESTORE=${shellQuote(env.BGMON_RESTORE)}`;
   return Object.entries(env)
     .filter(([k, v]) => v !== undefined && names.has(k))
-    .map(([k, v]) => `${k}=${quote(v!)}; `)
+    .map(([k, v]) => `${k}=${shellQuote(v!)}; `)
     .concat(own)
     .join('');
 }

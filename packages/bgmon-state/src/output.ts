@@ -79,9 +79,12 @@ export const oneLine = (text: string) =>
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 
+/** Quotes one word for a POSIX shell (also what ssh hands the remote): in single quotes, each ' closed and escaped. */
+export const shellQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`;
+
 /** A command line as a shell would read it (words quoted where needed), on one line. */
 export function commandLine(cmd: readonly string[]): string {
-  return oneLine(cmd.map((a) => (SAFE_WORD.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' '));
+  return oneLine(cmd.map((a) => (SAFE_WORD.test(a) ? a : shellQuote(a))).join(' '));
 }
 
 // Characters a terminal draws in no column (combining marks, zero-width joiners and spaces)
