@@ -119,21 +119,24 @@ function killPids(pids) {
     } catch {}
   }
 }
-/** Kills, by pid, every process whose environment holds `entry` (e.g. NQDIR=<our dir>), until none is left. */
-async function killByEnv(entry) {
+/** The processes (not this one) whose environment holds `entry`, e.g. NQDIR=<our dir>. */
+function pidsCarrying(entry) {
   const needle = Buffer.from(entry + '\0');
+  const inner = Buffer.concat([Buffer.from('\0'), needle]);
+  return listPids().filter((pid) => {
+    if (pid === process.pid) return false;
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`);
+      return env.indexOf(needle) === 0 || env.indexOf(inner) >= 0;
+    } catch {
+      return false;
+    }
+  });
+}
+/** Kills, by pid, every process whose environment holds `entry`, until none is left. */
+async function killByEnv(entry) {
   for (let round = 0; round < 20; round++) {
-    const ours = listPids().filter((pid) => {
-      try {
-        const env = readFileSync(`/proc/${pid}/environ`);
-        return (
-          pid !== process.pid &&
-          (env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from('\0'), needle])) >= 0)
-        );
-      } catch {
-        return false;
-      }
-    });
+    const ours = pidsCarrying(entry);
     if (ours.length === 0) return;
     killPids(ours);
     await sleep(50);
@@ -153,17 +156,8 @@ function newProcesses(before) {
 }
 /** Waits (at most 5 s) until no process carries BGMON_HOME=<home>: its jobs and supervisors are done. */
 function untilQuiet(home) {
-  const needle = Buffer.from(`BGMON_HOME=${home}\0`);
-  const carries = (pid) => {
-    try {
-      const env = readFileSync(`/proc/${pid}/environ`);
-      return env.indexOf(needle) === 0 || env.indexOf(Buffer.concat([Buffer.from('\0'), needle])) >= 0;
-    } catch {
-      return false;
-    }
-  };
   const deadline = Date.now() + 5000;
-  while (Date.now() < deadline && listPids().some((pid) => pid !== process.pid && carries(pid)))
+  while (Date.now() < deadline && pidsCarrying(`BGMON_HOME=${home}`).length > 0)
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
 }
 

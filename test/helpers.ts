@@ -268,6 +268,30 @@ const describe = (name: string, want: Want, last: any) =>
 /** True for a record in a terminal state. */
 export const ended = (rec: any) => !['QUEUED', 'RUNNING', 'PAUSED'].includes(rec.status);
 
+/** Whether a run has ended, from the files alone (no bgmon command runs): its record or its end file. */
+export function endedOnDisk(h: TestHome, name: string): boolean {
+  const rec = h.record(name);
+  if (ended(rec)) return true;
+  try {
+    return /^\d+\n/.test(readFileSync(join(h.root, 'jobs', `.${name}@${rec.id}.end`), 'latin1'));
+  } catch {
+    return false;
+  }
+}
+
+/** The workspace's packages: the library, then one per binary. */
+export const PACKAGES = [
+  'bgmon-state',
+  'bgmon-start',
+  'bgmon-status',
+  'bgmon-stop',
+  'bgmon-signal',
+  'bgmon-tail',
+  'bgmon-wait',
+  'bgmon-rm',
+  'bgmon',
+];
+
 /** Polls bgmon-status until the job is in state `want` (or `want(record)` holds); returns that record. */
 export async function until(h: TestHome, name: string, want: Want, timeoutMs = 15_000): Promise<any> {
   const ok = wanted(want);

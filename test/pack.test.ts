@@ -3,19 +3,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, slowTest, withHome } from './helpers';
-
-const PACKAGES = [
-  'bgmon-state',
-  'bgmon-start',
-  'bgmon-status',
-  'bgmon-stop',
-  'bgmon-signal',
-  'bgmon-tail',
-  'bgmon-wait',
-  'bgmon-rm',
-  'bgmon',
-];
+import { PACKAGES, ROOT, slowTest, withHome } from './helpers';
 
 test('every package is publishable: name, version, bin, files, engines, license, README, types', () => {
   for (const name of PACKAGES) {

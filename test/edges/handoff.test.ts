@@ -18,6 +18,7 @@ import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
 import {
   countingDir,
   countingJob,
+  endedOnDisk,
   eventually,
   gatedJob,
   isAlive,
@@ -36,20 +37,7 @@ import {
 // the job that ended before it, with no Node process per job (supervisor.sh, handoff.ts).
 
 const readLines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
-const diskRecord = (h: TestHome, name: string) =>
-  JSON.parse(readFileSync(join(h.root, 'jobs', `${name}.json`), 'utf8'));
 const runDir = (h: TestHome, queue: string, seq: number) => join(h.root, 'run', 'queues', `${queue}.runs`, String(seq));
-
-/** Whether a run has ended, from the files alone (no bgmon command runs): its record or its end file. */
-function endedOnDisk(h: TestHome, name: string): boolean {
-  const rec = diskRecord(h, name);
-  if (!['QUEUED', 'RUNNING'].includes(rec.status)) return true;
-  try {
-    return /^\d+\n/.test(readFileSync(join(h.root, 'jobs', `.${name}@${rec.id}.end`), 'latin1'));
-  } catch {
-    return false;
-  }
-}
 
 function assertCounted(dir: string, names: string[], slots: number): void {
   const ran = readLines(join(dir, 'ran'));
@@ -71,7 +59,7 @@ async function drainUnwatched(h: TestHome, n: number, slots: number, holdS: numb
   assertCounted(dir, names, slots);
   // Node writes a record when it starts a run (the first `slots`) or folds an end at a chain's
   // last job; every other run was started and ended by supervisors alone, its record untouched.
-  const untouched = names.filter((name) => diskRecord(h, name).status === 'QUEUED');
+  const untouched = names.filter((name) => h.record(name).status === 'QUEUED');
   assert.ok(untouched.length >= n - 2 * slots, `${n - untouched.length} runs went through Node, at most ${2 * slots}`);
   const st = await h.run('bgmon-status', ['--json']);
   assert.is(st.code, 0, st.stderr);
@@ -87,7 +75,7 @@ async function drainUnwatched(h: TestHome, n: number, slots: number, holdS: numb
     assert.equal([r.pid, r.pid, r.pid], [Number(pid), Number(pgrp), Number(session)], `${r.name}: pid = pgid = sid`);
   }
   assert.equal(
-    names.filter((name) => diskRecord(h, name).status !== 'SUCCEEDED'),
+    names.filter((name) => h.record(name).status !== 'SUCCEEDED'),
     [],
     'the first reader folded every end',
   );
@@ -122,7 +110,7 @@ slowTest(
     assert.is(lines(b.stdout)[0].status, 'QUEUED');
     writeFileSync(gate, '');
     await eventually(() => endedOnDisk(h, 'b'), 20_000, 'b to end');
-    assert.is(diskRecord(h, 'b').status, 'QUEUED', 'b was started by the hand-off, not by Node');
+    assert.is(h.record('b').status, 'QUEUED', 'b was started by the hand-off, not by Node');
     const seen = readLines(out);
     assert.ok(seen.includes('ONLY_B=it is b'), 'its --env');
     assert.ok(seen.includes('ONLY_SUBMITTER_B=x'), "its submitter's environment");
@@ -327,7 +315,7 @@ test(
     assert.equal(modes(h.root), [], 'queued');
     writeFileSync(gate, '');
     await eventually(() => endedOnDisk(h, 'c'), 20_000, 'c to end');
-    assert.is(diskRecord(h, 'c').status, 'QUEUED', 'c was started by the hand-off');
+    assert.is(h.record('c').status, 'QUEUED', 'c was started by the hand-off');
     assert.equal(modes(h.root), [], 'handed off');
     assert.is(readFileSync(join(h.root, 'logs', 'c.log'), 'utf8'), 'out\n');
   }),
@@ -418,7 +406,7 @@ test(
       20_000,
       'b to run',
     );
-    assert.is(diskRecord(h, 'b').status, 'QUEUED', 'started by the hand-off');
+    assert.is(h.record('b').status, 'QUEUED', 'started by the hand-off');
     assert.ok(isAlive(running.pid) && running.sup_pid !== null);
     const st = readStat(running.pid)!;
     assert.equal([st.pgrp, st.session, st.starttime], [running.pid, running.pid, running.starttime]);
@@ -449,7 +437,7 @@ test(
     );
     const waited = await h.run('bgmon-wait', ['b']);
     assert.is(waited.code, 3);
-    assert.is(diskRecord(h, 'b').status, 'FAILED', 'folded');
+    assert.is(h.record('b').status, 'FAILED', 'folded');
     // a rerun keeps the run in history with its true outcome
     await h.start('b', ['true'], ['--queue', 'r']);
     const hist = await h.run('bgmon-status', ['--history', 'b', '--json']);

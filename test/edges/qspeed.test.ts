@@ -6,6 +6,7 @@ import { readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
 import {
   ended,
+  endedOnDisk,
   eventually,
   gatedJob,
   lines,
@@ -14,25 +15,10 @@ import {
   until,
   untilLocksReleased,
   withHome,
-  type TestHome,
 } from '../helpers';
 
 // Issue 11, Performance: the queue's throughput (1,000 `true` jobs through 4 slots against
 // tsp -S 4). What made it slow, pinned here so that it stays gone.
-
-const diskRecord = (h: TestHome, name: string) =>
-  JSON.parse(readFileSync(join(h.root, 'jobs', `${name}.json`), 'utf8'));
-
-/** Whether a run has ended, from the files alone (no bgmon command runs): its record or its end file. */
-function endedOnDisk(h: TestHome, name: string): boolean {
-  const rec = diskRecord(h, name);
-  if (ended(rec)) return true;
-  try {
-    return /^\d+\n/.test(readFileSync(join(h.root, 'jobs', `.${name}@${rec.id}.end`), 'latin1'));
-  } catch {
-    return false;
-  }
-}
 
 test(
   'a batch of quick jobs: its first launches never race the hand-off (no Node process per race)',
@@ -48,7 +34,7 @@ test(
     // a record folded before any reader ran was folded by a supervisor gone to Node: once at the
     // end of each slot's chain, never more
     await untilLocksReleased(h.root);
-    const folded = names.filter((name) => ended(diskRecord(h, name)));
+    const folded = names.filter((name) => ended(h.record(name)));
     assert.ok(folded.length <= slots, `${folded.length} supervisors went to Node: ${folded.join(' ')}`);
     const st = await h.run('bgmon-status', ['--json', ...names]);
     assert.equal(

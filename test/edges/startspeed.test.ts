@@ -6,19 +6,11 @@ import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, ROOT, type Result, slowTest, withHome, type TestHome } from '../helpers';
+import { binPath, PACKAGES, ROOT, type Result, slowTest, withHome, type TestHome } from '../helpers';
 
 const LOADER = join(ROOT, 'scripts', 'bundle-loader.cjs');
-const BIN_PACKAGES = [
-  'bgmon',
-  'bgmon-start',
-  'bgmon-status',
-  'bgmon-stop',
-  'bgmon-signal',
-  'bgmon-tail',
-  'bgmon-wait',
-  'bgmon-rm',
-];
+// every package but the library has a binary of the same name
+const BIN_PACKAGES = PACKAGES.filter((p) => p !== 'bgmon-state');
 const bundleOf = (pkgDir: string, bin: string) => join(pkgDir, 'dist', `${bin}.bundle.js`);
 const cacheOf = (pkgDir: string, bin: string) => join(pkgDir, 'dist', `${bin}.cache`);
 
