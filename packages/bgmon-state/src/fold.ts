@@ -18,20 +18,34 @@ import { isSameProcess } from './proc';
 
 function foldLocked(home: Home, held: Lock, name: string, id: string): void {
   try {
+    foldHeld(home, name, id);
+  } finally {
+    unlock(held);
+  }
+}
+
+/**
+ * Folds the run's end, or its progress, for a caller that holds the name's lock. True when the
+ * record file no longer says the run is under way: its end is written there, or it is another run's.
+ */
+export function foldHeld(home: Home, name: string, id: string): boolean {
+  try {
     const disk = readRecord(home, name);
-    if (!disk || disk.id !== id || disk.status !== 'RUNNING') return;
-    if (!readEnd(home, name, id)) return foldProgress(home, disk);
+    if (!disk || disk.id !== id || disk.status !== 'RUNNING') return !disk || disk.id !== id || isTerminal(disk.status);
+    if (!readEnd(home, name, id)) {
+      foldProgress(home, disk);
+      return false;
+    }
     const ended = markHook(currentState(home, disk));
-    if (!isTerminal(ended.status)) return;
+    if (!isTerminal(ended.status)) return false;
     if (!writeThroughSpare(home, ended, recordPath(home, name))) writeRecord(home, ended);
     unlinkQuietly(endPath(home, name, id));
     unlinkQuietly(waitedPath(home, name, id));
     clearStop(home, ended);
     if (ended.on_end_ran_at !== disk.on_end_ran_at) startHook(home, ended);
+    return true;
   } catch {
-    // a corrupt record or a full disk: the end file still holds the truth
-  } finally {
-    unlock(held);
+    return false; // a corrupt record or a full disk: the end file still holds the truth
   }
 }
 

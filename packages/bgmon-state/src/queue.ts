@@ -2,7 +2,7 @@ import { closeSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExecError, StateError } from './errors';
 import { queuePath, type Home } from './paths';
-import { nowIso, writeRecord, type JobRecord } from './record';
+import { isTerminal, nowIso, writeRecord, type JobRecord } from './record';
 import { lock, lockHeldByLive, LockBusyError, unlock } from './lock';
 import { isDue } from './delay';
 import { freeSlot, queueLockName, queueNow, writeQueueFile, type QueueNow } from './queue-slots';
@@ -11,6 +11,7 @@ import { launch } from './launch';
 import { createEmpty, existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { resolveExecutable } from './exec';
 import { writeEndedRecord } from './on-end';
+import { foldHeld } from './fold';
 import {
   beginAdvancing,
   boundRuns,
@@ -247,6 +248,11 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
   const rec = readOrNull(home, name);
   const entry = readQueueEntry(home, name);
   if (rec?.status !== 'QUEUED' || !entry || entry.id !== rec.id) {
+    // A run that left the queue keeps its entry until its end is folded into its record file.
+    // A supervisor that hands off folds only its last run's end, so the runs before it are folded
+    // here, by the pass its queue's last end makes, and no reader needs to. And a reader that
+    // found this name's lock busy leaves nothing unfolded: its holder folds.
+    if (rec && entry?.id === rec.id && !foldHeld(home, name, rec.id)) return null;
     removeQueueEntry(home, name);
     return null;
   }
@@ -265,7 +271,7 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
     now = writeEndedRecord(home, now);
   }
   rememberState(name, rec.id, now.status);
-  removeQueueEntry(home, name);
+  if (isTerminal(now.status)) removeQueueEntry(home, name);
   return now;
 }
 
