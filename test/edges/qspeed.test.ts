@@ -5,7 +5,6 @@ import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
 import {
-  ended,
   endedOnDisk,
   eventually,
   gatedJob,
@@ -13,7 +12,6 @@ import {
   masked,
   queueSpecs,
   until,
-  untilLocksReleased,
   withHome,
 } from '../helpers';
 
@@ -31,18 +29,19 @@ test(
     assert.is(sub.code, 0, sub.stderr);
     const names = Array.from({ length: n }, (_, i) => `j${i}`);
     await eventually(() => names.every((name) => endedOnDisk(h, name)), 60_000, 'every job to end');
-    // a record folded before any reader ran was folded by a supervisor gone to Node: once at the
-    // end of each slot's chain, never more
-    await untilLocksReleased(h.root);
-    const folded = names.filter((name) => ended(h.record(name)));
-    assert.ok(folded.length <= slots, `${folded.length} supervisors went to Node: ${folded.join(' ')}`);
     const st = await h.run('bgmon-status', ['--json', ...names]);
+    const recs = lines(st.stdout);
     assert.equal(
-      lines(st.stdout)
-        .filter((r) => r.status !== 'SUCCEEDED')
-        .map((r) => [r.name, r.status]),
+      recs.filter((r) => r.status !== 'SUCCEEDED').map((r) => [r.name, r.status]),
       [],
     );
+    // Every supervisor goes to Node once, when its chain of hand-offs ends. Node launches at most
+    // one run per slot, and its supervisor hands the slot on until the queue is empty; a claim Node
+    // voids ends that supervisor's chain early, and Node launches the run with a supervisor of its
+    // own: each race adds one. (Folded record files prove nothing: the pass made at the queue's
+    // last end folds every run.)
+    const supervisors = new Set(recs.map((r) => `${r.sup_pid} ${r.sup_starttime}`));
+    assert.ok(supervisors.size <= slots, `${supervisors.size} supervisors ran ${n} jobs in ${slots} slots`);
   }),
 );
 
