@@ -3,7 +3,20 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, isAlive, lines, listDir, sleep, slowTest, until, untilGone, untilOnDisk, withHome } from './helpers';
+import {
+  binPath,
+  eventually,
+  homeProcs,
+  isAlive,
+  lines,
+  listDir,
+  sleep,
+  slowTest,
+  until,
+  untilGone,
+  untilOnDisk,
+  withHome,
+} from './helpers';
 
 test(
   'after: a three-stage chain A -> B -> C runs to the end with nobody watching',
@@ -30,6 +43,9 @@ test(
     assert.ok(B.started_at >= A.ended_at && C.started_at >= B.ended_at, 'each stage started after the previous ended');
     assert.is(B.id, b.id, 'the queued run is the one that ran');
     assert.is(readFileSync(C.log, 'utf8'), 'c\n');
+    // C's record is folded before its supervisor's last pass removes its queue entry: once bgmon's
+    // own processes are gone, nothing of the queue is left
+    await eventually(() => homeProcs(h.root).length === 0, 30_000, "the supervisors' last passes to end");
     assert.equal(
       listDir(join(h.root, 'run')).filter((f) => f.endsWith('.queued')),
       [],

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import {
   eventually,
   fileMode,
+  homeProcs,
   isAlive,
   lines,
   listDir,
@@ -228,6 +229,9 @@ test(
     }
     assert.is(byName.C.reason, null, 'reason is null when the exit status tells');
     assert.not.ok(existsSync(ranFile(h, 'B')) || existsSync(ranFile(h, 'F')));
+    // C's record is folded before its supervisor's last pass removes its queue entry (and this
+    // status had no queued job to advance): once bgmon's own processes are gone, none is left
+    await eventually(() => homeProcs(h.root).length === 0, 30_000, "the supervisors' last passes to end");
     assert.equal(
       listDir(join(h.root, 'run')).filter((f) => f.endsWith('.queued')),
       [],
