@@ -4,16 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readStat } from '../../packages/bgmon-state/src/proc';
 import { join } from 'node:path';
-import {
-  endedOnDisk,
-  eventually,
-  gatedJob,
-  lines,
-  masked,
-  queueSpecs,
-  until,
-  withHome,
-} from '../helpers';
+import { endedOnDisk, eventually, gatedJob, lines, masked, queueSpecs, until, withHome } from '../helpers';
 
 // Issue 11, Performance: the queue's throughput (1,000 `true` jobs through 4 slots against
 // tsp -S 4). What made it slow, pinned here so that it stays gone.
