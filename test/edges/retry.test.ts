@@ -3,8 +3,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readStat } from 'bgmon-state';
 import {
   childrenOf,
+  eventually,
   isAlive,
   lines,
   rssKb,
@@ -22,6 +24,40 @@ const markers = (log: string) =>
     .split('\n')
     .filter((l) => l.startsWith('--- bgmon: attempt '));
 const waiting = (rec: any) => rec.status === 'RUNNING' && typeof rec.next_attempt_at === 'string';
+
+const comm = (pid: number) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * Holds a run's wait between attempts: finds the supervisor's `sleep` (its only child while it
+ * waits; not one of `seen`) and stops it, so the run waits for as long as the test looks.
+ */
+async function holdDelay(rec: any, seen: number[]): Promise<{ pid: number; resume: () => void }> {
+  const [pid] = await eventually(
+    () => {
+      const found = childrenOf(rec.sup_pid).filter((p) => !seen.includes(p) && comm(p) === 'sleep');
+      return found.length > 0 && found;
+    },
+    20_000,
+    'the supervisor to wait between attempts',
+  );
+  process.kill(pid, 'SIGSTOP');
+  await eventually(
+    () => {
+      const st = readStat(pid);
+      if (!st || st.state === 'Z') throw new Error(`the wait (sleep ${pid}) ended before it was held`);
+      return st.state === 'T';
+    },
+    10_000,
+    'the wait to be held',
+  );
+  return { pid, resume: () => process.kill(pid, 'SIGCONT') };
+}
 
 /** A command that counts its runs in `file` and exits with the n-th of `codes` (the last one after). */
 function counting(h: TestHome, file: string, codes: number[]): string[] {
@@ -116,9 +152,17 @@ test(
       ['sh', '-c', 'exit 1'],
       ['--retry', '2', '--retry-delay', '1s', '--retry-max-delay', '1500ms'],
     );
-    const first = await until(h, 'slow', (r) => waiting(r) && r.attempt === 2);
+    // each wait is held (its sleep stopped) while bgmon-status looks: a reader polled from here
+    // may take longer than the 1.5 s wait itself on a loaded machine, and miss it
+    const firstWait = await holdDelay(rec, []);
+    const first = await h.status('slow');
+    assert.ok(waiting(first) && first.attempt === 2, JSON.stringify(first));
     assert.is(Date.parse(first.next_attempt_at) - Date.parse(first.attempts[0].ended_at), 1000);
-    const second = await until(h, 'slow', (r) => waiting(r) && r.attempt === 3);
+    firstWait.resume();
+    const secondWait = await holdDelay(rec, [firstWait.pid]);
+    const second = await h.status('slow');
+    secondWait.resume();
+    assert.ok(waiting(second) && second.attempt === 3, JSON.stringify(second));
     assert.is(Date.parse(second.next_attempt_at) - Date.parse(second.attempts[1].ended_at), 1500, 'doubled, capped');
     const wait = await h.run('bgmon-wait', ['slow', '--timeout', '30s']);
     const [done] = lines(wait.stdout);
