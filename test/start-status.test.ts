@@ -72,6 +72,9 @@ test(
     assert.is(done.signal, null);
     assert.ok(ISO.test(done.ended_at));
     assert.is(done.id, printed.id);
+    // bgmon-status folds only when the name is free: while the supervisor's own fold holds it,
+    // the record file is written by that fold, done once the supervisor (then Node) has exited
+    await untilGone([printed.sup_pid], 'the supervisor');
     assert.is(h.record('ok').status, 'SUCCEEDED', 'the end is folded into the record on disk');
     assert.is(readFileSync(printed.log, 'utf8'), 'out\nerr\n');
   }),
