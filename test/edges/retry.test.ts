@@ -34,10 +34,11 @@ const comm = (pid: number) => {
 };
 
 /**
- * Holds a run's wait between attempts: finds the supervisor's `sleep` (its only child while it
- * waits; not one of `seen`) and stops it, so the run waits for as long as the test looks.
+ * The supervisor's `sleep` between attempts (not one of `seen`), once it runs: the record says the
+ * run waits (next_attempt_at) as soon as the supervisor has written the attempt's end, a moment
+ * before it forks that sleep.
  */
-async function holdDelay(rec: any, seen: number[]): Promise<{ pid: number; resume: () => void }> {
+async function delaySleep(rec: any, seen: number[] = []): Promise<number> {
   const [pid] = await eventually(
     () => {
       const found = childrenOf(rec.sup_pid).filter((p) => !seen.includes(p) && comm(p) === 'sleep');
@@ -46,6 +47,12 @@ async function holdDelay(rec: any, seen: number[]): Promise<{ pid: number; resum
     20_000,
     'the supervisor to wait between attempts',
   );
+  return pid;
+}
+
+/** Holds a run's wait between attempts: stops the supervisor's sleep, so it waits while the test looks. */
+async function holdDelay(rec: any, seen: number[]): Promise<{ pid: number; resume: () => void }> {
+  const pid = await delaySleep(rec, seen);
   process.kill(pid, 'SIGSTOP');
   await eventually(
     () => {
@@ -208,8 +215,8 @@ test(
       ['--retry', '3', '--retry-delay', '60s'],
     );
     await until(h, 'wait', waiting);
-    const sleeper = childrenOf(rec.sup_pid);
-    assert.is(sleeper.length, 1, 'the supervisor waits in one sleep');
+    const sleeper = [await delaySleep(rec)];
+    assert.equal(childrenOf(rec.sup_pid), sleeper, 'the supervisor waits in one sleep');
     const stop = await h.run('bgmon-stop', ['wait']);
     assert.is(stop.code, 0, stop.stderr);
     assert.ok(stop.ms < 10_000, `${stop.ms} ms`);
@@ -258,7 +265,7 @@ slowTest(
     const rec = await h.start('doomed', ['sh', '-c', 'exit 1'], ['--retry', '3', '--retry-delay', '60s']);
     await h.start('next', ['true'], ['--after', 'doomed']);
     await until(h, 'doomed', waiting);
-    const sleeper = childrenOf(rec.sup_pid);
+    const sleeper = [await delaySleep(rec)];
     process.kill(rec.sup_pid, 'SIGKILL');
     sleeper.forEach((pid) => process.kill(pid, 'SIGKILL'));
     await untilGone([rec.sup_pid, ...sleeper], 'the supervisor');

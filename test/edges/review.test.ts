@@ -32,8 +32,20 @@ test(
       ['sh', '-c', `if [ -e ${flag} ]; then exec sleep 30; else touch ${flag}; exit 1; fi`],
       ['--retry', '2', '--retry-delay', '100ms'],
     );
+    // the second attempt, once its supervisor has recorded its pid (the line it writes right after
+    // the fork: killed before it, the supervisor leaves no trace of that attempt to report)
+    const endLines = () => {
+      try {
+        return readFileSync(join(h.root, 'jobs', `.k@${rec.id}.end`), 'latin1').split('\n');
+      } catch {
+        return [];
+      }
+    };
     const isAttempt2 = (st: { pid: number; session: number }) =>
-      st.pid !== rec.pid && st.session === st.pid && environHas(st.pid, `BGMON_JOB_ID=${rec.id}`);
+      st.pid !== rec.pid &&
+      st.session === st.pid &&
+      environHas(st.pid, `BGMON_JOB_ID=${rec.id}`) &&
+      endLines().includes(`pid ${st.pid}`);
     const [attempt2] = await eventually(
       () => {
         const found = processes(isAttempt2);
