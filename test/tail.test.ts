@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { lastLines } from 'bgmon-state';
-import { binPath, eventually, lines, sleep, spawnCollect, until, withHome } from './helpers';
+import { binPath, eventually, lines, sleep, spawnCollect, until, untilWatching, withHome } from './helpers';
 
 test(
   'tail -n 3 prints exactly the last three lines',
@@ -106,18 +106,28 @@ test(
       ],
       ['--after', 'first'],
     );
-    const follower = h.run('bgmon-tail', ['second', '-f']);
-    await sleep(300);
-    writeFileSync(go, '');
-    await eventually(
-      async () => (await h.run('bgmon-tail', ['second'])).stdout === 'one\ntwo\n',
-      10_000,
-      'second to run',
-    );
-    writeFileSync(again, '');
-    const r = await follower;
-    assert.is(r.code, 0, r.stderr);
-    assert.is(r.stdout, 'one\ntwo\nthree\n');
+    const { child, done: follower } = spawnCollect(process.execPath, [binPath('bgmon-tail'), 'second', '-f'], {
+      env: h.env,
+    });
+    let seen = '';
+    child.stdout!.on('data', (c) => (seen += c));
+    try {
+      await untilWatching(h, 'bgmon-tail'); // following while second is still QUEUED
+      writeFileSync(go, '');
+      // the log is cut only once the follower itself has printed what came before (another
+      // bgmon-tail seeing it proves nothing of a follower that a loaded machine runs late)
+      await eventually(
+        () => seen === 'one\ntwo\n',
+        15_000,
+        () => `the follower to print the first lines (seen: ${JSON.stringify(seen)})`,
+      );
+      writeFileSync(again, '');
+      const r = await follower;
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stdout, 'one\ntwo\nthree\n');
+    } finally {
+      child.kill('SIGKILL');
+    }
   }),
 );
 
