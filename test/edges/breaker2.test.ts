@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFil
 import { join } from 'node:path';
 import { readStat } from 'bgmon-state';
 import {
+  binPath,
   childrenOf,
   eventually,
   forgeRecord,
@@ -15,6 +16,7 @@ import {
   ROOT,
   sleep,
   slowTest,
+  spawnCollect,
   until,
   untilGone,
   withHome,
@@ -301,15 +303,32 @@ test(
     await h.start('rot', ['sh', '-c', script]);
     const log = join(h.root, 'logs', 'rot.log');
     await eventually(() => existsSync(log) && readFileSync(log, 'utf8').split('\n').length > 5);
-    const tail = h.run('bgmon-tail', ['-f', '-n', '100', 'rot'], { timeoutMs: 30_000 });
-    await sleep(500); // tail has printed the first lines and follows
-    renameSync(log, join(h.dir, 'rotated.log'));
-    writeFileSync(log, '', { mode: 0o600 });
-    await sleep(500); // tail has seen the new file at the path
-    writeFileSync(go, '');
-    const r = await tail;
-    assert.is(r.code, 0, r.stderr);
-    assert.is(r.stdout, Array.from({ length: 40 }, (_, i) => `${i + 1}\n`).join(''));
+    const { child, done: tail } = spawnCollect(
+      process.execPath,
+      [binPath('bgmon-tail'), '-f', '-n', '100', 'rot'],
+      { env: h.env },
+      { timeoutMs: 30_000 },
+    );
+    let seen = '';
+    child.stdout!.on('data', (c) => (seen += c));
+    try {
+      // rotated once tail has printed the first lines, so it follows the log it opened (a tail
+      // that a loaded machine starts after the rotation opens the new, empty file: no rotation)
+      await eventually(
+        () => seen === '1\n2\n3\n4\n5\n',
+        15_000,
+        () => `bgmon-tail to print the first lines (seen: ${JSON.stringify(seen)})`,
+      );
+      renameSync(log, join(h.dir, 'rotated.log'));
+      writeFileSync(log, '', { mode: 0o600 });
+      await sleep(500); // tail has seen the new file at the path
+      writeFileSync(go, '');
+      const r = await tail;
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stdout, Array.from({ length: 40 }, (_, i) => `${i + 1}\n`).join(''));
+    } finally {
+      child.kill('SIGKILL');
+    }
   }),
 );
 
