@@ -31,7 +31,9 @@ test(
     await h.start('long', ['sleep', '1000']);
     const r = await h.run('bgmon-wait', ['long', '--timeout', '1s']);
     assert.is(r.code, 124);
-    assert.ok(r.ms >= 900 && r.ms < 2500, `took ${r.ms} ms`);
+    // returns at its timeout, not at the job's end (1000 s); the time includes node's start-up,
+    // which a loaded machine stretches to half a second and more
+    assert.ok(r.ms >= 900 && r.ms < 6000, `took ${r.ms} ms`);
     assert.is(lines(r.stdout)[0].status, 'RUNNING');
   }),
 );
