@@ -12,6 +12,9 @@ import { createEmpty, existsNoFollow, openLogAtLineStart, readOwnFile, unlinkQui
 import { resolveExecutable } from './exec';
 import { writeEndedRecord } from './on-end';
 import { foldHeld } from './fold';
+import { currentState } from './classify';
+import { readEnd } from './end';
+import { isSameProcess } from './proc';
 import {
   beginAdvancing,
   boundRuns,
@@ -252,7 +255,9 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
     // A supervisor that hands off folds only its last run's end, so the runs before it are folded
     // here, by the pass its queue's last end makes, and no reader needs to. And a reader that
     // found this name's lock busy leaves nothing unfolded: its holder folds.
-    if (rec && entry?.id === rec.id && !foldHeld(home, name, rec.id)) return null;
+    // One that ended with no end recorded (DEAD, STALE: its supervisor killed) is never folded:
+    // its entry goes, or every later pass in the home would lock and read it again, for ever.
+    if (rec && entry?.id === rec.id && !foldHeld(home, name, rec.id) && !endedUnrecorded(home, rec)) return null;
     removeQueueEntry(home, name);
     return null;
   }
@@ -273,6 +278,12 @@ async function advanceOne(home: Home, name: string, joining?: (rec: JobRecord) =
   rememberState(name, rec.id, now.status);
   if (isTerminal(now.status)) removeQueueEntry(home, name);
   return now;
+}
+
+/** A run whose supervisor is gone without recording its end (nor anyone since): nothing will ever fold it. */
+function endedUnrecorded(home: Home, rec: JobRecord): boolean {
+  if (isSameProcess(rec.sup_pid, rec.sup_starttime, rec.boot_id)) return false;
+  return readEnd(home, rec.name, rec.id) === null && isTerminal(currentState(home, rec).status);
 }
 
 /** What launch cannot report well itself: a working directory or command gone since queueing. */
