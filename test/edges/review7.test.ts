@@ -1,7 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { bootId, readStat } from '../../packages/bgmon-state/src/proc';
 import { eventually, homeProcs, until, untilGone, withHome, type TestHome } from '../helpers';
 
 // Review of "Queues fold their runs' ends when idle": a run of a queue keeps its run/<name>.queued
@@ -48,6 +49,38 @@ test(
     await passByAnEnd(h, 'p2');
     await eventually(() => !existsSync(entryOf(h, 'c')), 10_000, 'c.queued removed');
     assert.is((await h.status('c')).status, 'DEAD');
+  }),
+);
+
+test(
+  'a queue pass does not wait for the lock of a queue run that is still running',
+  withHome(async (h) => {
+    await h.start('a', ['sleep', '300'], ['--queue', 'q', '--slots', '2']);
+    // a's lock passes from one live holder to another every second (a busy name): a waiter that
+    // waits for it waits for ever (lock() restarts its patience whenever the holder changes)
+    const holders = [h.spawnOutside('sleep', ['300']), h.spawnOutside('sleep', ['300'])];
+    const lockPath = join(h.root, 'run', 'a.lock');
+    const hold = (i: number) => {
+      const pid = holders[i % 2].pid!;
+      const tmp = `${lockPath}.${i}`;
+      symlinkSync(`${pid} ${readStat(pid)!.starttime} ${bootId()}`, tmp);
+      renameSync(tmp, lockPath);
+    };
+    let turn = 0;
+    hold(turn);
+    const rotating = setInterval(() => hold(++turn), 1000);
+    try {
+      // old code: the pass of this start locks a (RUNNING, its entry kept) and never gets it
+      const r = await h.run('bgmon-start', ['--name', 'b', '--queue', 'q', '--', 'sleep', '300'], { timeoutMs: 25_000 });
+      assert.is(r.code, 0, r.stderr);
+      assert.is(JSON.parse(r.stdout).status, 'RUNNING');
+      assert.is(r.stderr, '');
+    } finally {
+      clearInterval(rotating);
+      try {
+        unlinkSync(lockPath);
+      } catch {}
+    }
   }),
 );
 

@@ -112,6 +112,9 @@ async function advancePass(
     }
     // a job that cannot leave yet is not locked: a thousand waiting jobs cost a thousand reads
     if (rec?.status === 'QUEUED' && !isReadyToLeaveQueue(home, rec)) continue;
+    // nor is a run that left the queue and still runs: it has no end to fold, and its own end
+    // passes again (a queue of 400 long jobs locked 400 names at every end in the home)
+    if (rec && rec.status !== 'QUEUED' && isSameProcess(rec.pid, rec.starttime, rec.boot_id)) continue;
     changed = noteChange(launched, await underLock(home, name, skipped, () => advanceOne(home, name))) || changed;
   }
   for (const [queue, recs] of byQueue)
