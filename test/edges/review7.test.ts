@@ -71,7 +71,9 @@ test(
     const rotating = setInterval(() => hold(++turn), 1000);
     try {
       // old code: the pass of this start locks a (RUNNING, its entry kept) and never gets it
-      const r = await h.run('bgmon-start', ['--name', 'b', '--queue', 'q', '--', 'sleep', '300'], { timeoutMs: 25_000 });
+      const r = await h.run('bgmon-start', ['--name', 'b', '--queue', 'q', '--', 'sleep', '300'], {
+        timeoutMs: 25_000,
+      });
       assert.is(r.code, 0, r.stderr);
       assert.is(JSON.parse(r.stdout).status, 'RUNNING');
       assert.is(r.stderr, '');
