@@ -87,7 +87,7 @@ async function signalOne(home: Home, name: string, signal: number): Promise<[Job
   }
   if (cur.status === 'QUEUED') return [cur, `job ${name} is QUEUED: it has no process yet; nothing signalled`];
   if (isTerminal(cur.status)) return [cur, `job ${name} is ${cur.status}: ${ENDED_NOTE}; ${sig} not sent`];
-  const problem = leaderProblem(home, cur);
+  const problem = leaderProblem(home, cur, true);
   if (problem) return [cur, `job ${name}: ${problem}; nothing signalled`];
   const denied = signalJob(cur, signal);
   const after = await settledState(home, cur, signal);
