@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import {
   eventually,
   gatedJob,
-  isAlive,
   lines,
+  processes,
   sleep,
   untilGone,
   withHome,
@@ -25,6 +25,15 @@ import {
 // the job's command is a perl script (perl-base is Essential on Debian)
 const hasPerl = spawnSync('perl', ['-e', '0']).status === 0;
 const perlTest = hasPerl ? test : test.skip;
+
+/** A process's argv as the kernel shows it ('' once it is gone). */
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return '';
+  }
+}
 
 const BARE_THEN_OWN = [
   'my ($id, $job, $home, $ready, $gate) = @ARGV;',
@@ -59,9 +68,13 @@ async function whileBare(h: TestHome, name: string, act: () => Promise<Result>):
     writeFileSync(gate, '');
     return { r: await acting, pid };
   } finally {
-    // a job with no environment is not found by the home's cleanup: it gets its own now
+    // a job with no environment is not found by the home's cleanup: found by its unique argv
     writeFileSync(gate, '');
-    if (pid > 0 && isAlive(pid)) await eventually(() => readFileSync(`/proc/${pid}/environ`).length > 0, 5000);
+    for (const p of processes((st) => cmdline(st.pid).includes(gate))) {
+      try {
+        process.kill(-p.pid, 'SIGKILL');
+      } catch {}
+    }
   }
 }
 
@@ -88,6 +101,40 @@ perlTest(
       ['c'],
     );
     await untilGone([pid], 'the signalled job');
+  }),
+);
+
+perlTest(
+  `bgmon-signal of a handed-off job that execs itself over and over: every signal is sent${
+    hasPerl ? '' : ' (SKIPPED: no perl here)'
+  }`,
+  withHome(async (h) => {
+    // one exec after another, each in the job's own environment: a read of it may land in any of
+    // them, and the check must decide on what one read shows (the exec may end between two reads)
+    const loop = join(h.dir, 'loop.sh');
+    writeFileSync(loop, `#!/bin/sh\nexec "$0"\n`, { mode: 0o755 });
+    const first = join(h.dir, 'first');
+    await h.start('before', gatedJob(first), ['--queue', 'y']);
+    await h.start('spin', [loop], ['--queue', 'y']);
+    writeFileSync(first, '');
+    const rec = await eventually(
+      async () => {
+        const r = await h.status('spin');
+        return r.status === 'RUNNING' && r;
+      },
+      20_000,
+      'spin to run',
+    );
+    const refused: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const r = await h.run('bgmon-signal', ['spin', 'CONT']);
+      if (r.code !== 0) refused.push(r.stderr.trim());
+    }
+    assert.equal(refused, [], 'no signal refused');
+    const stop = await h.run('bgmon-stop', ['spin', '--grace', '5s']);
+    assert.is(stop.code, 0, stop.stderr);
+    assert.is(lines(stop.stdout)[0].status, 'STOPPED');
+    await untilGone([rec.pid], 'the stopped job');
   }),
 );
 

@@ -134,31 +134,35 @@ export function listPids(): number[] {
 }
 
 /** True when the process's environment holds exactly `key=value`; false when unreadable (not ours). */
-export function environHas(pid: number, entry: string): boolean {
-  let env: Buffer;
+/** The process's environment as the kernel shows it now; null when unreadable (gone, another user's). */
+export function readEnviron(pid: number): string | null {
   try {
-    env = readFileSync(`/proc/${pid}/environ`);
+    return readFileSync(`/proc/${pid}/environ`, 'utf8');
   } catch {
-    return false;
+    return null;
   }
-  const needle = Buffer.from(entry + '\0');
-  return env.indexOf(needle) === 0 || env.indexOf(Buffer.from('\0' + entry + '\0')) >= 0;
 }
 
-/** Every value of `key` in the process's environment ([] when unreadable: not ours). */
-export function environValues(pid: number, key: string): string[] {
-  let env: string;
-  try {
-    env = readFileSync(`/proc/${pid}/environ`, 'latin1');
-  } catch {
-    return [];
-  }
+/** An environment (as readEnviron reads it) holds the entry NAME=VALUE exactly. */
+export const envHas = (env: string, entry: string): boolean =>
+  env.startsWith(`${entry}\0`) || env.includes(`\0${entry}\0`);
+
+/** Every value of `key` in an environment (as readEnviron reads it). */
+export function envValues(env: string, key: string): string[] {
   const prefix = `${key}=`;
   return env
     .split('\0')
     .filter((e) => e.startsWith(prefix))
     .map((e) => e.slice(prefix.length));
 }
+
+export const environHas = (pid: number, entry: string): boolean => {
+  const env = readEnviron(pid);
+  return env !== null && envHas(env, entry);
+};
+
+/** Every value of `key` in the process's environment ([] when unreadable: not ours). */
+export const environValues = (pid: number, key: string): string[] => envValues(readEnviron(pid) ?? '', key);
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(constants.signals).map(([name, num]) => [num, name]));
 // glibc's real-time range, named as kill -l and bash name it (32 and 33 belong to the C library)

@@ -4,7 +4,7 @@ import { maskHas, readStat, signalMasks, signalName } from './proc';
 import { gathered, isTerminal, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
 import { STOP_SIGNALS } from './run-state';
-import { jobProcesses, killGuarded, leaderProblem, leadsOwnGroup } from './stop';
+import { jobProcesses, killGuarded, leadsOwnGroup, settledLeaderProblem } from './stop';
 import { sleep } from './sleep';
 
 const POLL_MS = 10;
@@ -87,7 +87,7 @@ async function signalOne(home: Home, name: string, signal: number): Promise<[Job
   }
   if (cur.status === 'QUEUED') return [cur, `job ${name} is QUEUED: it has no process yet; nothing signalled`];
   if (isTerminal(cur.status)) return [cur, `job ${name} is ${cur.status}: ${ENDED_NOTE}; ${sig} not sent`];
-  const problem = leaderProblem(home, cur, true);
+  const problem = await settledLeaderProblem(home, cur);
   if (problem) return [cur, `job ${name}: ${problem}; nothing signalled`];
   const denied = signalJob(cur, signal);
   const after = await settledState(home, cur, signal);

@@ -2,14 +2,25 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { constants } from 'node:os';
 import type { Home } from './paths';
-import { environHas, environValues, isPaused, isSameProcess, listPids, readStat, type ProcStat } from './proc';
+import {
+  environHas,
+  environValues,
+  envHas,
+  envValues,
+  isPaused,
+  isSameProcess,
+  listPids,
+  readEnviron,
+  readStat,
+  type ProcStat,
+} from './proc';
 import { gathered, isTerminal, nowIso, readRecord, type ActionResult, type JobRecord } from './record';
 import { currentState } from './classify';
 import { STOP_SIGNALS } from './run-state';
 import { withLock } from './lock';
 import { removeQueueEntry } from './queue';
 import { dropPrepared, preempt } from './handoff';
-import { sleep, sleepSync } from './sleep';
+import { sleep } from './sleep';
 import { foldEnd } from './fold';
 import { endRetryWait, isBetweenAttempts } from './retry';
 import { writeEndedRecord } from './on-end';
@@ -104,52 +115,60 @@ const EXEC_WAIT_MS = 2000;
 /**
  * Why the record's pid must not be signalled as a job, or null when it provably is one: alive as
  * recorded, leading its own group and session, and carrying the run's marker (or, when the job
- * replaced its environment, the child of the recorded supervisor of this home). With `waitOutExec`
- * (before a signal), an environment that reads empty is read again for up to EXEC_WAIT_MS.
+ * replaced its environment, the child of the recorded supervisor of this home).
  */
-export function leaderProblem(home: Home, rec: JobRecord, waitOutExec = false): string | null {
+export function leaderProblem(home: Home, rec: JobRecord): string | null {
+  return leaderCheck(home, rec).problem;
+}
+
+/**
+ * leaderProblem before a signal: while the refusal comes from an environment that reads empty (an
+ * exec in progress), the job is looked at again, for up to EXEC_WAIT_MS, without blocking the
+ * other jobs of the same command.
+ */
+export async function settledLeaderProblem(home: Home, rec: JobRecord): Promise<string | null> {
+  const deadline = Date.now() + EXEC_WAIT_MS;
+  for (;;) {
+    const { problem, bare } = leaderCheck(home, rec);
+    if (problem === null || !bare || Date.now() > deadline) return problem;
+    await sleep(2);
+  }
+}
+
+/** The check, with `bare`: its refusal was decided on an environment that read empty. */
+function leaderCheck(home: Home, rec: JobRecord): { problem: string | null; bare: boolean } {
+  const refused = (problem: string) => ({ problem, bare: false });
   const pid = rec.pid;
   if (pid === null || !Number.isSafeInteger(pid) || pid <= 1)
-    return `the record names pid ${pid}, and bgmon never signals pid 0 or 1`;
-  if (!isUsableRunId(rec.id)) return `the record's id ${JSON.stringify(rec.id)} is not a bgmon run id`;
+    return refused(`the record names pid ${pid}, and bgmon never signals pid 0 or 1`);
+  if (!isUsableRunId(rec.id)) return refused(`the record's id ${JSON.stringify(rec.id)} is not a bgmon run id`);
   const st = readStat(pid);
-  if (!st || !isSameProcess(pid, rec.starttime, rec.boot_id)) return `pid ${pid} is no longer the recorded process`;
+  if (!st || !isSameProcess(pid, rec.starttime, rec.boot_id))
+    return refused(`pid ${pid} is no longer the recorded process`);
   if (pid === process.pid || st.pgrp !== pid || st.session !== pid)
-    return `pid ${pid} does not lead its own process group and session, so it is not a bgmon job`;
-  if (!isMarkedOrSupervised(home, rec, st, waitOutExec ? Date.now() + EXEC_WAIT_MS : 0)) {
-    const marker = environHas(pid, `BGMON_JOB_ID=${rec.id}`)
-      ? `BGMON_JOB=${rec.name} with BGMON_HOME=${home.root} (a copied record?)`
-      : `BGMON_JOB_ID=${rec.id}`;
-    return `pid ${pid} carries no ${marker} and is not the child of this job's supervisor`;
+    return refused(`pid ${pid} does not lead its own process group and session, so it is not a bgmon job`);
+  // one read decides: a process in the middle of an exec may show nothing now and all a moment later
+  const env = readEnviron(pid);
+  if (!carriesRunMarker(home, rec, env) && !isSupervisedHere(home, rec, st)) {
+    const marker =
+      env !== null && envHas(env, `BGMON_JOB_ID=${rec.id}`)
+        ? `BGMON_JOB=${rec.name} with BGMON_HOME=${home.root} (a copied record?)`
+        : `BGMON_JOB_ID=${rec.id}`;
+    const problem = `pid ${pid} carries no ${marker} and is not the child of this job's supervisor`;
+    // a zombie's environment reads empty too, for good: not an exec to wait for
+    return { problem, bare: env === '' && st.state !== 'Z' };
   }
-  return null;
-}
-
-function isMarkedOrSupervised(home: Home, rec: JobRecord, st: ProcStat, deadline: number): boolean {
-  for (;;) {
-    if (carriesRunMarker(home, rec, st.pid) || isSupervisedHere(home, rec, st)) return true;
-    if (Date.now() > deadline || !showsNoEnvironment(st.pid) || !isSameProcess(st.pid, rec.starttime, rec.boot_id))
-      return false;
-    sleepSync(2);
-  }
-}
-
-/** A live process whose environment reads empty (a zombie's always does: it is not waited for). */
-function showsNoEnvironment(pid: number): boolean {
-  if (readStat(pid)?.state === 'Z') return false;
-  try {
-    return readFileSync(`/proc/${pid}/environ`).length === 0;
-  } catch {
-    return false;
-  }
+  // what was read is the recorded process's (its pid not reused meanwhile)
+  if (!isSameProcess(pid, rec.starttime, rec.boot_id)) return refused(`pid ${pid} is no longer the recorded process`);
+  return { problem: null, bare: false };
 }
 
 /**
  * The run's id alone is not enough: a record copied under another name or into another home has
  * it too, so the job's BGMON_JOB and BGMON_HOME (set by every version) must name this job here.
  */
-function carriesRunMarker(home: Home, rec: JobRecord, pid: number): boolean {
-  if (!environHas(pid, `BGMON_JOB_ID=${rec.id}`)) return false;
+function carriesRunMarker(home: Home, rec: JobRecord, env: string | null): boolean {
+  if (env === null || !envHas(env, `BGMON_JOB_ID=${rec.id}`)) return false;
   const isHere = (dir: string) => {
     try {
       return dir === home.root || realpathSync(dir) === home.root; // an older home path through a link
@@ -157,8 +176,8 @@ function carriesRunMarker(home: Home, rec: JobRecord, pid: number): boolean {
       return false;
     }
   };
-  const names = environValues(pid, 'BGMON_JOB');
-  return names.every((n) => n === rec.name) && environValues(pid, 'BGMON_HOME').every(isHere);
+  const names = envValues(env, 'BGMON_JOB');
+  return names.every((n) => n === rec.name) && envValues(env, 'BGMON_HOME').every(isHere);
 }
 
 /** The recorded supervisor's argv: alive as recorded and leading its own group and session; else null. */
@@ -407,7 +426,7 @@ async function stopRunning(
   active: Set<Active>,
 ): Promise<[JobRecord, string | null]> {
   if (isBetweenAttempts(rec)) return stopBetweenAttempts(home, rec, opts, active);
-  const problem = leaderProblem(home, rec, true);
+  const problem = await settledLeaderProblem(home, rec);
   // ended since it was found running (a queue's job may end any moment): that changes nothing
   if (problem && isTerminal(currentState(home, rec).status)) return [await finalRecord(home, rec, false), null];
   if (problem) return [rec, `job ${rec.name}: ${problem}; nothing signalled`];
