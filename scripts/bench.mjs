@@ -699,7 +699,7 @@ async function queueVersusTsp() {
   // N `true` jobs through 4 slots, from the first submission to the last end: bgmon-start - (one
   // command) against task-spooler (tsp -S 4). Both create files for every job, so both wait on
   // the disk: each side starts after a `sync` (the cases before write tens of thousands of files,
-  // and a side timed while they are written back took 2-5 times longer), and the two rounds
+  // and a side timed while they are written back took 2-5 times longer), and the rounds
   // alternate which goes first.
   const n = quick ? 200 : 1000;
   const tspBin = ['tsp', 'ts'].find(

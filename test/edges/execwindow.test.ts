@@ -16,6 +16,7 @@ import {
   lines,
   processes,
   sleep,
+  until,
   untilGone,
   withHome,
   type Result,
@@ -117,14 +118,7 @@ perlTest(
     await h.start('before', gatedJob(first), ['--queue', 'y']);
     await h.start('spin', [loop], ['--queue', 'y']);
     writeFileSync(first, '');
-    const rec = await eventually(
-      async () => {
-        const r = await h.status('spin');
-        return r.status === 'RUNNING' && r;
-      },
-      20_000,
-      'spin to run',
-    );
+    const rec = await until(h, 'spin', 'RUNNING', 20_000);
     const refused: string[] = [];
     for (let i = 0; i < 30; i++) {
       const r = await h.run('bgmon-signal', ['spin', 'CONT']);

@@ -29,6 +29,7 @@ import {
   ROOT,
   sleep,
   slowTest,
+  until,
   untilGone,
   withHome,
   type TestHome,
@@ -203,7 +204,7 @@ slowTest(
     // nor once the queue has moved on and the run's directory is pruned
     writeFileSync(gate, '');
     const after = await h.start('after', ['true'], ['--queue', 'k']);
-    await eventually(async () => (await h.status('after')).status === 'SUCCEEDED', 20_000, 'after to end');
+    await until(h, 'after', 'SUCCEEDED', 20_000);
     await h.run('bgmon-start', ['--name', 'last', '--queue', 'k', '--', 'true']);
     assert.not.ok(existsSync(dir), 'the run directory is pruned once the queue has passed it');
     assert.equal(lateJobShell(h, dir, next), { status: 125, ran: false });
@@ -413,14 +414,7 @@ test(
       ['--queue', 'r'],
     );
     writeFileSync(gate, '');
-    const running = await eventually(
-      async () => {
-        const s = await h.status('b');
-        return s.status === 'RUNNING' && s;
-      },
-      20_000,
-      'b to run',
-    );
+    const running = await until(h, 'b', 'RUNNING', 20_000);
     assert.is(h.record('b').status, 'QUEUED', 'started by the hand-off');
     assert.ok(isAlive(running.pid) && running.sup_pid !== null);
     const st = readStat(running.pid)!;
@@ -475,13 +469,11 @@ test(
     const [sh, c, script] = countingJob(dir, 30);
     await h.start('b', [sh, c, script], ['--queue', 's']);
     writeFileSync(gate, '');
-    const running = await eventually(
-      async () => {
-        const s = await h.status('b');
-        return s.status === 'RUNNING' && readLines(join(dir, 'ran')).includes('b') && s;
-      },
+    const running = await until(
+      h,
+      'b',
+      (s) => s.status === 'RUNNING' && readLines(join(dir, 'ran')).includes('b'),
       20_000,
-      'b to run',
     );
     const stop = await h.run('bgmon-stop', ['b', '--grace', '2s']);
     assert.is(stop.code, 0, stop.stderr);

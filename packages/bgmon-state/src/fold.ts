@@ -31,7 +31,8 @@ function foldLocked(home: Home, held: Lock, name: string, id: string): void {
 export function foldHeld(home: Home, name: string, id: string): boolean {
   try {
     const disk = readRecord(home, name);
-    if (!disk || disk.id !== id || disk.status !== 'RUNNING') return !disk || disk.id !== id || isTerminal(disk.status);
+    if (!disk || disk.id !== id) return true;
+    if (disk.status !== 'RUNNING') return isTerminal(disk.status);
     if (!readEnd(home, name, id)) {
       foldProgress(home, disk);
       return false;

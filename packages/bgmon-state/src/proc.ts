@@ -133,7 +133,6 @@ export function listPids(): number[] {
   return pids;
 }
 
-/** True when the process's environment holds exactly `key=value`; false when unreadable (not ours). */
 /** The process's environment as the kernel shows it now; null when unreadable (gone, another user's). */
 export function readEnviron(pid: number): string | null {
   try {
@@ -156,6 +155,7 @@ export function envValues(env: string, key: string): string[] {
     .map((e) => e.slice(prefix.length));
 }
 
+/** True when the process's environment holds exactly `key=value`; false when unreadable (not ours). */
 export const environHas = (pid: number, entry: string): boolean => {
   const env = readEnviron(pid);
   return env !== null && envHas(env, entry);
