@@ -8,6 +8,7 @@ import {
   renameSync,
   unlinkSync,
   writeSync,
+  type Stats,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { StateError } from './errors';
@@ -52,14 +53,19 @@ export class NotOwnFileError extends Error {
  * rename (a record rewritten), so what it holds is the whole previous version.
  */
 export function openOwnFile(path: string): number {
-  const { fd, nlink } = openRegularFile(path);
-  if (nlink <= 1) return fd;
-  closeSync(fd);
-  throw new NotOwnFileError(`a hard link (${nlink} names), not read`);
+  return openOwnFileStat(path).fd;
 }
 
-/** A regular file opened to read, with its link count: never through a symlink, never blocking on a FIFO. */
-function openRegularFile(path: string): { fd: number; nlink: number } {
+/** openOwnFile, with what fstat said of the file opened. */
+export function openOwnFileStat(path: string): { fd: number; st: Stats } {
+  const opened = openRegularFile(path);
+  if (opened.st.nlink <= 1) return opened;
+  closeSync(opened.fd);
+  throw new NotOwnFileError(`a hard link (${opened.st.nlink} names), not read`);
+}
+
+/** A regular file opened to read, with its stat: never through a symlink, never blocking on a FIFO. */
+function openRegularFile(path: string): { fd: number; st: Stats } {
   let fd: number;
   try {
     fd = openSync(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
@@ -68,7 +74,7 @@ function openRegularFile(path: string): { fd: number; nlink: number } {
     throw err;
   }
   const st = fstatSync(fd);
-  if (st.isFile()) return { fd, nlink: st.nlink };
+  if (st.isFile()) return { fd, st };
   closeSync(fd);
   throw new NotOwnFileError('not a regular file');
 }

@@ -1,8 +1,8 @@
 import { withStart } from './start-file';
 import { StateError } from './errors';
-import { closeSync, fstatSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
-import { openOwnFile, writeFileAtomic } from './fsutil';
+import { openOwnFileStat, writeFileAtomic } from './fsutil';
 import { isValidName } from './names';
 import { recordPath, type Home } from './paths';
 import { randomHex } from './random';
@@ -105,11 +105,11 @@ export class CorruptRecordError extends StateError {
 // link or a FIFO at the record's path: such a file is reported corrupt, never read through.
 const FIRST_READ = Buffer.allocUnsafe(64 * 1024);
 
-function readCapped(file: string): string {
-  const fd = openOwnFile(file);
+function readCapped(file: string): RecordBytes {
+  const { fd, st } = openOwnFileStat(file);
   try {
     const first = readSync(fd, FIRST_READ, 0, FIRST_READ.length, 0);
-    if (first < FIRST_READ.length) return FIRST_READ.toString('utf8', 0, first);
+    if (first < FIRST_READ.length) return { text: FIRST_READ.toString('utf8', 0, first), st };
     const size = fstatSync(fd).size;
     if (size > MAX_RECORD_BYTES) throw new CorruptRecordError(file, `${size} bytes`);
     const buf = Buffer.allocUnsafe(size);
@@ -120,7 +120,7 @@ function readCapped(file: string): string {
       if (n === 0) break;
       off += n;
     }
-    return buf.toString('utf8', 0, off);
+    return { text: buf.toString('utf8', 0, off), st };
   } finally {
     closeSync(fd);
   }
@@ -165,14 +165,29 @@ function shapeError(r: any, name: string): string | null {
 
 /** Reads and validates one record; null when the file does not exist. */
 export function readRecordFile(file: string, name: string, overlay = true): JobRecord | null {
-  let text: string;
+  const got = readRecordBytes(file);
+  return got === null ? null : parseRecord(file, name, got.text, overlay);
+}
+
+/** A record file's text, and what fstat said of the file it was read from. */
+export interface RecordBytes {
+  text: string;
+  st: Stats;
+}
+
+/** A record file's text; null when the file does not exist (anything unreadable is corrupt). */
+export function readRecordBytes(file: string): RecordBytes | null {
   try {
-    text = readCapped(file);
+    return readCapped(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     if (err instanceof CorruptRecordError) throw err;
     throw new CorruptRecordError(file, (err as Error).message);
   }
+}
+
+/** The record a file's text holds, validated as one of `name` (read from `file`, which errors name). */
+export function parseRecord(file: string, name: string, text: string, overlay = true): JobRecord {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -4,6 +4,7 @@ import { isGlob, isValidName, nameMatcher } from './names';
 import { recordPath, type Home } from './paths';
 import { CorruptRecordError, isTerminal, listNames, readRecord, type JobRecord } from './record';
 import { historyFilesByName, isRunId, readRun } from './history';
+import { listingSource } from './record-cache';
 import { isTty } from './fsutil';
 
 // A record line is a few hundred bytes; a longer line is not one of ours.
@@ -84,15 +85,19 @@ const byAge = (a: JobRecord, b: JobRecord) =>
 export function loadRecords(home: Home, names?: string[]): Listing {
   const records: JobRecord[] = [];
   const corrupt: CorruptRecordError[] = [];
-  for (const name of names ?? listNames(home)) {
+  const listed = names ?? listNames(home);
+  // a listing of every job reads through the records cache (record-cache.ts)
+  const source = listingSource(home, names === undefined ? listed.length : 0);
+  for (const name of listed) {
     try {
-      const rec = readRecord(home, name);
+      const rec = source.read(name);
       if (rec) records.push(rec);
     } catch (err) {
       if (err instanceof CorruptRecordError) corrupt.push(err);
       else throw err;
     }
   }
+  source.finish();
   records.sort(byAge);
   return { records, corrupt, notes: [] };
 }
