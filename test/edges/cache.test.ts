@@ -246,6 +246,38 @@ test(
 );
 
 test(
+  'a rewrite keeps the entries still true of their files and takes in the changed ones',
+  withHome(async (h) => {
+    await settledRecords(h, 100);
+    assert.is((await listing(h)).code, 0);
+    // old-99's entry marked in the cache alone: it shows for as long as that entry is kept
+    editCache(
+      h,
+      '"name":"old-99","id":"forged-old-99","status":"SUCCEEDED"',
+      '"name":"old-99","id":"forged-old-99","status":"CANCELLED"',
+    );
+    // 64 records replaced as bgmon replaces them (a new file renamed over the old one)
+    for (let i = 0; i < 64; i++) {
+      const name = `old-${String(i).padStart(2, '0')}`;
+      const tmp = join(h.root, 'jobs', `.${name}.1.1.tmp`);
+      writeFileSync(tmp, readFileSync(recordFile(h, name), 'utf8').replace('"exit_code":0', '"exit_code":4'));
+      renameSync(tmp, recordFile(h, name));
+    }
+    await sleep(SETTLE_MS);
+    const before = statSync(cachePath(h), { bigint: true }).ino;
+    const rewriting = lines((await listing(h)).stdout);
+    assert.is.not(statSync(cachePath(h), { bigint: true }).ino, before, 'the cache was written again');
+    const again = lines((await listing(h)).stdout);
+    for (const recs of [rewriting, again]) {
+      assert.is(recs.length, 100);
+      assert.is(recs.filter((r) => r.exit_code === 4).length, 64, 'the replaced records');
+      assert.is(recs.find((r) => r.name === 'old-99').status, 'CANCELLED', "old-99's entry was kept");
+      assert.is(recs.filter((r) => r.status === 'SUCCEEDED').length, 99);
+    }
+  }),
+);
+
+test(
   'no cache for fewer than 64 jobs',
   withHome(async (h) => {
     await settledRecords(h, 63);

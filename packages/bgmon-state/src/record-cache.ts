@@ -1,8 +1,9 @@
 import { closeSync, lstatSync, readdirSync, readSync } from 'node:fs';
+import { isAscii } from 'node:buffer';
 import { join } from 'node:path';
 import { openOwnFileStat, unlinkQuietly, writeFileAtomic } from './fsutil';
 import { readStat } from './proc';
-import { recordPath, type Home } from './paths';
+import type { Home } from './paths';
 import { parseRecord, readRecord, readRecordBytes, type JobRecord } from './record';
 
 /*
@@ -49,6 +50,8 @@ export interface RecordSource {
 }
 
 interface Cache {
+  /** each entry's name */
+  names: string[];
   /** entry number by name */
   index: Map<string, number>;
   /** each entry's key: inode, size, mtimeMs, ctimeMs */
@@ -57,7 +60,7 @@ interface Cache {
   texts: string[];
 }
 
-const NO_CACHE: Cache = { index: new Map(), keys: new Float64Array(0), texts: [] };
+const NO_CACHE: Cache = { names: [], index: new Map(), keys: new Float64Array(0), texts: [] };
 const direct = (home: Home): RecordSource => ({ read: (name) => readRecord(home, name), finish() {} });
 
 // one read of the cache per process: a listing made twice (status after a queue advance) reuses it
@@ -68,13 +71,14 @@ export function listingSource(home: Home, count: number): RecordSource {
   if (count < CACHE_MIN_NAMES) return direct(home);
   const path = recordCachePath(home);
   if (loaded?.path !== path) loaded = { path, cache: readCache(path) };
-  const { index, keys, texts } = loaded.cache;
-  const next: { names: string[]; keys: number[]; texts: string[] } = { names: [], keys: [], texts: [] };
+  const { names: entryNames, index, keys, texts } = loaded.cache;
+  const hits: number[] = []; // entries still true of their files
+  const fresh: { names: string[]; keys: number[]; texts: string[] } = { names: [], keys: [], texts: [] };
   let listedInCache = 0;
-  let fresh = 0;
   return {
     read(name) {
-      const file = recordPath(home, name);
+      // recordPath's path without path.join's normalising (a listed name holds no '/'): ~3 ms of 10,000
+      const file = `${home.jobs}/${name}.json`;
       const i = index.get(name);
       if (i !== undefined) {
         listedInCache++;
@@ -90,9 +94,7 @@ export function listingSource(home: Home, count: number): RecordSource {
           keys[k + 3] === st.ctimeMs;
         const rec = same ? parseCached(file, name, texts[i]) : null;
         if (rec !== null) {
-          next.names.push(name);
-          next.keys.push(st.ino, st.size, st.mtimeMs, st.ctimeMs);
-          next.texts.push(texts[i]);
+          hits.push(i);
           return rec;
         }
       }
@@ -103,24 +105,25 @@ export function listingSource(home: Home, count: number): RecordSource {
       // only a valid one-line record, settled for long enough (see above)
       const { st, text } = got;
       if (st.ctimeMs <= openedAt - CHANGE_MARGIN_MS && text.indexOf('\n') === text.length - 1) {
-        next.names.push(name);
-        next.keys.push(st.ino, st.size, st.mtimeMs, st.ctimeMs);
-        next.texts.push(text);
-        fresh++;
+        fresh.names.push(name);
+        fresh.keys.push(st.ino, st.size, st.mtimeMs, st.ctimeMs);
+        fresh.texts.push(text);
       }
       return rec;
     },
     finish() {
       const gone = index.size - listedInCache;
-      if (fresh < REWRITE_AFTER && gone < REWRITE_AFTER) return;
+      if (fresh.names.length < REWRITE_AFTER && gone < REWRITE_AFTER) return;
+      const names = [...hits.map((i) => entryNames[i]), ...fresh.names];
       const cache: Cache = {
-        index: new Map(next.names.map((name, i) => [name, i])),
-        keys: Float64Array.from(next.keys),
-        texts: next.texts,
+        names,
+        index: new Map(names.map((name, n) => [name, n])),
+        keys: Float64Array.from([...hits.flatMap((i) => [...keys.subarray(i * 4, i * 4 + 4)]), ...fresh.keys]),
+        texts: [...hits.map((i) => texts[i]), ...fresh.texts],
       };
       removeKilledWritersTemps(home);
       try {
-        writeFileAtomic(path, encodeCache(next.names, cache));
+        writeFileAtomic(path, encodeCache(cache));
       } catch {
         return; // a cache that cannot be written (full disk, read-only home) is no cache
       }
@@ -154,13 +157,13 @@ function parseCached(file: string, name: string, text: string): JobRecord | null
   }
 }
 
-function encodeCache(names: string[], cache: Cache): Buffer {
+function encodeCache({ names, keys, texts }: Cache): Buffer {
   const head = Buffer.alloc(KEYS_AT);
   head.write(MAGIC, 0, 'latin1');
   head.writeDoubleLE(names.length, MAGIC.length);
-  const keys = Buffer.from(cache.keys.buffer, cache.keys.byteOffset, cache.keys.byteLength);
-  const lines = Buffer.from(names.map((name, i) => `${name}\t${cache.texts[i]}`).join(''));
-  return Buffer.concat([head, keys, lines]);
+  const keyBytes = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
+  const lines = Buffer.from(names.map((name, i) => `${name}\t${texts[i]}`).join(''));
+  return Buffer.concat([head, keyBytes, lines]);
 }
 
 /** The cache at path; NO_CACHE when there is none or it is not whole. */
@@ -192,16 +195,21 @@ function decodeCache(buf: Buffer): Cache {
   const textAt = KEYS_AT + count * 32;
   if (!Number.isSafeInteger(count) || count < 0 || textAt > buf.length) return NO_CACHE;
   const keys = new Float64Array(buf.buffer, buf.byteOffset + KEYS_AT, count * 4);
-  const text = buf.toString('utf8', textAt);
+  const lines = buf.subarray(textAt);
+  // ASCII (as records nearly always are) is copied as is, not decoded
+  const text = lines.toString(isAscii(lines) ? 'latin1' : 'utf8');
+  const names: string[] = [];
   const index = new Map<string, number>();
   const texts: string[] = [];
   for (let pos = 0; pos < text.length; ) {
     const nl = text.indexOf('\n', pos);
     const tab = text.indexOf('\t', pos);
     if (nl < 0 || tab <= pos || tab > nl) return NO_CACHE;
-    index.set(text.slice(pos, tab), texts.length);
+    const name = text.slice(pos, tab);
+    index.set(name, names.length);
+    names.push(name);
     texts.push(text.slice(tab + 1, nl + 1));
     pos = nl + 1;
   }
-  return texts.length === count && index.size === count ? { index, keys, texts } : NO_CACHE;
+  return texts.length === count && index.size === count ? { names, index, keys, texts } : NO_CACHE;
 }
