@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, lstatSync, readdirSync, readSync, type Stats } from 'node:fs';
 import { isAscii } from 'node:buffer';
 import { join } from 'node:path';
 import { openOwnFileStat, unlinkQuietly, writeFileAtomic } from './fsutil';
@@ -82,17 +82,7 @@ export function listingSource(home: Home, count: number): RecordSource {
       const i = index.get(name);
       if (i !== undefined) {
         listedInCache++;
-        const st = lstatSync(file, { throwIfNoEntry: false });
-        if (st === undefined) return null;
-        const k = i * 4;
-        const same =
-          st.isFile() &&
-          st.nlink === 1 &&
-          keys[k] === st.ino &&
-          keys[k + 1] === st.size &&
-          keys[k + 2] === st.mtimeMs &&
-          keys[k + 3] === st.ctimeMs;
-        const rec = same ? parseCached(file, name, texts[i]) : null;
+        const rec = isTrueOf(lstatQuietly(file), keys, i) ? parseCached(file, name, texts[i]) : null;
         if (rec !== null) {
           hits.push(i);
           return rec;
@@ -146,6 +136,33 @@ function removeKilledWritersTemps(home: Home): void {
     const pid = TEMP.exec(entry)?.[1];
     if (pid !== undefined && readStat(Number(pid)) === null) unlinkQuietly(join(home.run, entry));
   }
+}
+
+/**
+ * What lstat says of a file; undefined when it says nothing (gone, or an error such as EACCES
+ * from a folder that cannot be searched): the file is then read as without a cache, which
+ * returns null or reports it corrupt exactly as a listing without the cache does.
+ */
+function lstatQuietly(file: string): Stats | undefined {
+  try {
+    return lstatSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Entry i's key is exactly what lstat says of a regular file of one name. */
+function isTrueOf(st: Stats | undefined, keys: Float64Array, i: number): boolean {
+  const k = i * 4;
+  return (
+    st !== undefined &&
+    st.isFile() &&
+    st.nlink === 1 &&
+    keys[k] === st.ino &&
+    keys[k + 1] === st.size &&
+    keys[k + 2] === st.mtimeMs &&
+    keys[k + 3] === st.ctimeMs
+  );
 }
 
 /** A cached text as a record; null when it is not a valid one (a hand-made cache): the file is read instead. */

@@ -1,0 +1,78 @@
+// Attempts to break the records cache's promise (record-cache.ts): whatever happens to the home,
+// a listing of every job prints byte for byte what it prints with run/records.cache removed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { chmodSync, chownSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { binPath, forgeRecord, sleep, spawnCollect, withHome, type Result, type TestHome } from '../helpers';
+
+/** More than CACHE_MIN_NAMES (64): a listing of this many jobs goes through the cache. */
+const MANY = 70;
+/** Longer than the cache's margin (1 s): files written before it are settled enough to be cached. */
+const SETTLE_MS = 1100;
+const NOBODY = 65534;
+const isRoot = process.getuid?.() === 0;
+
+const cachePath = (h: TestHome) => join(h.root, 'run', 'records.cache');
+
+function settledRecordsNow(h: TestHome, n = MANY): void {
+  const ended = new Date().toISOString();
+  for (let i = 0; i < n; i++) {
+    forgeRecord(h, `old-${String(i).padStart(2, '0')}`, { status: 'SUCCEEDED', exit_code: 0, ended_at: ended });
+  }
+}
+
+const sameListing = (got: Result, want: Result, what: string) => {
+  assert.is(got.code, want.code, `${what}: exit code (${got.stderr.slice(0, 300)})`);
+  assert.is(got.stdout, want.stdout, `${what}: records`);
+  assert.is(got.stderr, want.stderr, `${what}: complaints`);
+};
+
+/** The home handed to uid 65534 (as root), so that permissions bind: a listing runs as that user. */
+function giveHomeToNobody(h: TestHome): void {
+  chmodSync(h.dir, 0o755);
+  const own = (path: string) => chownSync(path, NOBODY, NOBODY);
+  own(h.root);
+  for (const dir of ['jobs', 'logs', 'run']) {
+    own(join(h.root, dir));
+    for (const entry of readdirSync(join(h.root, dir))) own(join(h.root, dir, entry));
+  }
+}
+
+/** bgmon-status --json, as uid 65534 when this runs as root (root passes every permission check). */
+async function listingAsOwner(h: TestHome): Promise<Result> {
+  const { done } = spawnCollect(
+    process.execPath,
+    [binPath('bgmon-status'), '--json'],
+    { env: h.env, cwd: h.dir, ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}) },
+    { timeoutMs: 20_000 },
+  );
+  const r = await done;
+  assert.is(r.signal, null, 'bgmon-status hung');
+  return r;
+}
+
+test(
+  'a jobs/ folder that can be listed but not searched (chmod a-x): the same complaints through the cache',
+  withHome(async (h) => {
+    settledRecordsNow(h);
+    if (isRoot) giveHomeToNobody(h);
+    await sleep(SETTLE_MS);
+    const jobs = join(h.root, 'jobs');
+    try {
+      assert.is((await listingAsOwner(h)).code, 0);
+      assert.ok(readdirSync(join(h.root, 'run')).includes('records.cache'), 'the cache was written');
+      chmodSync(jobs, 0o600); // readdir works, every lstat and open is EACCES
+      const through = await listingAsOwner(h);
+      rmSync(cachePath(h), { force: true });
+      const without = await listingAsOwner(h);
+      assert.is(without.code, 1);
+      assert.match(without.stderr, /old-00\.json: corrupt record \(EACCES/);
+      sameListing(through, without, 'jobs/ not searchable');
+    } finally {
+      chmodSync(jobs, 0o700);
+    }
+  }),
+);
+
+test.run();
