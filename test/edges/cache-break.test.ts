@@ -2,9 +2,19 @@
 // a listing of every job prints byte for byte what it prints with run/records.cache removed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, chownSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { binPath, forgeRecord, sleep, spawnCollect, withHome, type Result, type TestHome } from '../helpers';
+import {
+  binPath,
+  forgeRecord,
+  lines,
+  sleep,
+  slowTest,
+  spawnCollect,
+  withHome,
+  type Result,
+  type TestHome,
+} from '../helpers';
 
 /** More than CACHE_MIN_NAMES (64): a listing of this many jobs goes through the cache. */
 const MANY = 70;
@@ -72,6 +82,38 @@ test(
     } finally {
       chmodSync(jobs, 0o700);
     }
+  }),
+);
+
+async function listing(h: TestHome): Promise<Result> {
+  const r = await h.run('bgmon-status', ['--json'], { timeoutMs: 120_000 });
+  assert.is(r.signal, null, 'bgmon-status hung');
+  return r;
+}
+
+const cacheIno = (h: TestHome) => (existsSync(cachePath(h)) ? statSync(cachePath(h)).ino : null);
+
+slowTest(
+  'records too large for the cache to be read back (256 MB in all) are not written into it at every listing',
+  withHome(async (h) => {
+    settledRecordsNow(h);
+    // 64 of them with a 4 MB command (a 2 MB argument of quotes, escaped): 260 MB of records
+    const big = '"'.repeat(2 * 1024 * 1024);
+    for (let i = 0; i < 64; i++) {
+      const name = `old-${String(i).padStart(2, '0')}`;
+      const file = join(h.root, 'jobs', `${name}.json`);
+      const rec = { ...lines(readFileSync(file, 'utf8'))[0], cmd: ['printf', big] };
+      writeFileSync(file, JSON.stringify(rec) + '\n', { mode: 0o600 });
+    }
+    await sleep(SETTLE_MS);
+    const first = await listing(h);
+    assert.is(first.code, 0, first.stderr);
+    const written = cacheIno(h);
+    const second = await listing(h);
+    assert.is(second.stdout, first.stdout);
+    assert.is(cacheIno(h), written, 'the cache was written again: the one written before could not be read');
+    assert.ok(written === null || statSync(cachePath(h)).size < 64 * 1024 * 1024, 'the cache holds the large texts');
+    rmSync(join(h.root, 'jobs'), { recursive: true, force: true });
   }),
 );
 

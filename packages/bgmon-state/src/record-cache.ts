@@ -27,8 +27,13 @@ export const CACHE_MIN_NAMES = 64;
 /** The cache is written again once this many files were read that it could have held, or left it. */
 const REWRITE_AFTER = 64;
 const CHANGE_MARGIN_MS = 1000;
-/** Anything larger is not our cache (10,000 records make about 6 MB). */
+/** Anything larger is not our cache (10,000 records make about 6 MB), and none is written larger. */
 const MAX_CACHE_BYTES = 256 * 1024 * 1024;
+/**
+ * A larger record (a long command line) is read from its file: a copy would save no reading, and
+ * 64 of 4 MB would make a cache too large to be read back, written again by every listing.
+ */
+const MAX_CACHED_RECORD_BYTES = 64 * 1024;
 
 /*
  * The file: MAGIC (16 bytes), the number of entries N (a float64), N keys of four float64 each
@@ -92,9 +97,10 @@ export function listingSource(home: Home, count: number): RecordSource {
       const got = readRecordBytes(file);
       if (got === null) return null;
       const rec = parseRecord(file, name, got.text);
-      // only a valid one-line record, settled for long enough (see above)
+      // only a valid one-line record of a usual size, settled for long enough (see above)
       const { st, text } = got;
-      if (st.ctimeMs <= openedAt - CHANGE_MARGIN_MS && text.indexOf('\n') === text.length - 1) {
+      const settled = st.ctimeMs <= openedAt - CHANGE_MARGIN_MS && st.size <= MAX_CACHED_RECORD_BYTES;
+      if (settled && text.indexOf('\n') === text.length - 1) {
         fresh.names.push(name);
         fresh.keys.push(st.ino, st.size, st.mtimeMs, st.ctimeMs);
         fresh.texts.push(text);
@@ -111,9 +117,11 @@ export function listingSource(home: Home, count: number): RecordSource {
         keys: Float64Array.from([...hits.flatMap((i) => [...keys.subarray(i * 4, i * 4 + 4)]), ...fresh.keys]),
         texts: [...hits.map((i) => texts[i]), ...fresh.texts],
       };
+      const bytes = encodeCache(cache);
+      if (bytes.length > MAX_CACHE_BYTES) return; // readCache would refuse it: no cache
       removeKilledWritersTemps(home);
       try {
-        writeFileAtomic(path, encodeCache(cache));
+        writeFileAtomic(path, bytes);
       } catch {
         return; // a cache that cannot be written (full disk, read-only home) is no cache
       }
