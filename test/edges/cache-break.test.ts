@@ -2,7 +2,17 @@
 // a listing of every job prints byte for byte what it prints with run/records.cache removed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, chownSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   binPath,
@@ -11,6 +21,7 @@ import {
   sleep,
   slowTest,
   spawnCollect,
+  until,
   withHome,
   type Result,
   type TestHome,
@@ -114,6 +125,45 @@ slowTest(
     assert.is(cacheIno(h), written, 'the cache was written again: the one written before could not be read');
     assert.ok(written === null || statSync(cachePath(h)).size < 64 * 1024 * 1024, 'the cache holds the large texts');
     rmSync(join(h.root, 'jobs'), { recursive: true, force: true });
+  }),
+);
+
+/** The home's files (relative paths) that hold `text`. */
+function filesHolding(root: string, text: string): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir)) {
+      const path = join(dir, entry);
+      const st = lstatSync(path);
+      if (st.isDirectory()) walk(path);
+      else if (st.isFile() && readFileSync(path, 'latin1').includes(text)) found.push(path.slice(root.length + 1));
+    }
+  };
+  walk(root);
+  return found;
+}
+
+test(
+  'bgmon-rm leaves no copy of a removed record in the cache: a past run (NAME@ID) or the job',
+  withHome(async (h) => {
+    settledRecordsNow(h);
+    const one = await h.start('secret', ['true', 'TOKEN-one']);
+    await until(h, 'secret', 'SUCCEEDED');
+    await sleep(SETTLE_MS);
+    assert.is((await listing(h)).code, 0);
+    assert.equal(filesHolding(h.root, 'TOKEN-one'), ['jobs/secret.json', 'run/records.cache'], 'cached');
+    await h.start('secret', ['true', 'TOKEN-two']);
+    await until(h, 'secret', 'SUCCEEDED');
+
+    const pastRun = await h.run('bgmon-rm', [`secret@${one.id}`]);
+    assert.is(pastRun.code, 0, pastRun.stderr);
+    assert.equal(filesHolding(h.root, 'TOKEN-one'), [], 'the removed run is still in the home');
+    await sleep(SETTLE_MS);
+    assert.is((await listing(h)).code, 0);
+    assert.equal(filesHolding(h.root, 'TOKEN-two'), ['jobs/secret.json', 'run/records.cache'], 'cached');
+    const job = await h.run('bgmon-rm', ['secret']);
+    assert.is(job.code, 0, job.stderr);
+    assert.equal(filesHolding(h.root, 'TOKEN-two'), [], 'the removed job is still in the home');
   }),
 );
 

@@ -130,6 +130,16 @@ export function listingSource(home: Home, count: number): RecordSource {
   };
 }
 
+/**
+ * After bgmon-rm: the cache (and a killed writer's temp file) may hold the text of what it removed
+ * (a command line with a secret in it), so it goes too; the next listing of every job makes another.
+ */
+export function forgetRecordCache(home: Home): void {
+  unlinkQuietly(recordCachePath(home));
+  removeKilledWritersTemps(home);
+  loaded = null;
+}
+
 const TEMP = /^\.records\.cache\.(\d+)\.\d+\.tmp$/;
 
 /** A listing killed while it wrote the cache left its temp file (megabytes): gone once its pid is. */
