@@ -1,4 +1,4 @@
-import { closeSync, lstatSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, lstatSync, readdirSync, readSync, type Stats } from 'node:fs';
 import { isAscii } from 'node:buffer';
 import { join } from 'node:path';
 import { openOwnFileStat, unlinkQuietly, writeFileAtomic } from './fsutil';
@@ -27,8 +27,13 @@ export const CACHE_MIN_NAMES = 64;
 /** The cache is written again once this many files were read that it could have held, or left it. */
 const REWRITE_AFTER = 64;
 const CHANGE_MARGIN_MS = 1000;
-/** Anything larger is not our cache (10,000 records make about 6 MB). */
+/** Anything larger is not our cache (10,000 records make about 6 MB), and none is written larger. */
 const MAX_CACHE_BYTES = 256 * 1024 * 1024;
+/**
+ * A larger record (a long command line) is read from its file: a copy would save no reading, and
+ * 64 of 4 MB would make a cache too large to be read back, written again by every listing.
+ */
+const MAX_CACHED_RECORD_BYTES = 64 * 1024;
 
 /*
  * The file: MAGIC (16 bytes), the number of entries N (a float64), N keys of four float64 each
@@ -82,17 +87,7 @@ export function listingSource(home: Home, count: number): RecordSource {
       const i = index.get(name);
       if (i !== undefined) {
         listedInCache++;
-        const st = lstatSync(file, { throwIfNoEntry: false });
-        if (st === undefined) return null;
-        const k = i * 4;
-        const same =
-          st.isFile() &&
-          st.nlink === 1 &&
-          keys[k] === st.ino &&
-          keys[k + 1] === st.size &&
-          keys[k + 2] === st.mtimeMs &&
-          keys[k + 3] === st.ctimeMs;
-        const rec = same ? parseCached(file, name, texts[i]) : null;
+        const rec = isTrueOf(lstatQuietly(file), keys, i) ? parseCached(file, name, texts[i]) : null;
         if (rec !== null) {
           hits.push(i);
           return rec;
@@ -102,9 +97,10 @@ export function listingSource(home: Home, count: number): RecordSource {
       const got = readRecordBytes(file);
       if (got === null) return null;
       const rec = parseRecord(file, name, got.text);
-      // only a valid one-line record, settled for long enough (see above)
+      // only a valid one-line record of a usual size, settled for long enough (see above)
       const { st, text } = got;
-      if (st.ctimeMs <= openedAt - CHANGE_MARGIN_MS && text.indexOf('\n') === text.length - 1) {
+      const settled = st.ctimeMs <= openedAt - CHANGE_MARGIN_MS && st.size <= MAX_CACHED_RECORD_BYTES;
+      if (settled && text.indexOf('\n') === text.length - 1) {
         fresh.names.push(name);
         fresh.keys.push(st.ino, st.size, st.mtimeMs, st.ctimeMs);
         fresh.texts.push(text);
@@ -121,15 +117,27 @@ export function listingSource(home: Home, count: number): RecordSource {
         keys: Float64Array.from([...hits.flatMap((i) => [...keys.subarray(i * 4, i * 4 + 4)]), ...fresh.keys]),
         texts: [...hits.map((i) => texts[i]), ...fresh.texts],
       };
+      const bytes = encodeCache(cache);
+      if (bytes.length > MAX_CACHE_BYTES) return; // readCache would refuse it: no cache
       removeKilledWritersTemps(home);
       try {
-        writeFileAtomic(path, encodeCache(cache));
+        writeFileAtomic(path, bytes);
       } catch {
         return; // a cache that cannot be written (full disk, read-only home) is no cache
       }
       loaded = { path, cache };
     },
   };
+}
+
+/**
+ * After bgmon-rm: the cache (and a killed writer's temp file) may hold the text of what it removed
+ * (a command line with a secret in it), so it goes too; the next listing of every job makes another.
+ */
+export function forgetRecordCache(home: Home): void {
+  unlinkQuietly(recordCachePath(home));
+  removeKilledWritersTemps(home);
+  loaded = null;
 }
 
 const TEMP = /^\.records\.cache\.(\d+)\.\d+\.tmp$/;
@@ -146,6 +154,33 @@ function removeKilledWritersTemps(home: Home): void {
     const pid = TEMP.exec(entry)?.[1];
     if (pid !== undefined && readStat(Number(pid)) === null) unlinkQuietly(join(home.run, entry));
   }
+}
+
+/**
+ * What lstat says of a file; undefined when it says nothing (gone, or an error such as EACCES
+ * from a folder that cannot be searched): the file is then read as without a cache, which
+ * returns null or reports it corrupt exactly as a listing without the cache does.
+ */
+function lstatQuietly(file: string): Stats | undefined {
+  try {
+    return lstatSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Entry i's key is exactly what lstat says of a regular file of one name. */
+function isTrueOf(st: Stats | undefined, keys: Float64Array, i: number): boolean {
+  const k = i * 4;
+  return (
+    st !== undefined &&
+    st.isFile() &&
+    st.nlink === 1 &&
+    keys[k] === st.ino &&
+    keys[k + 1] === st.size &&
+    keys[k + 2] === st.mtimeMs &&
+    keys[k + 3] === st.ctimeMs
+  );
 }
 
 /** A cached text as a record; null when it is not a valid one (a hand-made cache): the file is read instead. */

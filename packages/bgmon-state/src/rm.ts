@@ -12,6 +12,7 @@ import { advanceQueue, pruneQueue } from './queue';
 import { boundRuns, queuedNames, readOrNull, waitingDependents } from './queue-rules';
 import { envPath, historyFilesByName, historyPath } from './history';
 import { loadHistory } from './select';
+import { forgetRecordCache } from './record-cache';
 
 export interface RmOptions {
   /** only terminal jobs, skipping live ones instead of refusing them */
@@ -186,6 +187,8 @@ export async function removeJobs(
   const now = Date.now();
   removePastRuns(home, opts.finished ? past.filter((r) => endedLongAgo(r, opts.olderThanMs, now)) : past, true, result);
   if (opts.finished) prunePastRuns(home, names, opts, result);
+  // the records cache may hold a copy of what was removed
+  forgetRecordCache(home);
   // the run directories of removed handed-off runs (their scripts hold their environment)
   for (const queue of new Set(result.records.map((r) => r.queue).filter((q) => q != null)))
     await pruneQueue(home, queue);
