@@ -834,13 +834,23 @@ const allCases = [
 // --only NAME[,NAME]: run just those cases (their function names), e.g. --only bigOutput
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
 const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;
-process.on('SIGINT', () => {
+/** Ends what the cases started and removes their directories; once, however the bench ends. */
+let cleanedUp = false;
+function cleanUp() {
+  if (cleanedUp) return;
+  cleanedUp = true;
   for (const c of cleanups)
     try {
       c();
     } catch {}
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+}
+process.on('SIGINT', () => {
+  cleanUp();
   process.exit(130);
 });
+// also when it dies of an error (stderr closed by `| head`, say): nothing is left in /tmp
+process.on('exit', cleanUp);
 const startedAt = Date.now();
 console.error(
   `bgmon bench${quick ? ' (quick)' : ''}: medians of ${WALL_RUNS} paired runs for wall times, ${RUNS} for ` +
@@ -853,11 +863,7 @@ try {
     console.error(`- ${c.name}: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 } finally {
-  for (const c of cleanups)
-    try {
-      c();
-    } catch {}
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
+  cleanUp();
 }
 
 const fmt = (x) => (x === null || x === undefined ? '—' : String(x));

@@ -173,8 +173,7 @@ function lstatQuietly(file: string): Stats | undefined {
 function isTrueOf(st: Stats | undefined, keys: Float64Array, i: number): boolean {
   const k = i * 4;
   return (
-    st !== undefined &&
-    st.isFile() &&
+    st?.isFile() === true &&
     st.nlink === 1 &&
     keys[k] === st.ino &&
     keys[k + 1] === st.size &&
