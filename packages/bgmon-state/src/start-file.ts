@@ -1,6 +1,5 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { uptimeClock } from './end';
 import type { JobRecord } from './record';
 
 /*
@@ -35,8 +34,9 @@ export function readStart(dir: string): Start | 'none' | 'partial' | null {
     return (err as NodeJS.ErrnoException).code === 'ELOOP' ? 'none' : null;
   }
   let text: string;
+  let st: Stats;
   try {
-    const st = fstatSync(fd);
+    st = fstatSync(fd);
     if (!st.isFile() || st.nlink !== 1) return 'none';
     text = startBuf.toString('latin1', 0, readSync(fd, startBuf, 0, startBuf.length, 0));
   } catch {
@@ -51,7 +51,9 @@ export function readStart(dir: string): Start | 'none' | 'partial' | null {
     pid: Number(m[1]),
     starttime: Number(m[2]),
     bootId: m[3],
-    startedAt: uptimeClock()(Number(m[4])),
+    // the file's mtime, not its uptime: one value on every read (boot time from /proc/uptime,
+    // in 1/100 s, moves by up to 10 ms from one reader to the next)
+    startedAt: new Date(st.mtimeMs).toISOString(),
     supPid: Number(m[5]),
     supStarttime: Number(m[6]),
   };
@@ -81,7 +83,7 @@ export function withStart(recordFile: string, rec: JobRecord): JobRecord {
     ...rec,
     status: 'RUNNING',
     pid: s.pid,
-    // never before it was queued (the uptime clock is coarser than the record's time)
+    // never before it was queued (a file's times come from the kernel's coarse clock, a few ms behind)
     started_at: [s.startedAt, rec.created_at].sort()[1],
     boot_id: s.bootId,
     starttime: s.starttime,
