@@ -21,9 +21,12 @@ export function homeFromEnv(env: NodeJS.ProcessEnv = process.env): Home {
   const given = env.BGMON_HOME || join(homedir(), '.bgmon');
   const { root, exists } = resolveHome(given);
   const home = homeAt(root);
-  if (exists) checkHome(home, given);
+  if (exists && checkHome(home, given)) wholeHomes.add(home);
   return home;
 }
+
+/** Homes homeFromEnv resolved and checked with jobs/, logs/ and run/ all in place. */
+const wholeHomes = new WeakSet<Home>();
 
 const homeAt = (root: string): Home => ({
   root,
@@ -120,19 +123,22 @@ function checkOwnDir(given: string, path: string, st: Stats): void {
 /**
  * The resolved home (and its jobs/, logs/, run/ where they exist) must be real directories of
  * yours that others cannot write: logs hold secrets, and a directory another user controls
- * could point our writes into their files.
+ * could point our writes into their files. True when all three are there.
  */
-export function checkHome(home: Home, given = home.root): void {
+export function checkHome(home: Home, given = home.root): boolean {
   checkOwnDir(given, home.root, lstatSync(home.root));
+  let whole = true;
   for (const dir of [home.jobs, home.logs, home.run]) {
     let st: Stats;
     try {
       st = lstatSync(dir);
     } catch {
+      whole = false;
       continue;
     }
     checkOwnDir(given, dir, st);
   }
+  return whole;
 }
 
 function mkdirOwn(path: string): void {
@@ -150,6 +156,9 @@ function mkdirOwn(path: string): void {
  * planted a link meanwhile, e.g. in a sticky /tmp).
  */
 export function ensureHome(home: Home): Home {
+  // found whole and checked by homeFromEnv (its path then safe from others): nothing to make, nor
+  // to check again (~0.4 ms of every bgmon-start)
+  if (wholeHomes.has(home)) return home;
   const missing: string[] = [];
   for (let p = home.root; !existsNoFollow(p); p = resolve(p, '..')) missing.unshift(p);
   missing.forEach(mkdirOwn);
