@@ -7,11 +7,19 @@ import { appendFileSync, lstatSync, mkdirSync, readFileSync, symlinkSync, unlink
 import { join } from 'node:path';
 import { lines, untilOnDisk, withHome, type TestHome } from '../helpers';
 
-/** What status must say of a log: lstat'ed now, nulls unless it is a regular file. */
-function expectedActivity(log: string): { log_bytes: number | null; last_output_at: string | null } {
+/**
+ * What status must say of a log: lstat'ed now, nulls unless it is a regular file; its mtime, or
+ * the run's start when that is later (the kernel's file clock runs a few ms behind).
+ */
+function expectedActivity(
+  log: string,
+  startedAt?: string,
+): { log_bytes: number | null; last_output_at: string | null } {
   const st = lstatSync(log, { throwIfNoEntry: false });
   if (!st?.isFile()) return { log_bytes: null, last_output_at: null };
-  return { log_bytes: st.size, last_output_at: st.size === 0 ? null : new Date(st.mtimeMs).toISOString() };
+  const mtime = new Date(st.mtimeMs).toISOString();
+  const at = startedAt !== undefined && startedAt > mtime ? startedAt : mtime;
+  return { log_bytes: st.size, last_output_at: st.size === 0 ? null : at };
 }
 
 /** A finished record of bgmon's own, copied under new names the way bgmon writes records (one line). */
@@ -39,7 +47,8 @@ async function assertExactLines(h: TestHome, names: string[], round: string): Pr
   );
   for (const [i, name] of ['tmpl', ...names].entries()) {
     const text = readFileSync(join(h.root, 'jobs', `${name}.json`), 'utf8');
-    const act = expectedActivity(JSON.parse(text).log);
+    const rec = JSON.parse(text);
+    const act = expectedActivity(rec.log, rec.started_at);
     const fields = `"log_bytes":${act.log_bytes},"last_output_at":${JSON.stringify(act.last_output_at)}`;
     const want = `${text.slice(0, -2)},${fields}}`;
     assert.is(printed[i], want, `${round}: ${name}`);
@@ -119,7 +128,7 @@ test(
     const second = await untilOnDisk(h, 'a', (x) => x.status === 'SUCCEEDED' && x.id !== first.id);
     const kept = join(h.root, 'logs', `a@${first.id}.log`);
     assert.is(readFileSync(kept, 'utf8'), 'first run\n');
-    const exact = (rec: any, log: string) => ({ name: rec.name, id: rec.id, ...expectedActivity(log) });
+    const exact = (rec: any, log: string) => ({ name: rec.name, id: rec.id, ...expectedActivity(log, rec.started_at) });
     const shown = (x: any) => ({ name: x.name, id: x.id, log_bytes: x.log_bytes, last_output_at: x.last_output_at });
     const history = await h.run('bgmon-status', ['--history', 'a', '--json']);
     assert.is(history.code, 0, history.stderr);

@@ -98,7 +98,7 @@ export function withActivities<T extends JobRecord>(records: T[], logsDir: strin
 function addActivity<T extends JobRecord>(rec: T, act: Activity): T & Activity {
   const raw = rawLine(rec);
   const appendable = raw?.endsWith('}\n') && !FIELDS.some((f) => Object.hasOwn(rec, f));
-  const printed = Object.assign(rec, act);
+  const printed = Object.assign(rec, notBeforeStart(act, rec.started_at));
   if (appendable) appendedToRawLine.add(printed);
   else {
     appendedToRawLine.delete(printed);
@@ -106,6 +106,18 @@ function addActivity<T extends JobRecord>(rec: T, act: Activity): T & Activity {
     forgetRawLine(printed);
   }
   return printed;
+}
+
+/**
+ * A run's log is a new file written only once the run has started, but its mtime comes from the
+ * kernel's coarse clock, a few ms behind the clock started_at was read from: a first line printed
+ * at once could read as written before the start. It is then the start (as ended_at is).
+ */
+function notBeforeStart(act: Activity, startedAt: string | null): Activity {
+  const at = act.last_output_at;
+  // compared as ISO strings first: Date.parse (for a hand-written started_at) only when it matters
+  if (at === null || startedAt === null || at >= startedAt || !Number.isFinite(Date.parse(startedAt))) return act;
+  return { ...act, last_output_at: new Date(Date.parse(startedAt)).toISOString() };
 }
 
 /** When the job last showed a sign of life: its last output, else its start (ms since the epoch). */
