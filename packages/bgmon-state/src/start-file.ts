@@ -52,8 +52,9 @@ export function readStart(dir: string): Start | 'none' | 'partial' | null {
     starttime: Number(m[2]),
     bootId: m[3],
     // the file's mtime, not its uptime: one value on every read (boot time from /proc/uptime,
-    // in 1/100 s, moves by up to 10 ms from one reader to the next)
-    startedAt: new Date(st.mtimeMs).toISOString(),
+    // in 1/100 s, moves by up to 10 ms from one reader to the next). Never in the future: a time
+    // set by hand (a tmpfs takes any, even one no Date can hold) is at most now, as its uptime was
+    startedAt: new Date(Math.max(0, Math.min(st.mtimeMs, Date.now()))).toISOString(),
     supPid: Number(m[5]),
     supStarttime: Number(m[6]),
   };
