@@ -120,4 +120,27 @@ test(
   }),
 );
 
+test(
+  'an end file or log whose mtime no Date can hold is read, not a crash of every reader',
+  withHome(async (h) => {
+    if (tmpfsUnavailable()) return;
+    await withSmallDisk(h, '4m', async (_mnt, env) => {
+      const r = await h.run('bgmon-start', ['--name', 'x', '--', 'sh', '-c', 'echo hi; exec sleep 30'], { env });
+      assert.is(r.code, 0, r.stderr);
+      const rec = JSON.parse(r.stdout);
+      const log = join(env.BGMON_HOME, 'logs', 'x.log');
+      await eventually(() => readFileSync(log, 'utf8') === 'hi\n', 15_000, 'its output');
+      for (const secs of [1e14, -1e14]) {
+        utimesSync(join(env.BGMON_HOME, 'jobs', `.x@${rec.id}.end`), secs, secs);
+        utimesSync(log, secs, secs);
+        const s = await h.run('bgmon-status', ['x', '--json'], { env });
+        assert.is(s.code, 0, `mtime ${secs}: ${s.stderr}`);
+        const now = JSON.parse(s.stdout);
+        assert.is(now.status, 'RUNNING');
+        if (now.last_output_at != null) assert.ok(Date.parse(now.last_output_at) <= Date.now(), now.last_output_at);
+      }
+    });
+  }),
+);
+
 test.run();
