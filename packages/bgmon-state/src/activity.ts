@@ -1,4 +1,5 @@
 import { lstatSync, readdirSync } from 'node:fs';
+import { fileTimeIso } from './fsutil';
 import { forgetRawLine, rawLine, type JobRecord } from './record';
 
 /*
@@ -24,7 +25,7 @@ export function logActivity(rec: Pick<JobRecord, 'log'>): Activity {
   const st = lstatSync(rec.log, { throwIfNoEntry: false, bigint: false });
   if (!st?.isFile()) return NO_LOG;
   // an empty log's mtime is when it was created, not output
-  return { log_bytes: st.size, last_output_at: st.size === 0 ? null : new Date(st.mtimeMs).toISOString() };
+  return { log_bytes: st.size, last_output_at: st.size === 0 ? null : fileTimeIso(st) };
 }
 
 /** logs/ is listed once this many logs, and most of those looked at, have turned out missing. */

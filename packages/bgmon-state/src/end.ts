@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { openOwnFile, unlinkQuietly } from './fsutil';
+import { fileTimeIso, openOwnFile, unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
 import { signalName } from './proc';
 import type { JobRecord } from './record';
@@ -147,7 +147,7 @@ export function readEndFile(home: Home, name: string, id: string): EndFile | nul
     const st = fstatSync(fd);
     const buf = Buffer.alloc(Math.min(Math.max(st.size, RESERVED), MAX_END_BYTES));
     const text = buf.toString('latin1', 0, readSync(fd, buf, 0, buf.length, 0));
-    const endedAt = new Date(st.mtimeMs).toISOString();
+    const endedAt = fileTimeIso(st);
     const m = END_LINE.exec(text);
     if (m) return { attempts: [], pid: null, lastPid: null, end: { status: Number(m[1]), endedAt } };
     return parseAttempts(text.slice(0, text.lastIndexOf('\n') + 1), endedAt);

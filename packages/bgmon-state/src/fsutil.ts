@@ -22,6 +22,13 @@ import { StateError } from './errors';
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
+/**
+ * A file's mtime as an ISO time, at most now: what we write there is never later, and a time set
+ * by hand or restored (a tmpfs takes any, even one no Date can hold) must not throw or lie ahead.
+ */
+export const fileTimeIso = (st: { mtimeMs: number }): string =>
+  new Date(Math.max(0, Math.min(st.mtimeMs, Date.now()))).toISOString();
+
 export function unlinkQuietly(path: string): void {
   try {
     unlinkSync(path);

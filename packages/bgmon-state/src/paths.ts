@@ -21,12 +21,9 @@ export function homeFromEnv(env: NodeJS.ProcessEnv = process.env): Home {
   const given = env.BGMON_HOME || join(homedir(), '.bgmon');
   const { root, exists } = resolveHome(given);
   const home = homeAt(root);
-  if (exists && checkHome(home, given)) wholeHomes.add(home);
+  if (exists) checkHome(home, given);
   return home;
 }
-
-/** Homes homeFromEnv resolved and checked with jobs/, logs/ and run/ all in place. */
-const wholeHomes = new WeakSet<Home>();
 
 const homeAt = (root: string): Home => ({
   root,
@@ -153,18 +150,18 @@ function mkdirOwn(path: string): void {
 /**
  * Creates the home 0700 with its folders. Missing parents are created one at a time, then the
  * whole path is resolved again: it must still be exactly the real path we checked (nobody
- * planted a link meanwhile, e.g. in a sticky /tmp).
+ * planted a link meanwhile, e.g. in a sticky /tmp). Always resolved and checked again, also for
+ * a home homeFromEnv found whole: much may happen in between (`bgmon-start -` reads stdin to its
+ * end), and a home removed meanwhile (by its owner, a tmp cleaner) leaves its path to anyone.
  */
 export function ensureHome(home: Home): Home {
-  // found whole and checked by homeFromEnv (its path then safe from others): nothing to make, nor
-  // to check again (~0.4 ms of every bgmon-start)
-  if (wholeHomes.has(home)) return home;
   const missing: string[] = [];
   for (let p = home.root; !existsNoFollow(p); p = resolve(p, '..')) missing.unshift(p);
   missing.forEach(mkdirOwn);
   const again = resolveHome(home.root);
   if (!again.exists || again.root !== home.root) throw refuse(home.root, 'it changed while it was being created');
-  checkHome(home);
+  // all three in place and checked: nothing to make (three mkdirs failing with EEXIST cost ~0.4 ms)
+  if (checkHome(home)) return home;
   for (const dir of [home.jobs, home.logs, home.run]) mkdirOwn(dir);
   checkHome(home);
   return home;

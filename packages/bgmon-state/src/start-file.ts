@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileTimeIso } from './fsutil';
 import type { JobRecord } from './record';
 
 /*
@@ -52,8 +53,8 @@ export function readStart(dir: string): Start | 'none' | 'partial' | null {
     starttime: Number(m[2]),
     bootId: m[3],
     // the file's mtime, not its uptime: one value on every read (boot time from /proc/uptime,
-    // in 1/100 s, moves by up to 10 ms from one reader to the next)
-    startedAt: new Date(st.mtimeMs).toISOString(),
+    // in 1/100 s, moves by up to 10 ms from one reader to the next); at most now, as its uptime was
+    startedAt: fileTimeIso(st),
     supPid: Number(m[5]),
     supStarttime: Number(m[6]),
   };
