@@ -2,16 +2,7 @@
 // started_at taken from its start file's mtime.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  chmodSync,
-  chownSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   binPath,
@@ -87,10 +78,14 @@ async function handedOff(h: TestHome, env: { BGMON_HOME: string }) {
   assert.is(second.code, 0, second.stderr);
   const queued = JSON.parse(second.stdout);
   writeFileSync(gate, '');
-  await eventually(async () => {
-    const r = await h.run('bgmon-status', ['second', '--json'], { env });
-    return r.code === 0 && JSON.parse(r.stdout).sup_pid === JSON.parse(first.stdout).sup_pid;
-  }, 15_000, 'second handed off');
+  await eventually(
+    async () => {
+      const r = await h.run('bgmon-status', ['second', '--json'], { env });
+      return r.code === 0 && JSON.parse(r.stdout).sup_pid === JSON.parse(first.stdout).sup_pid;
+    },
+    15_000,
+    'second handed off',
+  );
   return { queued, start: join(env.BGMON_HOME, 'run', 'queues', 'p.runs', String(queued.queue_seq), 'start') };
 }
 
