@@ -78,6 +78,7 @@ export function listingSource(home: Home, count: number): RecordSource {
   if (loaded?.path !== path) loaded = { path, cache: readCache(path) };
   const { names: entryNames, index, keys, texts } = loaded.cache;
   const hits: number[] = []; // entries still true of their files
+  const forgottenBefore = forgetMark(home);
   const fresh: { names: string[]; keys: number[]; texts: string[] } = { names: [], keys: [], texts: [] };
   let listedInCache = 0;
   return {
@@ -125,6 +126,13 @@ export function listingSource(home: Home, count: number): RecordSource {
       } catch {
         return; // a cache that cannot be written (full disk, read-only home) is no cache
       }
+      // a bgmon-rm since this listing began may have removed records it read: their copies go
+      // too (rm marks before it removes the cache, so one of the two always removes it)
+      if (forgetMark(home) !== forgottenBefore) {
+        unlinkQuietly(path);
+        loaded = null;
+        return;
+      }
       loaded = { path, cache };
     },
   };
@@ -135,12 +143,27 @@ export function listingSource(home: Home, count: number): RecordSource {
  * (a command line with a secret in it), so it goes too; the next listing of every job makes another.
  */
 export function forgetRecordCache(home: Home): void {
+  try {
+    writeFileAtomic(forgetMarkPath(home), '');
+  } catch {} // a full disk: the cache still goes below; only a listing running now may keep a copy
   unlinkQuietly(recordCachePath(home));
   removeKilledWritersTemps(home);
   loaded = null;
 }
 
-const TEMP = /^\.records\.cache\.(\d+)\.\d+\.tmp$/;
+const forgetMarkPath = (home: Home) => join(home.run, 'records.forgotten');
+
+/** What lstat says of the mark each bgmon-rm replaces (a new inode each time); '' when there is none. */
+function forgetMark(home: Home): string {
+  try {
+    const st = lstatSync(forgetMarkPath(home), { throwIfNoEntry: false });
+    return st ? `${st.ino} ${st.mtimeMs} ${st.ctimeMs}` : '';
+  } catch {
+    return '?'; // run/ cannot be searched: no cache can be written there either
+  }
+}
+
+const TEMP = /^\.records\.(?:cache|forgotten)\.(\d+)\.\d+\.tmp$/;
 
 /** A listing killed while it wrote the cache left its temp file (megabytes): gone once its pid is. */
 function removeKilledWritersTemps(home: Home): void {
