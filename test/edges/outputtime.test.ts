@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { notBefore } from '../../packages/bgmon-state/src/fsutil';
 import { forgeRecord, lines, untilOnDisk, withHome } from '../helpers';
 
 test(
@@ -47,5 +48,16 @@ test(
     }
   }),
 );
+
+test('a file time is raised to a later floor only when the floor is a time, compared as times', () => {
+  const t = '2026-01-02T03:04:05.100Z';
+  assert.is(notBefore(t, '2026-01-02T03:04:05.150Z'), '2026-01-02T03:04:05.150Z');
+  assert.is(notBefore(t, '2026-01-02T03:04:05.050Z'), t);
+  assert.is(notBefore(t, null), t);
+  // not toISOString's form: 05Z is before 05.100Z, though it sorts after it as text
+  assert.is(notBefore(t, '2026-01-02T03:04:05Z'), t);
+  assert.is(notBefore(t, '2026-01-02T03:04:06Z'), '2026-01-02T03:04:06.000Z');
+  for (const odd of ['not a time', 'zzzz-01-02T03:04:05.100Z', '']) assert.is(notBefore(t, odd), t, odd);
+});
 
 test.run();

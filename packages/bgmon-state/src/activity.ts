@@ -1,5 +1,5 @@
 import { lstatSync, readdirSync } from 'node:fs';
-import { fileTimeIso } from './fsutil';
+import { fileTimeIso, notBefore } from './fsutil';
 import { forgetRawLine, rawLine, type JobRecord } from './record';
 
 /*
@@ -99,7 +99,7 @@ export function withActivities<T extends JobRecord>(records: T[], logsDir: strin
 function addActivity<T extends JobRecord>(rec: T, act: Activity): T & Activity {
   const raw = rawLine(rec);
   const appendable = raw?.endsWith('}\n') && !FIELDS.some((f) => Object.hasOwn(rec, f));
-  const printed = Object.assign(rec, notBeforeStart(act, rec.started_at));
+  const printed = Object.assign(rec, outputNotBeforeStart(act, rec.started_at));
   if (appendable) appendedToRawLine.add(printed);
   else {
     appendedToRawLine.delete(printed);
@@ -109,16 +109,10 @@ function addActivity<T extends JobRecord>(rec: T, act: Activity): T & Activity {
   return printed;
 }
 
-/**
- * A run's log is a new file written only once the run has started, but its mtime comes from the
- * kernel's coarse clock, a few ms behind the clock started_at was read from: a first line printed
- * at once could read as written before the start. It is then the start (as ended_at is).
- */
-function notBeforeStart(act: Activity, startedAt: string | null): Activity {
-  const at = act.last_output_at;
-  // compared as ISO strings first: Date.parse (for a hand-written started_at) only when it matters
-  if (at === null || startedAt === null || at >= startedAt || !Number.isFinite(Date.parse(startedAt))) return act;
-  return { ...act, last_output_at: new Date(Date.parse(startedAt)).toISOString() };
+/** A run's log is a new file, written only once the run has started: its output is never before the start. */
+function outputNotBeforeStart(act: Activity, startedAt: string | null): Activity {
+  const at = act.last_output_at === null ? null : notBefore(act.last_output_at, startedAt);
+  return at === act.last_output_at ? act : { ...act, last_output_at: at };
 }
 
 /** When the job last showed a sign of life: its last output, else its start (ms since the epoch). */

@@ -10,7 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { fileTimeIso, openOwnFile, unlinkQuietly } from './fsutil';
+import { fileTimeIso, notBefore, openOwnFile, unlinkQuietly } from './fsutil';
 import type { Home } from './paths';
 import { signalName } from './proc';
 import type { JobRecord } from './record';
@@ -204,8 +204,7 @@ export function endedRecord(rec: JobRecord, end: RunEnd, stopped: boolean): JobR
   const bySignal = end.status > 128 && end.status <= 192;
   const ended = {
     ...rec,
-    // file times come from the kernel's coarse clock (a few ms behind): never before the start
-    ended_at: rec.started_at !== null && end.endedAt < rec.started_at ? rec.started_at : end.endedAt,
+    ended_at: notBefore(end.endedAt, rec.started_at),
     exit_code: bySignal ? null : end.status,
     signal: bySignal ? signalName(end.status - 128) : null,
   };

@@ -29,6 +29,22 @@ const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constant
 export const fileTimeIso = (st: { mtimeMs: number }): string =>
   new Date(Math.max(0, Math.min(st.mtimeMs, Date.now()))).toISOString();
 
+// toISOString's own form, in which lexical order is time order
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/**
+ * A time (as toISOString writes it) raised to `floor` when floor is a later time: the kernel
+ * stamps files from a coarse clock a few ms behind the one records' times are read from, so a
+ * file's time can read as before what it follows (an end before its start, a start before the
+ * queueing, output before the start). A floor that is no time is passed over.
+ */
+export function notBefore(time: string, floor: string | null | undefined): string {
+  if (floor == null) return time;
+  if (ISO_TIME.test(floor)) return floor > time ? floor : time;
+  const ms = Date.parse(floor);
+  return Number.isFinite(ms) && ms > Date.parse(time) ? new Date(ms).toISOString() : time;
+}
+
 export function unlinkQuietly(path: string): void {
   try {
     unlinkSync(path);

@@ -23,7 +23,7 @@ import { parseRecord, readRecord, readRecordBytes, type JobRecord } from './reco
  */
 
 /** A listing of fewer jobs reads their files: the cache itself would cost more to read. */
-export const CACHE_MIN_NAMES = 64;
+const CACHE_MIN_NAMES = 64;
 /** The cache is written again once this many files were read that it could have held, or left it. */
 const REWRITE_AFTER = 64;
 const CHANGE_MARGIN_MS = 1000;
@@ -44,7 +44,7 @@ const MAX_CACHED_RECORD_BYTES = 64 * 1024;
 const MAGIC = 'bgmon-rcache-v1\n';
 const KEYS_AT = 24;
 
-export const recordCachePath = (home: Home) => join(home.run, 'records.cache');
+const recordCachePath = (home: Home) => join(home.run, 'records.cache');
 
 /** Reads records by name, through the cache when there is one worth reading (see above). */
 export interface RecordSource {

@@ -1,6 +1,6 @@
 import { withStart } from './start-file';
 import { StateError } from './errors';
-import { closeSync, fstatSync, readdirSync, readSync, type Stats } from 'node:fs';
+import { closeSync, readdirSync, readSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { openOwnFileStat, writeFileAtomic } from './fsutil';
 import { isValidName } from './names';
@@ -110,7 +110,7 @@ function readCapped(file: string): RecordBytes {
   try {
     const first = readSync(fd, FIRST_READ, 0, FIRST_READ.length, 0);
     if (first < FIRST_READ.length) return { text: FIRST_READ.toString('utf8', 0, first), st };
-    const size = fstatSync(fd).size;
+    const { size } = st;
     if (size > MAX_RECORD_BYTES) throw new CorruptRecordError(file, `${size} bytes`);
     const buf = Buffer.allocUnsafe(size);
     FIRST_READ.copy(buf, 0, 0, first);

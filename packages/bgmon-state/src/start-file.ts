@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileTimeIso } from './fsutil';
+import { fileTimeIso, notBefore } from './fsutil';
 import type { JobRecord } from './record';
 
 /*
@@ -84,8 +84,7 @@ export function withStart(recordFile: string, rec: JobRecord): JobRecord {
     ...rec,
     status: 'RUNNING',
     pid: s.pid,
-    // never before it was queued (a file's times come from the kernel's coarse clock, a few ms behind)
-    started_at: [s.startedAt, rec.created_at].sort()[1],
+    started_at: notBefore(s.startedAt, rec.created_at),
     boot_id: s.bootId,
     starttime: s.starttime,
     sup_pid: s.supPid,
